@@ -1,0 +1,14 @@
+# Per-target compile options: warnings, -Werror and sanitizers. Never global flags.
+function(zrelay_target_options target)
+  target_compile_features(${target} PUBLIC cxx_std_17)
+  set_target_properties(${target} PROPERTIES CXX_EXTENSIONS OFF)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wconversion
+                                           -Wno-sign-conversion)
+  if(ZRELAY_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(ZRELAY_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=${ZRELAY_SANITIZE} -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=${ZRELAY_SANITIZE})
+  endif()
+endfunction()

@@ -1,0 +1,45 @@
+#pragma once
+// The command-line layer shared by zrelay, zpub and zsub: parsing from an argv list (no I/O,
+// testable in-process), usage errors, and the exit statuses documented in README.md.
+
+#include <stdexcept>
+#include <string>
+
+#include "zrelay/options.hpp"
+
+namespace zrelay::cli {
+
+/// Exit statuses of all tools (README "Exit status").
+enum exit_code : int {
+  exit_ok = 0,
+  exit_error = 1,          ///< runtime error: cannot bind, cannot connect, I/O
+  exit_usage = 2,          ///< bad command line
+  exit_refused = 3,        ///< zpub: the relay refused at least one message (NACK)
+  exit_unacked = 4,        ///< zpub: at least one message was never acknowledged
+  exit_idle = 5,           ///< zsub: -W elapsed with no message
+};
+
+/// A bad command line; what() is one sentence without the tool name.
+class usage_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// A parsed command line: the options, or text to print and exit 0 with (--help, --version).
+template <class Options>
+struct parsed {
+  Options options;
+  std::string print;
+};
+
+/// Parses zrelay's arguments; throws usage_error.
+parsed<relay_options> parse_relay(int argc, const char* const* argv);
+/// Parses zpub's arguments; `stdin_is_terminal` decides whether it may prompt. Throws usage_error.
+parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_terminal);
+/// Parses zsub's arguments; throws usage_error.
+parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_terminal);
+
+/// "1", "64k", "1M", "2G" (powers of 1024) as bytes; throws usage_error naming `what`.
+std::size_t parse_size(const std::string& text, const std::string& what);
+
+}  // namespace zrelay::cli

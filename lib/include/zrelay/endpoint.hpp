@@ -1,0 +1,49 @@
+#pragma once
+// Endpoints: parse and validate ZeroMQ endpoint strings before any socket sees them.
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace zrelay {
+
+/// Thrown for an endpoint string that cannot be used; what() is a sentence for a person.
+class endpoint_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// The transports zrelay accepts.
+enum class transport { tcp, ipc, inproc };
+
+/// A validated endpoint, split into parts.
+struct endpoint {
+  transport kind = transport::tcp;
+  std::string host;     ///< tcp only: host name, IPv4, IPv6 (without brackets) or "*"
+  std::string port;     ///< tcp only: decimal port or "*" (ephemeral, bind only)
+  std::string address;  ///< ipc path or inproc name
+  std::string text;     ///< the endpoint as ZeroMQ wants it
+
+  /// True for a tcp endpoint whose port is "*".
+  bool ephemeral() const { return kind == transport::tcp && port == "*"; }
+};
+
+/// What the endpoint will be used for: binding allows "*" hosts and ports.
+enum class endpoint_use { bind, connect };
+
+/// Parses and validates; throws endpoint_error("malformed endpoint 'x': why").
+endpoint parse_endpoint(std::string_view text, endpoint_use use);
+
+/// tcp://HOST:PORT with IPv6 hosts bracketed; validates HOST.
+std::string tcp_endpoint(std::string_view host, unsigned port);
+
+/// Resolves a tcp host name so a typo fails now, not in a silent reconnect loop; throws
+/// endpoint_error("cannot resolve 'host': reason"). Other transports pass unchecked.
+void check_resolvable(const endpoint& ep);
+
+/// Default ports of the relay's three sockets.
+inline constexpr unsigned default_pub_port = 5559;
+inline constexpr unsigned default_sub_port = 5560;
+inline constexpr unsigned default_ack_port = 5561;
+
+}  // namespace zrelay

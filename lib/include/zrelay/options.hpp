@@ -1,0 +1,55 @@
+#pragma once
+// What each tool was asked to do, once its command line is parsed (see cli.hpp).
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "zrelay/publisher.hpp"
+#include "zrelay/relay.hpp"
+#include "zrelay/subscriber.hpp"
+
+namespace zrelay {
+
+/// zrelay's options.
+struct relay_options {
+  relay_config relay;
+  std::chrono::milliseconds stats_interval{0};  ///< 0: only the final line
+  bool verbose = false;
+};
+
+/// Where zpub's messages come from.
+enum class pub_source { stdin_stream, message, file, prompt };
+
+/// zpub's options.
+struct pub_options {
+  publisher_config publisher;
+  std::optional<std::string> topic;
+  pub_source source = pub_source::stdin_stream;
+  std::string message;        ///< -m
+  std::string file;           ///< -f
+  bool whole = false;         ///< the whole input is one message (-s, and -m/-f without -l)
+  std::string delimiter = "\n";
+  bool skip_empty = false;
+  std::optional<std::string> topic_sep;
+  bool stats = false;
+  bool quiet = false;
+};
+
+/// How zsub writes a message.
+enum class sub_format { payload, topic_payload, json };
+
+/// zsub's options.
+struct sub_options {
+  subscriber_config subscriber;
+  bool prompt_topic = false;  ///< no -t and a terminal: ask
+  sub_format format = sub_format::payload;
+  char terminator = '\n';     ///< -0 makes it NUL
+  std::uint64_t count = 0;    ///< -C: stop after this many (0 = never)
+  std::chrono::milliseconds idle{0};  ///< -W: give up after this long without a message (0 = never)
+  bool stats = false;
+};
+
+}  // namespace zrelay

@@ -1,0 +1,138 @@
+#pragma once
+// The publisher: coalesces consecutive messages of one topic into batches and sends them either
+// acked (DEALER -> relay ROUTER, windowed, resent on timeout) or fire-and-forget (-> relay XSUB).
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include <zmq.hpp>
+
+#include "zrelay/wire.hpp"
+
+namespace zrelay {
+
+/// Thrown when the relay stopped answering: a batch went unacknowledged after every retry.
+class delivery_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Thrown when the stop descriptor became readable while the publisher was waiting.
+class interrupted : public std::runtime_error {
+public:
+  interrupted() : std::runtime_error("interrupted") {}
+};
+
+/// How to build a publisher.
+struct publisher_config {
+  std::string ack_endpoint = "tcp://127.0.0.1:5561";  ///< used when acked
+  std::string pub_endpoint = "tcp://127.0.0.1:5559";  ///< used when fire-and-forget
+  bool acked = true;
+  bool plain = false;  ///< fire-and-forget only: send [topic][payload], no header, no batching
+  std::size_t max_inflight = 10000;                  ///< messages sent and not yet acknowledged
+  std::size_t max_inflight_bytes = 64u << 20;        ///< the same bound in bytes
+  std::chrono::milliseconds ack_timeout{3000};       ///< resend when the oldest batch waits this long
+  int retries = 3;                                   ///< resends of one batch before giving up
+  std::size_t max_batch_bytes = 64u << 10;           ///< a batch body is sent once it reaches this
+  std::chrono::milliseconds connect_timeout{3000};   ///< 0: do not wait for the connection
+  std::chrono::milliseconds subscription_wait{200};  ///< fire-and-forget: wait for subscriptions
+  int hwm = 1000;
+  int stop_fd = -1;  ///< readable => waiting stops with `interrupted`
+};
+
+/// What happened to the messages published so far.
+struct publisher_stats {
+  std::uint64_t published = 0;  ///< handed to publish()
+  std::uint64_t sent = 0;       ///< sent at least once
+  std::uint64_t acked = 0;      ///< accepted by the relay
+  std::uint64_t nacked = 0;     ///< refused by the relay
+  std::uint64_t retried = 0;    ///< messages sent again after a timeout or a resend request
+  std::uint64_t bytes = 0;      ///< payload bytes published
+  std::map<wire::reason, std::uint64_t> nacked_by_reason;
+  std::string first_refusal;    ///< the relay's text for the first NACK
+};
+
+/// Publishes to a relay. Not thread-safe: one thread uses it.
+class publisher {
+public:
+  publisher(zmq::context_t& ctx, publisher_config cfg);
+  publisher(const publisher&) = delete;
+  publisher& operator=(const publisher&) = delete;
+
+  /// Connects and waits for the relay (connect_timeout); throws connect_error.
+  void connect();
+  /// Adds a message to the current batch; sends batches as they fill, waiting while the window
+  /// is full. Throws delivery_error, interrupted.
+  void publish(std::string_view topic, std::string_view payload);
+  /// Sends the batch being built now (call when input pauses so nothing waits in a batch).
+  void flush();
+  /// Flushes, then waits up to max_wait for every acknowledgment. True when nothing is
+  /// outstanding. Throws delivery_error, interrupted.
+  bool drain(std::chrono::milliseconds max_wait);
+  /// Non-blocking: reads replies, resends what timed out, sends what waits. Throws delivery_error.
+  void service();
+  /// The socket, for a caller that polls it together with its own input.
+  zmq::pollitem_t poll_item();
+  /// How long the caller may sleep before service() has work to do.
+  std::chrono::milliseconds next_timeout() const;
+  /// Messages sent and not yet acknowledged (plus the batch being built).
+  std::size_t outstanding() const;
+  /// Counters so far.
+  const publisher_stats& stats() const { return stats_; }
+  /// This publisher's id (random, stable for the life of the object).
+  std::uint64_t id() const { return id_; }
+  /// The endpoint it talks to.
+  const std::string& endpoint() const;
+
+private:
+  struct batch {
+    std::uint64_t seq = 0;
+    std::uint64_t topic_seq = 0;
+    std::uint32_t count = 0;
+    std::uint32_t nacked = 0;
+    int attempts = 0;  // timeouts seen while oldest
+    int transmissions = 0;
+    std::string topic;
+    std::string body;
+    std::chrono::steady_clock::time_point sent_at;
+  };
+
+  bool transmit(batch& b);
+  void transmit_pending();
+  void handle_reply(const zmq::message_t& m);
+  void acknowledge_through(std::uint64_t seq);
+  void wait_for_progress(std::chrono::milliseconds limit);
+  void send_fire_and_forget(const std::string& topic, std::string& body, std::uint32_t count,
+                            std::uint64_t seq, std::uint64_t topic_seq);
+  void wait_for_subscriptions();
+
+  publisher_config cfg_;
+  zmq::context_t& ctx_;
+  zmq::socket_t sock_;
+  std::uint64_t id_;
+  std::uint64_t next_seq_ = 1;
+  std::uint64_t acked_through_ = 0;
+  std::uint64_t rewound_to_ = 0;
+  bool failed_ = false;
+  std::string failure_;
+
+  std::string cur_topic_;
+  std::string cur_body_;
+  std::uint32_t cur_count_ = 0;
+  std::unordered_map<std::string, std::uint64_t> topic_seq_;
+
+  std::deque<batch> inflight_;
+  std::size_t next_send_ = 0;  // index of the first batch not (re)transmitted yet
+  std::size_t inflight_msgs_ = 0;
+  std::size_t inflight_bytes_ = 0;
+  publisher_stats stats_;
+};
+
+}  // namespace zrelay

@@ -1,0 +1,85 @@
+#pragma once
+// The relay: XSUB in, XPUB out, ROUTER for acked publishers. Runs in the calling thread.
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include <zmq.hpp>
+
+#include "zrelay/stats.hpp"
+
+namespace zrelay {
+
+/// Thrown when a socket cannot bind; what() reads "cannot bind 'tcp://…': Address already in use".
+class bind_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// What the relay does when a subscriber's queue is full.
+enum class full_policy {
+  drop,   ///< deliver to everyone else, count the message as dropped (subscribers see a gap)
+  block,  ///< stop reading publishers until the subscriber catches up (acked publishers wait)
+};
+
+/// Parses "drop" or "block"; throws std::invalid_argument otherwise.
+full_policy parse_full_policy(std::string_view text);
+
+/// How to build a relay. The defaults bind loopback only.
+struct relay_config {
+  std::string pub_bind = "tcp://127.0.0.1:5559";  ///< XSUB: fire-and-forget publishers connect here
+  std::string sub_bind = "tcp://127.0.0.1:5560";  ///< XPUB: subscribers connect here
+  std::string ack_bind = "tcp://127.0.0.1:5561";  ///< ROUTER: acked publishers connect here
+  full_policy on_full = full_policy::drop;
+  int hwm = 1000;                        ///< high-water mark (ZeroMQ messages) of every socket
+  std::size_t max_msg_size = 1u << 20;   ///< largest message accepted on the ack socket (0 = none)
+  std::chrono::milliseconds linger{1000};  ///< how long shutdown may spend flushing queues
+  std::chrono::seconds publisher_idle{600};  ///< forget an acked publisher idle this long
+};
+
+/// The endpoints the relay actually bound (ephemeral ports resolved).
+struct bound_endpoints {
+  std::string pub, sub, ack;
+};
+
+/// The relay. Construct (binds), then run() until request_stop(), a readable stop_fd, or the
+/// context is shut down.
+class relay {
+public:
+  /// Receives one line of text for a person (warnings, and with verbose on, events).
+  using log_fn = std::function<void(std::string_view)>;
+  /// Called every stats interval from the relay thread.
+  using tick_fn = std::function<void(const relay_counters&)>;
+
+  /// Validates and binds all three sockets; throws endpoint_error or bind_error.
+  relay(zmq::context_t& ctx, relay_config cfg);
+  ~relay();
+  relay(const relay&) = delete;
+  relay& operator=(const relay&) = delete;
+
+  /// What was bound.
+  const bound_endpoints& endpoints() const;
+  /// Where warnings go (each kind of bad input is logged once; all of them with verbose).
+  void set_logger(log_fn log, bool verbose = false);
+  /// Calls fn every `every` while running.
+  void on_tick(std::chrono::milliseconds every, tick_fn fn);
+  /// Forwards until stopped; flushes what it holds (bounded by linger) before returning.
+  void run(int stop_fd = -1);
+  /// Thread-safe: makes run() return within about 100 ms.
+  void request_stop();
+  /// The counters now (thread-safe).
+  relay_counters counters() const;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace zrelay

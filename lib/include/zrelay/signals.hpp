@@ -1,0 +1,27 @@
+#pragma once
+// SIGINT/SIGTERM as a file descriptor to poll: no handler, no global flag.
+
+namespace zrelay {
+
+/// Blocks SIGINT and SIGTERM in the calling thread (and the threads it starts afterwards) and
+/// delivers them through a signalfd. Create it first in main(), before any thread exists.
+class signal_watch {
+public:
+  signal_watch();
+  ~signal_watch();
+  signal_watch(const signal_watch&) = delete;
+  signal_watch& operator=(const signal_watch&) = delete;
+
+  /// The descriptor to poll for POLLIN.
+  int fd() const { return fd_; }
+  /// Non-blocking: true once a signal has arrived (remembered after the first time).
+  bool triggered();
+  /// The signal that arrived, or 0.
+  int signal_number() const { return signo_; }
+
+private:
+  int fd_ = -1;
+  int signo_ = 0;
+};
+
+}  // namespace zrelay

@@ -1,0 +1,319 @@
+// Repeated -t must not be split at commas: a topic may contain one.
+#define CXXOPTS_VECTOR_DELIMITER '\0'
+#include "zrelay/cli.hpp"
+
+#include <cxxopts.hpp>
+
+#include <cmath>
+#include <limits>
+
+#include "zrelay/endpoint.hpp"
+#include "zrelay/input.hpp"
+
+namespace zrelay::cli {
+namespace {
+
+constexpr const char* version_text = "0.1.0";
+
+// cxxopts quotes with typographic quotes; a terminal-friendly message uses plain ones.
+std::string plain_quotes(std::string s) {
+  for (const char* q : {"\xE2\x80\x98", "\xE2\x80\x99"}) {
+    for (auto at = s.find(q); at != std::string::npos; at = s.find(q)) s.replace(at, 3, "'");
+  }
+  return s;
+}
+
+std::string lower_first(std::string s) {
+  if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z') s[0] = static_cast<char>(s[0] - 'A' + 'a');
+  return s;
+}
+
+cxxopts::ParseResult parse_or_throw(cxxopts::Options& o, int argc, const char* const* argv) {
+  try {
+    auto r = o.parse(argc, argv);
+    if (!r.unmatched().empty()) throw usage_error("unexpected argument '" + r.unmatched().front() + "'");
+    return r;
+  } catch (const cxxopts::exceptions::exception& e) {
+    throw usage_error(lower_first(plain_quotes(e.what())));
+  }
+}
+
+std::uint64_t parse_uint(const std::string& text, const std::string& what, std::uint64_t lo, std::uint64_t hi) {
+  std::uint64_t v = 0;
+  bool ok = !text.empty() && text.size() <= 19;
+  for (char c : text) {
+    if (c < '0' || c > '9') {
+      ok = false;
+      break;
+    }
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  if (!ok || v < lo || v > hi)
+    throw usage_error(what + " must be a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) +
+                      ", not '" + text + "'");
+  return v;
+}
+
+std::chrono::milliseconds parse_seconds(const std::string& text, const std::string& what, bool allow_zero) {
+  std::size_t used = 0;
+  double v = -1;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || !std::isfinite(v) || v < 0 || (!allow_zero && v == 0) || v > 31536000)
+    throw usage_error(what + " must be a number of seconds" + (allow_zero ? "" : " above 0") + ", not '" + text + "'");
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(v * 1000)));
+}
+
+std::string checked_endpoint(const std::string& text, endpoint_use use) {
+  try {
+    parse_endpoint(text, use);
+  } catch (const endpoint_error& e) {
+    throw usage_error(e.what());
+  }
+  return text;
+}
+
+std::string get(const cxxopts::ParseResult& r, const char* name) { return r[name].as<std::string>(); }
+
+std::string help_text(cxxopts::Options& o, const std::vector<std::string>& groups, const std::string& after) {
+  return o.help(groups) + after;
+}
+
+}  // namespace
+
+std::size_t parse_size(const std::string& text, const std::string& what) {
+  std::string digits = text;
+  std::uint64_t mult = 1;
+  if (!digits.empty()) {
+    switch (digits.back()) {
+      case 'k': case 'K': mult = 1ull << 10; break;
+      case 'm': case 'M': mult = 1ull << 20; break;
+      case 'g': case 'G': mult = 1ull << 30; break;
+      default: break;
+    }
+    if (mult != 1) digits.pop_back();
+  }
+  try {
+    return static_cast<std::size_t>(parse_uint(digits, what, 0, (1ull << 40) / mult) * mult);
+  } catch (const usage_error&) {
+    throw usage_error(what + " must be a size in bytes such as 65536, 64k or 1M, not '" + text + "'");
+  }
+}
+
+parsed<relay_options> parse_relay(int argc, const char* const* argv) {
+  cxxopts::Options o("zrelay", "zrelay: a ZeroMQ pub/sub relay with acknowledged publishing.\n");
+  o.custom_help("[OPTIONS]");
+  o.add_options("Sockets")
+      ("pub-bind", "XSUB socket for fire-and-forget publishers (PUB)", cxxopts::value<std::string>()->default_value("tcp://127.0.0.1:5559"), "EP")
+      ("sub-bind", "XPUB socket for subscribers (SUB)", cxxopts::value<std::string>()->default_value("tcp://127.0.0.1:5560"), "EP")
+      ("ack-bind", "ROUTER socket for acknowledged publishers (zpub)", cxxopts::value<std::string>()->default_value("tcp://127.0.0.1:5561"), "EP");
+  o.add_options("Behaviour")
+      ("on-full", "when a subscriber's queue is full: drop (count it, deliver to the others) or block (lossless back-pressure to acked publishers)", cxxopts::value<std::string>()->default_value("drop"), "drop|block")
+      ("hwm", "high-water mark of each socket, in ZeroMQ messages (a batch is one)", cxxopts::value<std::string>()->default_value("1000"), "N")
+      ("max-msg-size", "largest message accepted from acked publishers (larger ones get a NACK 'too large'); 0 for no limit", cxxopts::value<std::string>()->default_value("1M"), "BYTES")
+      ("stats-interval", "print the counters on stderr every SECONDS (a final line is always printed)", cxxopts::value<std::string>()->default_value("0"), "SECONDS")
+      ("v,verbose", "log subscriptions, new publishers and every refused message")
+      ("h,help", "print this help")
+      ("version", "print the version");
+  auto r = parse_or_throw(o, argc, argv);
+  parsed<relay_options> out;
+  if (r.count("help")) {
+    out.print = help_text(o, {"Sockets", "Behaviour"},
+        "\nEndpoints are tcp://HOST:PORT, ipc://PATH or inproc://NAME; tcp://127.0.0.1:* binds an ephemeral\n"
+        "port. On start zrelay prints one line with the endpoints it bound. The defaults listen on loopback\n"
+        "only: to accept other hosts bind an address of this machine (tcp://192.0.2.10:5559) or all of them\n"
+        "(tcp://*:5559), and keep the ports behind a firewall: there is no authentication yet.\n"
+        "\nExit status: 0 stopped by SIGINT/SIGTERM, 1 runtime error (cannot bind), 2 usage error.\n");
+    return out;
+  }
+  if (r.count("version")) {
+    out.print = std::string("zrelay ") + version_text + "\n";
+    return out;
+  }
+  auto& c = out.options.relay;
+  c.pub_bind = checked_endpoint(get(r, "pub-bind"), endpoint_use::bind);
+  c.sub_bind = checked_endpoint(get(r, "sub-bind"), endpoint_use::bind);
+  c.ack_bind = checked_endpoint(get(r, "ack-bind"), endpoint_use::bind);
+  try {
+    c.on_full = parse_full_policy(get(r, "on-full"));
+  } catch (const std::invalid_argument& e) {
+    throw usage_error(std::string("--on-full: ") + e.what());
+  }
+  c.hwm = static_cast<int>(parse_uint(get(r, "hwm"), "--hwm", 1, 10'000'000));
+  c.max_msg_size = parse_size(get(r, "max-msg-size"), "--max-msg-size");
+  out.options.stats_interval = parse_seconds(get(r, "stats-interval"), "--stats-interval", true);
+  out.options.verbose = r.count("verbose") > 0;
+  return out;
+}
+
+parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_terminal) {
+  cxxopts::Options o("zpub", "zpub: publish messages to a zrelay, acknowledged by default.\n");
+  o.custom_help("-t TOPIC [OPTIONS] < input");
+  o.add_options("Message")
+      ("t,topic", "topic to publish on (required unless --topic-sep gives one per line)", cxxopts::value<std::string>(), "TOPIC")
+      ("m,message", "send MSG as one message", cxxopts::value<std::string>(), "MSG")
+      ("f,file", "send the content of FILE as one message (with -l, one message per line)", cxxopts::value<std::string>(), "FILE")
+      ("s,stdin-file", "send all of standard input as one message")
+      ("l,lines", "one message per line (the default for standard input)")
+      ("d,delimiter", "split input at DELIM instead of newline; \\0 \\n \\t \\r \\\\ \\xHH are escapes", cxxopts::value<std::string>(), "DELIM")
+      ("skip-empty", "do not send empty lines")
+      ("topic-sep", "read each line as TOPIC<SEP>PAYLOAD", cxxopts::value<std::string>(), "SEP");
+  o.add_options("Delivery")
+      ("H,host", "relay host: shorthand for --ack-connect tcp://HOST:5561 and --pub-connect tcp://HOST:5559", cxxopts::value<std::string>(), "HOST")
+      ("ack-connect", "relay ack socket", cxxopts::value<std::string>(), "EP")
+      ("pub-connect", "relay publisher socket, with --no-ack", cxxopts::value<std::string>(), "EP")
+      ("no-ack", "fire and forget: no acknowledgment, nothing resent (PUB to the relay's XSUB)")
+      ("plain", "with --no-ack: send plain [topic][payload] messages, one per line, no zrelay header")
+      ("max-inflight", "messages sent and not yet acknowledged, at most", cxxopts::value<std::string>()->default_value("10000"), "N")
+      ("ack-timeout", "resend what is not acknowledged after MS milliseconds", cxxopts::value<std::string>()->default_value("3000"), "MS")
+      ("retries", "resends before giving up", cxxopts::value<std::string>()->default_value("3"), "N")
+      ("connect-timeout", "give up if the relay does not answer within MS milliseconds", cxxopts::value<std::string>()->default_value("3000"), "MS")
+      ("stats", "print sent/acked/nacked/retried and the rate on stderr at the end")
+      ("q,quiet", "no prompt output and no warnings")
+      ("h,help", "print this help")
+      ("version", "print the version");
+  auto r = parse_or_throw(o, argc, argv);
+  parsed<pub_options> out;
+  if (r.count("help")) {
+    out.print = help_text(o, {"Message", "Delivery"},
+        "\nWith a terminal on standard input and no -m, -f or -s, zpub asks for the topic and then for one\n"
+        "message per line, and shows each acknowledgment; Ctrl-D ends.\n"
+        "\nExit status: 0 every message acknowledged, 1 runtime error (cannot connect, cannot read input),\n"
+        "2 usage error, 3 the relay refused a message (the reason is printed), 4 a message was never\n"
+        "acknowledged (the relay went away).\n");
+    return out;
+  }
+  if (r.count("version")) {
+    out.print = std::string("zpub ") + version_text + "\n";
+    return out;
+  }
+  auto& p = out.options;
+  auto& pc = p.publisher;
+  if (r.count("topic")) {
+    p.topic = get(r, "topic");
+    if (p.topic->empty()) throw usage_error("the topic must not be empty (-t)");
+  }
+  if (r.count("topic-sep")) {
+    p.topic_sep = get(r, "topic-sep");
+    if (p.topic_sep->empty()) throw usage_error("--topic-sep must not be empty");
+  }
+  if (r.count("message") + r.count("file") > 1 || r.count("message") > 1 || r.count("file") > 1)
+    throw usage_error("give one input: -m MSG, -f FILE, or standard input");
+  const bool lines = r.count("lines") > 0;
+  if (r.count("message")) {
+    p.source = pub_source::message;
+    p.message = get(r, "message");
+    p.whole = true;
+    if (lines) throw usage_error("-l does not apply to -m");
+  } else if (r.count("file")) {
+    p.source = pub_source::file;
+    p.file = get(r, "file");
+    p.whole = !lines;
+  } else if (r.count("stdin-file")) {
+    p.whole = true;
+  } else if (stdin_is_terminal) {
+    p.source = pub_source::prompt;
+  }
+  if (r.count("stdin-file") && (lines || p.source == pub_source::message))
+    throw usage_error(lines ? "-s and -l contradict each other" : "-s and -m contradict each other");
+  if (r.count("delimiter")) {
+    try {
+      p.delimiter = parse_delimiter(get(r, "delimiter"));
+    } catch (const std::invalid_argument& e) {
+      throw usage_error(std::string("--delimiter: ") + e.what());
+    }
+  }
+  p.skip_empty = r.count("skip-empty") > 0;
+  if (!p.topic && !p.topic_sep && p.source != pub_source::prompt)
+    throw usage_error("no topic: give -t TOPIC (or --topic-sep SEP to read it from each line)");
+
+  pc.acked = r.count("no-ack") == 0;
+  pc.plain = r.count("plain") > 0;
+  if (pc.plain && pc.acked) throw usage_error("--plain needs --no-ack (the relay acknowledges only zrelay batches)");
+  if (r.count("host")) {
+    if (r.count("ack-connect") || r.count("pub-connect"))
+      throw usage_error("give either -H HOST or --ack-connect/--pub-connect, not both");
+    try {
+      pc.ack_endpoint = tcp_endpoint(get(r, "host"), default_ack_port);
+      pc.pub_endpoint = tcp_endpoint(get(r, "host"), default_pub_port);
+    } catch (const endpoint_error& e) {
+      throw usage_error(std::string("-H: ") + e.what());
+    }
+  }
+  if (r.count("ack-connect")) pc.ack_endpoint = checked_endpoint(get(r, "ack-connect"), endpoint_use::connect);
+  if (r.count("pub-connect")) pc.pub_endpoint = checked_endpoint(get(r, "pub-connect"), endpoint_use::connect);
+  pc.max_inflight = parse_uint(get(r, "max-inflight"), "--max-inflight", 1, 100'000'000);
+  pc.ack_timeout = std::chrono::milliseconds(parse_uint(get(r, "ack-timeout"), "--ack-timeout", 1, 3'600'000));
+  pc.retries = static_cast<int>(parse_uint(get(r, "retries"), "--retries", 0, 1000));
+  pc.connect_timeout = std::chrono::milliseconds(parse_uint(get(r, "connect-timeout"), "--connect-timeout", 0, 3'600'000));
+  p.stats = r.count("stats") > 0;
+  p.quiet = r.count("quiet") > 0;
+  return out;
+}
+
+parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_terminal) {
+  cxxopts::Options o("zsub", "zsub: print the messages of a zrelay topic as they arrive.\n");
+  o.custom_help("-t PREFIX [OPTIONS]");
+  o.add_options("Subscription")
+      ("t,topic", "subscribe to topics starting with PREFIX (repeatable). ZeroMQ matches prefixes: 'news' also matches 'newsletter'; -t \"\" subscribes to everything", cxxopts::value<std::vector<std::string>>(), "PREFIX")
+      ("H,host", "relay host: shorthand for --sub-connect tcp://HOST:5560", cxxopts::value<std::string>(), "HOST")
+      ("sub-connect", "relay subscriber socket", cxxopts::value<std::string>()->default_value("tcp://127.0.0.1:5560"), "EP")
+      ("connect-timeout", "give up if the relay does not answer within MS milliseconds (0: wait)", cxxopts::value<std::string>()->default_value("3000"), "MS")
+      ("dedup", "drop messages seen before (after a publisher resent them)");
+  o.add_options("Output")
+      ("v,verbose", "print the topic, a space, then the payload")
+      ("json", "one JSON object per message: topic, payload (payload_base64 when not UTF-8), publisher, seq")
+      ("0,null", "end each message with a NUL byte instead of a newline")
+      ("C,count", "exit after N messages", cxxopts::value<std::string>(), "N")
+      ("W,timeout", "exit with status 5 if no message arrives for SECONDS", cxxopts::value<std::string>(), "SECONDS")
+      ("stats", "print received/gaps/duplicates on stderr at the end")
+      ("h,help", "print this help")
+      ("version", "print the version");
+  auto r = parse_or_throw(o, argc, argv);
+  parsed<sub_options> out;
+  if (r.count("help")) {
+    out.print = help_text(o, {"Subscription", "Output"},
+        "\nMessages the relay could not deliver to this subscriber (it was too slow) show up as a gap in the\n"
+        "publisher's sequence numbers; zsub reports each gap on stderr with the number of messages missing.\n"
+        "\nExit status: 0 done (-C reached, or SIGINT/SIGTERM), 1 runtime error (cannot connect, cannot\n"
+        "write), 2 usage error, 5 -W elapsed with no message.\n");
+    return out;
+  }
+  if (r.count("version")) {
+    out.print = std::string("zsub ") + version_text + "\n";
+    return out;
+  }
+  auto& s = out.options;
+  if (r.count("topic")) {
+    s.subscriber.topics = r["topic"].as<std::vector<std::string>>();
+  } else if (stdin_is_terminal) {
+    s.prompt_topic = true;
+  } else {
+    throw usage_error("no topic: give -t PREFIX (-t \"\" subscribes to everything)");
+  }
+  if (r.count("host")) {
+    if (r.count("sub-connect")) throw usage_error("give either -H HOST or --sub-connect, not both");
+    try {
+      s.subscriber.endpoint = tcp_endpoint(get(r, "host"), default_sub_port);
+    } catch (const endpoint_error& e) {
+      throw usage_error(std::string("-H: ") + e.what());
+    }
+  } else {
+    s.subscriber.endpoint = checked_endpoint(get(r, "sub-connect"), endpoint_use::connect);
+  }
+  s.subscriber.connect_timeout =
+      std::chrono::milliseconds(parse_uint(get(r, "connect-timeout"), "--connect-timeout", 0, 3'600'000));
+  s.subscriber.dedup = r.count("dedup") > 0;
+  if (r.count("json") && r.count("verbose")) throw usage_error("--json already includes the topic; drop -v");
+  s.format = r.count("json") ? sub_format::json : r.count("verbose") ? sub_format::topic_payload : sub_format::payload;
+  if (r.count("null")) s.terminator = '\0';
+  if (r.count("count")) s.count = parse_uint(get(r, "count"), "-C", 1, std::numeric_limits<std::uint64_t>::max() / 2);
+  if (r.count("timeout")) s.idle = parse_seconds(get(r, "timeout"), "-W", false);
+  s.stats = r.count("stats") > 0;
+  return out;
+}
+
+}  // namespace zrelay::cli

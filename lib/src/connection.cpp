@@ -1,0 +1,77 @@
+#include "zrelay/connection.hpp"
+
+#include <cstdint>
+#include <cstring>
+
+#include "zrelay/endpoint.hpp"
+
+namespace zrelay {
+namespace {
+
+std::string monitor_name(const zmq::socket_t& sock) {
+  return "inproc://zrelay-monitor-" + std::to_string(reinterpret_cast<std::uintptr_t>(sock.handle()));
+}
+
+// Stops the monitor whatever way the wait ends.
+struct monitor_guard {
+  zmq::socket_t& sock;
+  ~monitor_guard() { zmq_socket_monitor(sock.handle(), nullptr, 0); }
+};
+
+}  // namespace
+
+bool connect_and_wait(zmq::context_t& ctx, zmq::socket_t& sock, const std::string& text,
+                      std::chrono::milliseconds timeout, int stop_fd) {
+  endpoint ep;
+  try {
+    ep = parse_endpoint(text, endpoint_use::connect);
+    check_resolvable(ep);
+  } catch (const endpoint_error& e) {
+    throw connect_error("cannot connect to '" + text + "': " + e.what());
+  }
+  if (timeout.count() <= 0 || ep.kind == transport::inproc) {
+    sock.connect(text);
+    return true;
+  }
+  const auto name = monitor_name(sock);
+  if (zmq_socket_monitor(sock.handle(), name.c_str(),
+                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                             ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                             ZMQ_EVENT_CONNECT_RETRIED) != 0)
+    throw connect_error("cannot connect to '" + text + "': cannot monitor socket: " + zmq_strerror(zmq_errno()));
+  monitor_guard guard{sock};
+  zmq::socket_t mon(ctx, zmq::socket_type::pair);
+  mon.connect(name);
+  sock.connect(text);
+
+  int retries = 0;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    zmq::pollitem_t items[] = {{mon.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, stop_fd, ZMQ_POLLIN, 0}};
+    zmq::poll(items, stop_fd >= 0 ? 2 : 1, left);
+    if (stop_fd >= 0 && (items[1].revents & ZMQ_POLLIN)) return false;
+    if (!(items[0].revents & ZMQ_POLLIN)) continue;
+    zmq::message_t event, addr;
+    (void)mon.recv(event);
+    if (event.more()) (void)mon.recv(addr);
+    if (event.size() < 6) continue;
+    std::uint16_t id = 0;
+    std::memcpy(&id, event.data(), sizeof id);
+    if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) return true;
+    if (id == ZMQ_EVENT_CONNECT_RETRIED) ++retries;
+    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+      throw connect_error("cannot connect to '" + text +
+                          "': the ZeroMQ handshake failed (is that a zrelay port?)");
+    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+      throw connect_error("cannot connect to '" + text + "': the relay refused our credentials");
+  }
+  throw connect_error("cannot connect to '" + text + "': " +
+                      (retries > 0 ? "connection refused or unreachable"
+                                   : "no answer") +
+                      " after " + std::to_string(timeout.count()) + " ms (is zrelay running there?)");
+}
+
+}  // namespace zrelay

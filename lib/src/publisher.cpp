@@ -1,0 +1,282 @@
+#include "zrelay/publisher.hpp"
+
+#include <algorithm>
+#include <random>
+
+#include "zrelay/connection.hpp"
+
+namespace zrelay {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+std::uint64_t random_id() {
+  std::random_device rd;
+  std::uint64_t v = 0;
+  while (v == 0) v = (std::uint64_t{rd()} << 32) ^ rd();
+  return v;
+}
+
+bool readable(int fd) {
+  if (fd < 0) return false;
+  zmq::pollitem_t item{nullptr, fd, ZMQ_POLLIN, 0};
+  zmq::poll(&item, 1, std::chrono::milliseconds(0));
+  return (item.revents & ZMQ_POLLIN) != 0;
+}
+
+}  // namespace
+
+publisher::publisher(zmq::context_t& ctx, publisher_config cfg)
+    : cfg_(std::move(cfg)),
+      ctx_(ctx),
+      sock_(ctx, cfg_.acked ? zmq::socket_type::dealer : zmq::socket_type::xpub),
+      id_(random_id()) {
+  sock_.set(zmq::sockopt::sndhwm, cfg_.hwm);
+  sock_.set(zmq::sockopt::rcvhwm, cfg_.hwm);
+  sock_.set(zmq::sockopt::linger, static_cast<int>(std::max(cfg_.ack_timeout.count(), std::int64_t{1000})));
+  if (!cfg_.acked) {
+    // Wait for room rather than drop when the relay is slow (send is blocking, in steps of a
+    // second so that the stop descriptor is looked at).
+    sock_.set(zmq::sockopt::xpub_nodrop, 1);
+    sock_.set(zmq::sockopt::sndtimeo, 1000);
+  }
+}
+
+const std::string& publisher::endpoint() const { return cfg_.acked ? cfg_.ack_endpoint : cfg_.pub_endpoint; }
+
+void publisher::connect() {
+  if (!connect_and_wait(ctx_, sock_, endpoint(), cfg_.connect_timeout, cfg_.stop_fd)) throw interrupted();
+  if (!cfg_.acked) wait_for_subscriptions();
+}
+
+// A fire-and-forget publisher filters at the source: until the relay has passed the
+// subscriptions up, a message would go nowhere. Wait (briefly) for the first one.
+void publisher::wait_for_subscriptions() {
+  const auto deadline = clock::now() + cfg_.subscription_wait;
+  zmq::message_t m;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+    if (left.count() <= 0) return;
+    zmq::pollitem_t item{sock_.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, left);
+    if (item.revents & ZMQ_POLLIN) {
+      while (sock_.recv(m, zmq::recv_flags::dontwait)) {}
+      return;
+    }
+  }
+}
+
+zmq::pollitem_t publisher::poll_item() {
+  short events = ZMQ_POLLIN;
+  if (cfg_.acked && next_send_ < inflight_.size()) events |= ZMQ_POLLOUT;
+  return {sock_.handle(), 0, events, 0};
+}
+
+std::size_t publisher::outstanding() const { return inflight_msgs_ + cur_count_; }
+
+std::chrono::milliseconds publisher::next_timeout() const {
+  if (!cfg_.acked || inflight_.empty() || next_send_ == 0) return std::chrono::milliseconds(1000);
+  const auto due = inflight_.front().sent_at + cfg_.ack_timeout;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(due - clock::now());
+  return std::clamp(left, std::chrono::milliseconds(0), std::chrono::milliseconds(1000));
+}
+
+void publisher::publish(std::string_view topic, std::string_view payload) {
+  if (failed_) throw delivery_error(failure_);
+  ++stats_.published;
+  stats_.bytes += payload.size();
+  if (cfg_.plain) {
+    zmq::message_t t(topic.data(), topic.size());
+    zmq::message_t p(payload.data(), payload.size());
+    for (;;) {
+      if (sock_.send(t, zmq::send_flags::sndmore)) break;
+      if (readable(cfg_.stop_fd)) throw interrupted();
+    }
+    (void)sock_.send(p, zmq::send_flags::none);
+    ++stats_.sent;
+    return;
+  }
+  if (cur_count_ > 0 &&
+      (topic != cur_topic_ || cur_body_.size() + wire::record_prefix_size + payload.size() > cfg_.max_batch_bytes))
+    flush();
+  if (cur_count_ == 0) cur_topic_.assign(topic.data(), topic.size());
+  wire::append_record(cur_body_, payload);
+  ++cur_count_;
+  if (cur_body_.size() >= cfg_.max_batch_bytes) flush();
+}
+
+void publisher::flush() {
+  if (cur_count_ == 0) return;
+  auto& topic_seq = topic_seq_[cur_topic_];
+  if (topic_seq == 0) topic_seq = 1;
+  const auto count = cur_count_;
+  const auto seq = next_seq_;
+  const auto first_topic_seq = topic_seq;
+  next_seq_ += count;
+  topic_seq += count;
+  cur_count_ = 0;
+  if (!cfg_.acked) {
+    send_fire_and_forget(cur_topic_, cur_body_, count, seq, first_topic_seq);
+    cur_body_.clear();
+    return;
+  }
+  // Wait for room in the window (always let one batch through, however large).
+  while (!inflight_.empty() && (inflight_msgs_ + count > cfg_.max_inflight ||
+                                inflight_bytes_ + cur_body_.size() > cfg_.max_inflight_bytes))
+    wait_for_progress(next_timeout());
+  batch b;
+  b.seq = seq;
+  b.topic_seq = first_topic_seq;
+  b.count = count;
+  b.topic = cur_topic_;
+  b.body.swap(cur_body_);
+  cur_body_.clear();
+  inflight_msgs_ += count;
+  inflight_bytes_ += b.body.size();
+  inflight_.push_back(std::move(b));
+  transmit_pending();
+}
+
+void publisher::send_fire_and_forget(const std::string& topic, std::string& body, std::uint32_t count,
+                                     std::uint64_t seq, std::uint64_t topic_seq) {
+  wire::batch_header h;
+  h.count = count;
+  h.publisher = id_;
+  h.seq = seq;
+  h.topic_seq = topic_seq;
+  zmq::message_t t(topic.data(), topic.size());
+  zmq::message_t hdr(wire::header_size);
+  wire::encode_header(h, hdr.data());
+  zmq::message_t b(body.data(), body.size());
+  zmq::message_t m;
+  while (sock_.recv(m, zmq::recv_flags::dontwait)) {}  // subscriptions: only their presence matters
+  for (;;) {
+    if (sock_.send(t, zmq::send_flags::sndmore)) break;
+    if (readable(cfg_.stop_fd)) throw interrupted();
+  }
+  (void)sock_.send(hdr, zmq::send_flags::sndmore);
+  (void)sock_.send(b, zmq::send_flags::none);
+  stats_.sent += count;
+}
+
+bool publisher::transmit(batch& b) {
+  wire::batch_header h;
+  h.count = b.count;
+  h.publisher = id_;
+  h.seq = b.seq;
+  h.topic_seq = b.topic_seq;
+  h.ack_floor = acked_through_ + 1;
+  zmq::message_t t(b.topic.data(), b.topic.size());
+  if (!sock_.send(t, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) return false;
+  zmq::message_t hdr(wire::header_size);
+  wire::encode_header(h, hdr.data());
+  zmq::message_t body(b.body.data(), b.body.size());
+  (void)sock_.send(hdr, zmq::send_flags::sndmore);
+  (void)sock_.send(body, zmq::send_flags::none);
+  if (b.transmissions++ == 0) {
+    stats_.sent += b.count;
+  } else {
+    stats_.retried += b.count;
+  }
+  b.sent_at = clock::now();
+  return true;
+}
+
+void publisher::transmit_pending() {
+  while (next_send_ < inflight_.size()) {
+    if (!transmit(inflight_[next_send_])) return;
+    ++next_send_;
+  }
+}
+
+void publisher::acknowledge_through(std::uint64_t seq) {
+  if (seq <= acked_through_) return;
+  while (!inflight_.empty()) {
+    auto& b = inflight_.front();
+    if (b.seq + b.count - 1 > seq) break;
+    stats_.acked += b.count - b.nacked;
+    inflight_msgs_ -= b.count;
+    inflight_bytes_ -= b.body.size();
+    inflight_.pop_front();
+    if (next_send_ > 0) --next_send_;
+  }
+  acked_through_ = seq;
+}
+
+void publisher::handle_reply(const zmq::message_t& m) {
+  wire::reply r;
+  if (wire::decode_reply(m.data(), m.size(), r) != wire::status::ok || r.publisher != id_) return;
+  switch (r.type) {
+    case wire::kind::ack:
+      acknowledge_through(r.seq);
+      break;
+    case wire::kind::nack:
+      for (auto& b : inflight_) {
+        if (r.seq >= b.seq && r.seq < b.seq + b.count) {
+          const auto n = std::min<std::uint32_t>(r.count, b.count - b.nacked);
+          b.nacked += n;
+          stats_.nacked += n;
+          stats_.nacked_by_reason[r.why] += n;
+          if (stats_.first_refusal.empty())
+            stats_.first_refusal = std::string(wire::reason_text(r.why)) + (r.text.empty() ? "" : ": " + r.text);
+          break;
+        }
+      }
+      break;
+    case wire::kind::expect:
+      if (r.seq > 0) acknowledge_through(r.seq - 1);
+      // Go back N: resend from what the relay expects, once per request.
+      if (r.seq != rewound_to_ && !inflight_.empty() && inflight_.front().seq == r.seq) {
+        rewound_to_ = r.seq;
+        next_send_ = 0;
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+void publisher::service() {
+  if (failed_) throw delivery_error(failure_);
+  zmq::message_t m;
+  if (!cfg_.acked) {
+    while (sock_.recv(m, zmq::recv_flags::dontwait)) {}
+    return;
+  }
+  while (sock_.recv(m, zmq::recv_flags::dontwait)) handle_reply(m);
+  if (!inflight_.empty() && next_send_ > 0) {
+    auto& oldest = inflight_.front();
+    if (clock::now() - oldest.sent_at >= cfg_.ack_timeout) {
+      if (++oldest.attempts > cfg_.retries) {
+        failed_ = true;
+        failure_ = "no acknowledgment from " + endpoint() + " after " + std::to_string(cfg_.retries) +
+                   (cfg_.retries == 1 ? " retry" : " retries");
+        throw delivery_error(failure_);
+      }
+      next_send_ = 0;  // resend everything in flight, oldest first
+      rewound_to_ = 0;
+    }
+  }
+  transmit_pending();
+}
+
+void publisher::wait_for_progress(std::chrono::milliseconds limit) {
+  zmq::pollitem_t items[] = {poll_item(), {nullptr, cfg_.stop_fd, ZMQ_POLLIN, 0}};
+  zmq::poll(items, cfg_.stop_fd >= 0 ? 2 : 1, limit);
+  if (cfg_.stop_fd >= 0 && (items[1].revents & ZMQ_POLLIN)) throw interrupted();
+  service();
+}
+
+bool publisher::drain(std::chrono::milliseconds max_wait) {
+  flush();
+  if (!cfg_.acked) return true;
+  const auto deadline = clock::now() + max_wait;
+  while (!inflight_.empty()) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+    if (left.count() <= 0) return false;
+    wait_for_progress(std::min(left, std::max(next_timeout(), std::chrono::milliseconds(1))));
+  }
+  return true;
+}
+
+}  // namespace zrelay

@@ -1,0 +1,541 @@
+#include "zrelay/relay.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <unordered_map>
+#include <vector>
+
+#include "zrelay/endpoint.hpp"
+#include "zrelay/wire.hpp"
+
+namespace zrelay {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+// How many messages one socket may hand over before the loop looks at the others
+// (zmq_proxy reads in bursts the same way).
+constexpr int burst = 512;
+// A plain publisher may send any number of frames; more than this is refused, not buffered.
+constexpr std::size_t max_frames = 64;
+constexpr std::chrono::milliseconds idle_poll{100};
+
+std::string printable(const void* data, std::size_t size, std::size_t limit = 80) {
+  static constexpr char hex[] = "0123456789abcdef";
+  const auto* p = static_cast<const unsigned char*>(data);
+  std::string out;
+  for (std::size_t i = 0; i < size && i < limit; ++i) {
+    const unsigned char c = p[i];
+    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  if (size > limit) out += "...";
+  return out;
+}
+
+std::string hex64(std::uint64_t v) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string s(16, '0');
+  for (int i = 15; i >= 0; --i, v >>= 4) s[static_cast<std::size_t>(i)] = hex[v & 15];
+  return s;
+}
+
+}  // namespace
+
+full_policy parse_full_policy(std::string_view text) {
+  if (text == "drop") return full_policy::drop;
+  if (text == "block") return full_policy::block;
+  throw std::invalid_argument("'" + std::string(text) + "' is not a policy (use drop or block)");
+}
+
+struct relay::impl {
+  // What the relay remembers of an acked publisher (keyed by its own id, not the routing id,
+  // which changes when it reconnects).
+  struct publisher_state {
+    std::uint64_t next = 0;  // the next sequence it will accept
+    std::string route;       // the routing id its latest message came from
+    clock::time_point last_seen;
+    bool ack_due = false;
+  };
+
+  // A message the subscriber socket would not take yet (block policy).
+  struct held_message {
+    std::vector<zmq::message_t> frames;
+    std::size_t count = 0;       // frames in use
+    std::uint64_t msgs = 0;      // user messages in it
+    std::uint64_t bytes = 0;
+    std::uint64_t publisher = 0; // 0: came from XSUB
+    std::uint64_t next = 0;      // publisher's next sequence once sent
+  };
+
+  impl(zmq::context_t& ctx, relay_config c)
+      : cfg(std::move(c)),
+        xsub(ctx, zmq::socket_type::xsub),
+        xpub(ctx, zmq::socket_type::xpub),
+        router(ctx, zmq::socket_type::router) {
+    for (auto* s : {&xsub, &xpub, &router}) {
+      s->set(zmq::sockopt::sndhwm, cfg.hwm);
+      s->set(zmq::sockopt::rcvhwm, cfg.hwm);
+      s->set(zmq::sockopt::linger, static_cast<int>(cfg.linger.count()));
+    }
+    xpub.set(zmq::sockopt::xpub_nodrop, 1);
+    xframes.resize(max_frames);
+    held.frames.resize(max_frames);
+    bound.pub = bind(xsub, cfg.pub_bind);
+    bound.sub = bind(xpub, cfg.sub_bind);
+    bound.ack = bind(router, cfg.ack_bind);
+  }
+
+  static std::string bind(zmq::socket_t& s, const std::string& ep) {
+    parse_endpoint(ep, endpoint_use::bind);
+    try {
+      s.bind(ep);
+    } catch (const zmq::error_t& e) {
+      throw bind_error("cannot bind '" + ep + "': " + e.what());
+    }
+    return s.get(zmq::sockopt::last_endpoint);
+  }
+
+  void warn(wire::reason r, const std::string& text) {
+    const auto i = static_cast<std::size_t>(r) % warned.size();
+    if (verbose || !warned[i]) {
+      if (log) log(text + (verbose ? "" : " (further ones are counted, not logged)"));
+      warned[i] = true;
+    }
+  }
+
+  void note(const std::string& text) {
+    if (verbose && log) log(text);
+  }
+
+  // Sends frames[0..n) as one message. False: the subscriber socket is full (nothing sent).
+  bool try_send(zmq::message_t* frames, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto more = i + 1 < n ? zmq::send_flags::sndmore : zmq::send_flags::none;
+      if (!xpub.send(frames[i], more | zmq::send_flags::dontwait)) {
+        if (i == 0) return false;
+        // Cannot happen (the high-water mark counts whole messages) but must not tear a
+        // message in two: finish it lossily.
+        xpub.set(zmq::sockopt::xpub_nodrop, 0);
+        for (; i < n; ++i)
+          (void)xpub.send(frames[i], (i + 1 < n ? zmq::send_flags::sndmore : zmq::send_flags::none) |
+                                         zmq::send_flags::dontwait);
+        xpub.set(zmq::sockopt::xpub_nodrop, 1);
+        return true;
+      }
+    }
+    return true;
+  }
+
+  // Forwards or, under the block policy, reports false so the caller holds the message.
+  bool forward(zmq::message_t* frames, std::size_t n, std::uint64_t msgs, std::uint64_t bytes) {
+    if (try_send(frames, n)) {
+      relay_stats::add(stats.msgs_out, msgs);
+      relay_stats::add(stats.bytes_out, bytes);
+      return true;
+    }
+    if (cfg.on_full == full_policy::block) {
+      relay_stats::add(stats.blocked);
+      return false;
+    }
+    // Drop policy: deliver to every subscriber with room, and count the message as dropped
+    // for the one(s) without; they see the gap in the sequence numbers.
+    xpub.set(zmq::sockopt::xpub_nodrop, 0);
+    (void)try_send(frames, n);
+    xpub.set(zmq::sockopt::xpub_nodrop, 1);
+    relay_stats::add(stats.dropped, msgs);
+    relay_stats::add(stats.msgs_out, msgs);
+    relay_stats::add(stats.bytes_out, bytes);
+    if (!warned_drop) {
+      warned_drop = true;
+      if (log) log("warning: a subscriber is not keeping up; messages it misses are counted as dropped");
+    }
+    return true;
+  }
+
+  void hold(zmq::message_t* frames, std::size_t n, std::uint64_t msgs, std::uint64_t bytes,
+            std::uint64_t publisher, std::uint64_t next) {
+    for (std::size_t i = 0; i < n; ++i) held.frames[i].move(frames[i]);
+    held.count = n;
+    held.msgs = msgs;
+    held.bytes = bytes;
+    held.publisher = publisher;
+    held.next = next;
+  }
+
+  bool retry_held() {
+    if (held.count == 0) return true;
+    if (!try_send(held.frames.data(), held.count)) return false;
+    relay_stats::add(stats.msgs_out, held.msgs);
+    relay_stats::add(stats.bytes_out, held.bytes);
+    if (held.publisher != 0) {
+      auto it = publishers.find(held.publisher);
+      if (it != publishers.end()) {
+        it->second.next = held.next;
+        mark_ack(it->first, it->second);
+      }
+    }
+    held.count = 0;
+    return true;
+  }
+
+  void mark_ack(std::uint64_t id, publisher_state& st) {
+    if (!st.ack_due) {
+      st.ack_due = true;
+      ack_due.push_back(id);
+    }
+  }
+
+  void send_reply(const void* route, std::size_t route_size, const wire::reply& r) {
+    const auto bytes = wire::encode_reply(r);
+    zmq::message_t rid(route, route_size);
+    zmq::message_t body(bytes.data(), bytes.size());
+    // A publisher that is gone or not reading loses the reply; it resends on timeout and is
+    // re-acked as a duplicate, so nothing depends on this send succeeding.
+    if (router.send(rid, zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+      (void)router.send(body, zmq::send_flags::dontwait);
+  }
+
+  void nack(const zmq::message_t& route, std::uint64_t publisher, std::uint64_t seq,
+            std::uint32_t count, wire::reason why, const std::string& detail) {
+    wire::reply r;
+    r.type = wire::kind::nack;
+    r.publisher = publisher;
+    r.seq = seq;
+    r.count = count;
+    r.why = why;
+    r.text = detail;
+    send_reply(route.data(), route.size(), r);
+    relay_stats::add(stats.nacks, count);
+    warn(why, "warning: refused " + std::to_string(count) + " message(s) from publisher " +
+                  hex64(publisher) + ": " + std::string(wire::reason_text(why)) + " (" + detail + ")");
+  }
+
+  void flush_acks() {
+    for (const auto id : ack_due) {
+      auto it = publishers.find(id);
+      if (it == publishers.end()) continue;
+      auto& st = it->second;
+      st.ack_due = false;
+      wire::reply r;
+      r.type = wire::kind::ack;
+      r.publisher = id;
+      r.seq = st.next - 1;
+      send_reply(st.route.data(), st.route.size(), r);
+      relay_stats::add(stats.acks);
+    }
+    ack_due.clear();
+  }
+
+  // Reads the rest of a message that is being refused.
+  void drain(zmq::socket_t& s, bool more) {
+    zmq::message_t junk;
+    while (more) {
+      if (!s.recv(junk, zmq::recv_flags::dontwait)) return;
+      more = junk.more();
+    }
+  }
+
+  // One message from the ack socket: [routing id][topic][header][body]. False: held (block).
+  bool handle_router_message() {
+    auto& rid = rframes[0];
+    if (!router.recv(rid, zmq::recv_flags::dontwait)) return true;
+    std::size_t n = 1;
+    bool more = rid.more();
+    while (more && n < rframes.size()) {
+      if (!router.recv(rframes[n], zmq::recv_flags::dontwait)) break;
+      more = rframes[n].more();
+      ++n;
+    }
+    std::size_t frames_seen = n;
+    if (more) {  // too many frames: count them while draining
+      zmq::message_t junk;
+      while (more && router.recv(junk, zmq::recv_flags::dontwait)) {
+        more = junk.more();
+        ++frames_seen;
+      }
+    }
+    std::uint64_t bytes = 0;
+    for (std::size_t i = 1; i < n; ++i) bytes += rframes[i].size();
+    relay_stats::add(stats.bytes_in, bytes);
+
+    wire::batch_header h;
+    std::uint8_t version_seen = 0;
+    const auto hs = frames_seen >= 3 ? wire::decode_header(rframes[2].data(), rframes[2].size(), h, &version_seen)
+                                     : wire::status::truncated;
+    if (frames_seen != 4) {
+      relay_stats::add(stats.msgs_in);
+      relay_stats::add(stats.malformed);
+      nack(rid, h.publisher, h.seq, std::max<std::uint32_t>(h.count, 1), wire::reason::malformed,
+           "expected 3 frames [topic][header][body], got " + std::to_string(frames_seen - 1));
+      return true;
+    }
+    auto& topic = rframes[1];
+    auto& header = rframes[2];
+    auto& body = rframes[3];
+    if (hs == wire::status::bad_version) {
+      relay_stats::add(stats.msgs_in, std::max<std::uint32_t>(h.count, 1));
+      nack(rid, h.publisher, h.seq, std::max<std::uint32_t>(h.count, 1), wire::reason::unsupported_version,
+           "this relay speaks protocol version " + std::to_string(wire::version) + ", got " +
+               std::to_string(version_seen));
+      return true;
+    }
+    if (hs != wire::status::ok) {
+      relay_stats::add(stats.msgs_in);
+      relay_stats::add(stats.malformed);
+      nack(rid, h.publisher, h.seq, std::max<std::uint32_t>(h.count, 1), wire::reason::malformed,
+           "header: " + std::string(wire::status_text(hs)));
+      return true;
+    }
+    relay_stats::add(stats.msgs_in, h.count);
+    if (h.publisher == 0 || h.seq == 0) {
+      relay_stats::add(stats.malformed);
+      nack(rid, h.publisher, h.seq, h.count, wire::reason::malformed,
+           "publisher id and sequence must not be zero on the ack socket");
+      return true;
+    }
+
+    const auto now = clock::now();
+    auto [it, fresh] = publishers.try_emplace(h.publisher);
+    auto& st = it->second;
+    if (fresh) {
+      // A publisher we have not seen (or forgot, or met before a restart): start where it says
+      // it still needs acks, so that whatever it resends first is not taken for a duplicate.
+      st.next = h.ack_floor != 0 && h.ack_floor <= h.seq ? h.ack_floor : h.seq;
+      relay_stats::add(stats.publishers);
+      note("publisher " + hex64(h.publisher) + " connected, starting at sequence " + std::to_string(st.next));
+    }
+    if (h.ack_floor > st.next) st.next = h.ack_floor;  // it had acks for those from an earlier relay
+    st.last_seen = now;
+    if (st.route.size() != rid.size() || std::memcmp(st.route.data(), rid.data(), rid.size()) != 0)
+      st.route.assign(static_cast<const char*>(rid.data()), rid.size());
+
+    const std::uint64_t end = h.seq + h.count;
+    if (end <= st.next) {
+      relay_stats::add(stats.duplicates, h.count);
+      mark_ack(h.publisher, st);
+      return true;
+    }
+    if (h.seq > st.next) {
+      // Something before this batch never arrived (lost in a reconnect): ask for it again.
+      wire::reply r;
+      r.type = wire::kind::expect;
+      r.publisher = h.publisher;
+      r.seq = st.next;
+      send_reply(rid.data(), rid.size(), r);
+      return true;
+    }
+    if (h.seq < st.next) {
+      relay_stats::add(stats.malformed);
+      nack(rid, h.publisher, h.seq, h.count, wire::reason::malformed,
+           "batch overlaps messages already accepted (sequence " + std::to_string(h.seq) + ", expected " +
+               std::to_string(st.next) + ")");
+      st.next = end;
+      mark_ack(h.publisher, st);
+      return true;
+    }
+    bool too_large = false;
+    std::size_t largest = 0;
+    const auto bs = wire::validate_body(body.data(), body.size(), h.count, cfg.max_msg_size, too_large, largest);
+    if (bs != wire::status::ok || too_large) {
+      if (bs != wire::status::ok) {
+        relay_stats::add(stats.malformed);
+        nack(rid, h.publisher, h.seq, h.count, wire::reason::malformed, "body: " + std::string(wire::status_text(bs)));
+      } else {
+        nack(rid, h.publisher, h.seq, h.count, wire::reason::too_large,
+             "a message of " + std::to_string(largest) + " bytes exceeds the limit of " +
+                 std::to_string(cfg.max_msg_size));
+      }
+      st.next = end;
+      mark_ack(h.publisher, st);
+      return true;
+    }
+    zmq::message_t* out = &rframes[1];
+    (void)topic;
+    (void)header;
+    if (!forward(out, 3, h.count, bytes)) {
+      hold(out, 3, h.count, bytes, h.publisher, end);
+      return false;
+    }
+    st.next = end;
+    mark_ack(h.publisher, st);
+    return true;
+  }
+
+  // One message from XSUB, forwarded as it is. False: held (block).
+  bool handle_xsub_message() {
+    std::size_t n = 0;
+    bool more = true;
+    std::uint64_t bytes = 0;
+    while (more && n < xframes.size()) {
+      if (!xsub.recv(xframes[n], zmq::recv_flags::dontwait)) {
+        if (n == 0) return true;
+        continue;  // later frames of a message are always there once the first is
+      }
+      more = xframes[n].more();
+      bytes += xframes[n].size();
+      ++n;
+    }
+    relay_stats::add(stats.bytes_in, bytes);
+    if (more) {
+      drain(xsub, more);
+      relay_stats::add(stats.msgs_in);
+      relay_stats::add(stats.malformed);
+      warn(wire::reason::malformed, "warning: dropped a message of more than " + std::to_string(max_frames) +
+                                        " frames from a publisher");
+      return true;
+    }
+    std::uint64_t msgs = 1;
+    if (n == 3 && wire::looks_like_header(xframes[1].data(), xframes[1].size())) {
+      wire::batch_header h;
+      if (wire::decode_header(xframes[1].data(), xframes[1].size(), h) == wire::status::ok) msgs = h.count;
+    }
+    relay_stats::add(stats.msgs_in, msgs);
+    if (!forward(xframes.data(), n, msgs, bytes)) {
+      hold(xframes.data(), n, msgs, bytes, 0, 0);
+      return false;
+    }
+    return true;
+  }
+
+  // Subscriptions travel from XPUB up to XSUB, so that publishers filter at the source.
+  void handle_subscriptions() {
+    zmq::message_t m;
+    for (int i = 0; i < burst; ++i) {
+      if (!xpub.recv(m, zmq::recv_flags::dontwait)) return;
+      if (m.size() >= 1) {
+        const auto* p = static_cast<const unsigned char*>(m.data());
+        if (p[0] == 1) {
+          relay_stats::add(stats.subscriptions);
+          note("subscribe '" + printable(p + 1, m.size() - 1) + "'");
+        } else if (p[0] == 0) {
+          relay_stats::add(stats.unsubscriptions);
+          note("unsubscribe '" + printable(p + 1, m.size() - 1) + "'");
+        }
+      }
+      (void)xsub.send(m, zmq::send_flags::dontwait);
+    }
+  }
+
+  void forget_idle_publishers(clock::time_point now) {
+    for (auto it = publishers.begin(); it != publishers.end();) {
+      if (!it->second.ack_due && now - it->second.last_seen > cfg.publisher_idle &&
+          !(held.count != 0 && held.publisher == it->first)) {
+        it = publishers.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    stats.publishers.store(publishers.size(), std::memory_order_relaxed);
+  }
+
+  void run(int stop_fd) {
+    zmq::pollitem_t items[] = {
+        {xpub.handle(), 0, ZMQ_POLLIN, 0},
+        {xsub.handle(), 0, ZMQ_POLLIN, 0},
+        {router.handle(), 0, ZMQ_POLLIN, 0},
+        {nullptr, stop_fd, ZMQ_POLLIN, 0},
+    };
+    auto next_tick = clock::now() + tick_every;
+    auto next_sweep = clock::now() + std::chrono::seconds(60);
+    try {
+      while (!stop.load(std::memory_order_relaxed)) {
+        const bool blocked = held.count != 0;
+        auto timeout = blocked ? std::chrono::milliseconds(1) : idle_poll;
+        if (tick && !blocked) {
+          const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - clock::now());
+          timeout = std::clamp(until, std::chrono::milliseconds(0), timeout);
+        }
+        // While a message is held only subscriptions (and the stop signal) are read: that is
+        // what makes block back-pressure reach the publishers.
+        if (blocked) {
+          zmq::pollitem_t few[] = {items[0], items[3]};
+          zmq::poll(few, stop_fd >= 0 ? 2 : 1, timeout);
+          items[0].revents = few[0].revents;
+          items[1].revents = items[2].revents = 0;
+          items[3].revents = few[1].revents;
+        } else {
+          zmq::poll(items, stop_fd >= 0 ? 4 : 3, timeout);
+        }
+        if (stop_fd >= 0 && (items[3].revents & ZMQ_POLLIN)) break;
+        if (items[0].revents & ZMQ_POLLIN) handle_subscriptions();
+        if (retry_held()) {
+          if (items[1].revents & ZMQ_POLLIN)
+            for (int i = 0; i < burst && handle_xsub_message(); ++i) {}
+          if (held.count == 0 && (items[2].revents & ZMQ_POLLIN))
+            for (int i = 0; i < burst && handle_router_message(); ++i) {}
+        }
+        flush_acks();
+        const auto now = clock::now();
+        if (tick && now >= next_tick) {
+          tick(stats.snapshot());
+          next_tick = now + tick_every;
+        }
+        if (now >= next_sweep) {
+          forget_idle_publishers(now);
+          next_sweep = now + std::chrono::seconds(60);
+        }
+      }
+      // Shutdown: give a held message until linger to go out, then count it as dropped.
+      const auto give_up = clock::now() + cfg.linger;
+      while (!retry_held() && clock::now() < give_up) {
+        zmq::pollitem_t one[] = {items[0]};
+        zmq::poll(one, 1, std::chrono::milliseconds(1));
+        if (one[0].revents & ZMQ_POLLIN) handle_subscriptions();
+      }
+      if (held.count != 0) {
+        relay_stats::add(stats.dropped, held.msgs);
+        held.count = 0;
+      }
+      flush_acks();
+    } catch (const zmq::error_t& e) {
+      if (e.num() != ETERM) throw;
+    }
+  }
+
+  relay_config cfg;
+  zmq::socket_t xsub, xpub, router;
+  bound_endpoints bound;
+  relay_stats stats;
+  std::atomic<bool> stop{false};
+  log_fn log;
+  bool verbose = false;
+  std::array<bool, 8> warned{};
+  bool warned_drop = false;
+  tick_fn tick;
+  std::chrono::milliseconds tick_every{1000};
+  std::unordered_map<std::uint64_t, publisher_state> publishers;
+  std::vector<std::uint64_t> ack_due;
+  std::array<zmq::message_t, 4> rframes;
+  std::vector<zmq::message_t> xframes;
+  held_message held;
+};
+
+relay::relay(zmq::context_t& ctx, relay_config cfg) : impl_(std::make_unique<impl>(ctx, std::move(cfg))) {}
+relay::~relay() = default;
+
+const bound_endpoints& relay::endpoints() const { return impl_->bound; }
+
+void relay::set_logger(log_fn log, bool verbose) {
+  impl_->log = std::move(log);
+  impl_->verbose = verbose;
+}
+
+void relay::on_tick(std::chrono::milliseconds every, tick_fn fn) {
+  impl_->tick_every = every;
+  impl_->tick = std::move(fn);
+}
+
+void relay::run(int stop_fd) { impl_->run(stop_fd); }
+
+void relay::request_stop() { impl_->stop.store(true, std::memory_order_relaxed); }
+
+relay_counters relay::counters() const { return impl_->stats.snapshot(); }
+
+}  // namespace zrelay

@@ -1,0 +1,233 @@
+// zpub: read messages (stdin lines, -m, -f, or a prompt) and publish them through a zrelay.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <iostream>
+#include <vector>
+
+#include "zrelay/cli.hpp"
+#include "zrelay/connection.hpp"
+#include "zrelay/input.hpp"
+#include "zrelay/publisher.hpp"
+#include "zrelay/signals.hpp"
+
+namespace {
+
+using namespace zrelay;
+using clock_type = std::chrono::steady_clock;
+
+class input_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+// Routes records to topics and remembers those it could not route.
+struct router {
+  const pub_options& opt;
+  publisher& pub;
+  std::uint64_t records = 0;
+  std::uint64_t unrouted = 0;
+  std::uint64_t first_unrouted = 0;
+
+  void operator()(std::string_view rec) {
+    ++records;
+    if (opt.skip_empty && rec.empty()) return;
+    if (opt.topic_sep) {
+      if (auto split = split_topic(rec, *opt.topic_sep); split && !split->first.empty()) {
+        pub.publish(split->first, split->second);
+        return;
+      }
+      if (!opt.topic) {
+        if (unrouted++ == 0) first_unrouted = records;
+        return;
+      }
+    }
+    pub.publish(*opt.topic, rec);
+  }
+};
+
+// Reads fd to its end, feeding the splitter, flushing the publisher whenever input pauses and
+// servicing acks while it waits. Returns false when interrupted.
+bool pump(int fd, int sig_fd, publisher& pub, const std::function<void(std::string_view)>& chunk) {
+  std::vector<char> buf(256 * 1024);
+  for (;;) {
+    zmq::pollitem_t items[] = {pub.poll_item(), {nullptr, fd, ZMQ_POLLIN, 0}, {nullptr, sig_fd, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 3, pub.next_timeout());
+    if (items[2].revents & ZMQ_POLLIN) return false;
+    if (items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) {
+      const auto n = ::read(fd, buf.data(), buf.size());
+      if (n == 0) return true;
+      if (n < 0) {
+        if (errno == EINTR || errno == EAGAIN) continue;
+        throw input_error(std::string("cannot read input: ") + std::strerror(errno));
+      }
+      chunk(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+      pub.flush();  // nothing waits in a batch while the input is quiet
+    }
+    pub.service();
+  }
+}
+
+// One line from a terminal, or nullopt on end of input or a signal.
+std::optional<std::string> ask(const char* prompt, int sig_fd, publisher* pub) {
+  std::cout << prompt << std::flush;
+  std::string line;
+  char c = 0;
+  for (;;) {
+    zmq::pollitem_t items[] = {{nullptr, 0, ZMQ_POLLIN, 0}, {nullptr, sig_fd, ZMQ_POLLIN, 0},
+                               pub ? pub->poll_item() : zmq::pollitem_t{nullptr, -1, 0, 0}};
+    zmq::poll(items, pub ? 3 : 2, std::chrono::milliseconds(1000));
+    if (items[1].revents & ZMQ_POLLIN) return std::nullopt;
+    if (pub) pub->service();
+    if (!(items[0].revents & (ZMQ_POLLIN | ZMQ_POLLERR))) continue;
+    const auto n = ::read(0, &c, 1);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      std::cout << '\n';
+      return line.empty() ? std::nullopt : std::optional<std::string>(line);
+    }
+    if (c == '\n') return line;
+    line += c;
+  }
+}
+
+// The SimpleMQTT way: ask for a topic, then for messages, showing each acknowledgment.
+int prompt_loop(const pub_options& opt, publisher& pub, int sig_fd) {
+  std::string topic = opt.topic.value_or("");
+  while (topic.empty()) {
+    auto t = ask("Topic: ", sig_fd, nullptr);
+    if (!t) return cli::exit_ok;
+    topic = *t;
+    if (topic.empty()) std::cout << "The topic must not be empty.\n";
+  }
+  const auto wait = opt.publisher.ack_timeout * (opt.publisher.retries + 2);
+  while (auto msg = ask("Message (Ctrl-D to end): ", sig_fd, &pub)) {
+    const auto before = pub.stats();
+    const auto t0 = clock_type::now();
+    pub.publish(topic, *msg);
+    if (!opt.publisher.acked) {
+      pub.flush();
+      std::cout << "sent (fire and forget)\n";
+      continue;
+    }
+    pub.drain(wait);
+    const auto ms = std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
+    if (pub.stats().nacked > before.nacked)
+      std::cout << "refused by the relay: " << pub.stats().first_refusal << '\n';
+    else
+      std::cout << "acknowledged in " << ms << " ms\n";
+  }
+  return cli::exit_ok;
+}
+
+int finish(const pub_options& opt, publisher& pub, const router& route, bool interrupted_early,
+           const std::string& failure, clock_type::time_point started) {
+  const auto& s = pub.stats();
+  if (opt.stats) {
+    const double secs = std::chrono::duration<double>(clock_type::now() - started).count();
+    std::cerr << "zpub: stats published=" << s.published << " sent=" << s.sent << " acked=" << s.acked
+              << " nacked=" << s.nacked << " retried=" << s.retried << " seconds=" << secs
+              << " rate=" << static_cast<std::uint64_t>(secs > 0 ? static_cast<double>(s.published) / secs : 0)
+              << " msgs/s" << std::endl;
+  }
+  int status = cli::exit_ok;
+  if (route.unrouted > 0) {
+    std::cerr << "zpub: error: " << route.unrouted << " record(s) had no topic separator '" << *opt.topic_sep
+              << "' and there is no -t to fall back on (first: record " << route.first_unrouted << ")"
+              << std::endl;
+    status = cli::exit_error;
+  }
+  if (s.nacked > 0) {
+    std::cerr << "zpub: error: relay refused " << s.nacked << " message(s): " << s.first_refusal << std::endl;
+    status = cli::exit_refused;
+  }
+  const auto unacked = opt.publisher.acked ? s.published - s.acked - s.nacked : 0;
+  if (!failure.empty()) {
+    std::cerr << "zpub: error: " << failure << "; " << unacked << " message(s) not acknowledged" << std::endl;
+    return cli::exit_unacked;
+  }
+  if (unacked > 0) {
+    std::cerr << "zpub: error: " << (interrupted_early ? "interrupted; " : "") << unacked
+              << " message(s) not acknowledged" << std::endl;
+    return cli::exit_unacked;
+  }
+  return status;
+}
+
+int run(const pub_options& opt, signal_watch& signals) {
+  zmq::context_t ctx(1);
+  auto cfg = opt.publisher;
+  cfg.stop_fd = signals.fd();
+  publisher pub(ctx, cfg);
+  int fd = 0;
+  if (opt.source == pub_source::file) {
+    fd = ::open(opt.file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw input_error("cannot open '" + opt.file + "': " + std::strerror(errno));
+  }
+  try {
+    pub.connect();
+  } catch (const interrupted&) {
+    return cli::exit_ok;
+  }
+  if (opt.source == pub_source::prompt) {
+    try {
+      return prompt_loop(opt, pub, signals.fd());
+    } catch (const delivery_error& e) {
+      std::cerr << "zpub: error: " << e.what() << std::endl;
+      return cli::exit_unacked;
+    } catch (const interrupted&) {
+      return cli::exit_ok;
+    }
+  }
+
+  const auto started = clock_type::now();
+  router route{opt, pub};
+  bool stopped = false;
+  std::string failure;
+  try {
+    if (opt.source == pub_source::message) {
+      route(opt.message);
+    } else if (opt.whole) {
+      std::string all;
+      stopped = !pump(fd, signals.fd(), pub, [&all](std::string_view c) { all.append(c); });
+      if (!stopped) route(all);
+    } else {
+      record_splitter split(opt.delimiter);
+      const std::function<void(std::string_view)> each = [&route](std::string_view rec) { route(rec); };
+      stopped = !pump(fd, signals.fd(), pub, [&](std::string_view c) { split.feed(c, each); });
+      if (!stopped) split.finish(each);
+    }
+    // Everything read is sent; wait for the acknowledgments (the publisher gives up by itself
+    // after its retries, so this bound is only a backstop).
+    pub.drain(opt.publisher.ack_timeout * (opt.publisher.retries + 2));
+  } catch (const delivery_error& e) {
+    failure = e.what();
+  } catch (const interrupted&) {
+    stopped = true;
+  }
+  if (fd > 0) ::close(fd);
+  return finish(opt, pub, route, stopped, failure, started);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    zrelay::signal_watch signals;
+    const auto args = zrelay::cli::parse_pub(argc, argv, ::isatty(0) == 1);
+    if (!args.print.empty()) {
+      std::cout << args.print;
+      return zrelay::cli::exit_ok;
+    }
+    return run(args.options, signals);
+  } catch (const zrelay::cli::usage_error& e) {
+    std::cerr << "zpub: error: " << e.what() << " (see 'zpub --help')" << std::endl;
+    return zrelay::cli::exit_usage;
+  } catch (const std::exception& e) {
+    std::cerr << "zpub: error: " << e.what() << std::endl;
+    return zrelay::cli::exit_error;
+  }
+}

@@ -1,0 +1,38 @@
+// zrelay: parse, build, run, map errors to exit statuses.
+#include <cstdio>
+#include <iostream>
+
+#include "zrelay/cli.hpp"
+#include "zrelay/endpoint.hpp"
+#include "zrelay/relay.hpp"
+#include "zrelay/signals.hpp"
+
+int main(int argc, char** argv) {
+  using namespace zrelay;
+  try {
+    signal_watch signals;  // first: every thread started later inherits the blocked signals
+    const auto args = cli::parse_relay(argc, argv);
+    if (!args.print.empty()) {
+      std::cout << args.print;
+      return cli::exit_ok;
+    }
+    const auto& opt = args.options;
+    zmq::context_t ctx(1);
+    relay r(ctx, opt.relay);
+    r.set_logger([](std::string_view line) { std::cerr << "zrelay: " << line << std::endl; }, opt.verbose);
+    if (opt.stats_interval.count() > 0)
+      r.on_tick(opt.stats_interval,
+                [](const relay_counters& c) { std::cerr << "zrelay: stats " << format_counters(c) << std::endl; });
+    const auto& ep = r.endpoints();
+    std::cout << "zrelay: ready pub=" << ep.pub << " sub=" << ep.sub << " ack=" << ep.ack << std::endl;
+    r.run(signals.fd());
+    std::cerr << "zrelay: final " << format_counters(r.counters()) << std::endl;
+    return cli::exit_ok;
+  } catch (const cli::usage_error& e) {
+    std::cerr << "zrelay: error: " << e.what() << " (see 'zrelay --help')" << std::endl;
+    return cli::exit_usage;
+  } catch (const std::exception& e) {
+    std::cerr << "zrelay: error: " << e.what() << std::endl;
+    return cli::exit_error;
+  }
+}

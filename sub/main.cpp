@@ -1,0 +1,115 @@
+// zsub: subscribe to topic prefixes on a zrelay and print what arrives.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+
+#include "zrelay/cli.hpp"
+#include "zrelay/format.hpp"
+#include "zrelay/signals.hpp"
+#include "zrelay/subscriber.hpp"
+
+namespace {
+
+using namespace zrelay;
+
+// Output goes through one buffer, written when it fills and whenever the socket runs dry, so a
+// fast stream costs few writes and a slow one is still printed at once.
+class output {
+public:
+  explicit output(const sub_options& opt) : opt_(opt) { buf_.reserve(1 << 17); }
+  void add(const message_view& m) {
+    switch (opt_.format) {
+      case sub_format::payload: buf_.append(m.payload); break;
+      case sub_format::topic_payload:
+        buf_.append(m.topic);
+        buf_ += ' ';
+        buf_.append(m.payload);
+        break;
+      case sub_format::json: append_json_message(buf_, m); break;
+    }
+    buf_ += opt_.terminator;
+    if (buf_.size() >= (1 << 16)) flush();
+  }
+  void flush() {
+    std::size_t done = 0;
+    while (done < buf_.size()) {
+      const auto n = ::write(1, buf_.data() + done, buf_.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw std::runtime_error(std::string("cannot write output: ") + std::strerror(errno));
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    buf_.clear();
+  }
+
+private:
+  const sub_options& opt_;
+  std::string buf_;
+};
+
+int run(sub_options opt, signal_watch& signals) {
+  if (opt.prompt_topic) {
+    std::cerr << "Topic to subscribe to (empty for everything): " << std::flush;
+    std::string topic;
+    if (!std::getline(std::cin, topic)) return cli::exit_ok;
+    opt.subscriber.topics.push_back(topic);
+  }
+  zmq::context_t ctx(1);
+  subscriber sub(ctx, opt.subscriber);
+  sub.on_gap([](const gap_info& g) {
+    std::cerr << "zsub: warning: " << g.missing() << " message(s) missing on topic '" << g.topic
+              << "' from publisher " << std::hex << g.publisher << std::dec << " (sequence " << g.expected
+              << " to " << g.received - 1 << ")" << std::endl;
+  });
+  sub.on_warning([](std::string_view w) { std::cerr << "zsub: warning: " << w << std::endl; });
+  if (!sub.connect(signals.fd())) return cli::exit_ok;
+
+  output out(opt);
+  std::uint64_t seen = 0;
+  const subscriber::message_fn on_message = [&](const message_view& m) {
+    out.add(m);
+    return opt.count == 0 || ++seen < opt.count;
+  };
+  const auto wait = opt.idle.count() > 0 ? opt.idle : std::chrono::milliseconds(-1);
+  int status = cli::exit_ok;
+  for (;;) {
+    const auto r = sub.receive(wait, on_message, signals.fd());
+    out.flush();
+    if (r == subscriber::result::stopped || r == subscriber::result::woken) break;
+    if (r == subscriber::result::timeout) {
+      std::cerr << "zsub: no message for " << static_cast<double>(opt.idle.count()) / 1000 << " s" << std::endl;
+      status = cli::exit_idle;
+      break;
+    }
+  }
+  if (opt.stats) {
+    const auto& s = sub.stats();
+    std::cerr << "zsub: stats received=" << s.received << " gaps=" << s.gaps << " missing=" << s.missing
+              << " duplicates=" << s.duplicates << " malformed=" << s.malformed << std::endl;
+  }
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    zrelay::signal_watch signals;
+    const auto args = zrelay::cli::parse_sub(argc, argv, ::isatty(0) == 1);
+    if (!args.print.empty()) {
+      std::cout << args.print;
+      return zrelay::cli::exit_ok;
+    }
+    return run(args.options, signals);
+  } catch (const zrelay::cli::usage_error& e) {
+    std::cerr << "zsub: error: " << e.what() << " (see 'zsub --help')" << std::endl;
+    return zrelay::cli::exit_usage;
+  } catch (const std::exception& e) {
+    std::cerr << "zsub: error: " << e.what() << std::endl;
+    return zrelay::cli::exit_error;
+  }
+}
