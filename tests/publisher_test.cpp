@@ -1,0 +1,234 @@
+#include <catch2/catch.hpp>
+
+#include "testutil.hpp"
+#include "zrelay/connection.hpp"
+#include "zrelay/publisher.hpp"
+
+using namespace zrelay;
+using namespace zrelay::test;
+
+namespace {
+
+// A relay stand-in: a ROUTER the test drives by hand.
+struct fake_relay {
+  explicit fake_relay(zmq::context_t& ctx) : router(ctx, zmq::socket_type::router), ep(unique_inproc("fake")) {
+    router.set(zmq::sockopt::linger, 0);
+    router.bind(ep);
+  }
+  // One received batch: routing id, topic, decoded header, records.
+  struct received {
+    std::string route, topic;
+    wire::batch_header header;
+    std::vector<std::string> records;
+  };
+  std::optional<received> next(std::chrono::milliseconds limit = deadline) {
+    auto parts = recv_parts(router, limit);
+    if (parts.empty()) return std::nullopt;
+    REQUIRE(parts.size() == 4);
+    received r;
+    r.route = parts[0];
+    r.topic = parts[1];
+    REQUIRE(wire::decode_header(parts[2].data(), parts[2].size(), r.header) == wire::status::ok);
+    wire::record_reader rd(parts[3].data(), parts[3].size(), r.header.count);
+    while (auto rec = rd.next()) r.records.emplace_back(*rec);
+    REQUIRE(rd.done());
+    return r;
+  }
+  void reply(const received& to, wire::kind k, std::uint64_t seq, std::uint32_t count = 0,
+             wire::reason why = wire::reason::none, const std::string& text = "") {
+    wire::reply r;
+    r.type = k;
+    r.publisher = to.header.publisher;
+    r.seq = seq;
+    r.count = count;
+    r.why = why;
+    r.text = text;
+    send_parts(router, {to.route, wire::encode_reply(r)});
+  }
+  zmq::socket_t router;
+  std::string ep;
+};
+
+publisher_config to_fake(const fake_relay& f) {
+  publisher_config c;
+  c.ack_endpoint = f.ep;
+  c.connect_timeout = 0ms;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("publisher coalesces consecutive messages of one topic into one batch", "[publisher]") {
+  zmq::context_t ctx;
+  fake_relay relay(ctx);
+  publisher pub(ctx, to_fake(relay));
+  pub.connect();
+  SECTION("until flush") {
+    for (int i = 0; i < 100; ++i) pub.publish("t", "m" + std::to_string(i));
+    pub.flush();
+    auto b = relay.next();
+    REQUIRE(b);
+    CHECK(b->topic == "t");
+    CHECK(b->header.count == 100);
+    CHECK(b->header.seq == 1);
+    CHECK(b->header.topic_seq == 1);
+    CHECK(b->header.publisher == pub.id());
+    CHECK(b->records.front() == "m0");
+    CHECK(b->records.back() == "m99");
+  }
+  SECTION("a new topic starts a new batch, and each topic has its own sequence") {
+    pub.publish("a", "1");
+    pub.publish("a", "2");
+    pub.publish("b", "3");
+    pub.publish("a", "4");
+    pub.flush();
+    auto b1 = relay.next(), b2 = relay.next(), b3 = relay.next();
+    REQUIRE((b1 && b2 && b3));
+    CHECK((b1->topic == "a" && b1->header.count == 2 && b1->header.seq == 1 && b1->header.topic_seq == 1));
+    CHECK((b2->topic == "b" && b2->header.count == 1 && b2->header.seq == 3 && b2->header.topic_seq == 1));
+    CHECK((b3->topic == "a" && b3->header.count == 1 && b3->header.seq == 4 && b3->header.topic_seq == 3));
+  }
+  SECTION("a batch is sent once it reaches max_batch_bytes") {
+    publisher_config c = to_fake(relay);
+    c.max_batch_bytes = 100;
+    publisher small(ctx, c);
+    small.connect();
+    for (int i = 0; i < 10; ++i) small.publish("t", std::string(30, 'x'));
+    // Each record is 34 bytes: a third would pass 100, so batches hold two.
+    auto b = relay.next();
+    REQUIRE(b);
+    CHECK(b->header.count == 2);
+  }
+}
+
+TEST_CASE("publisher counts cumulative acks and nacks", "[publisher]") {
+  zmq::context_t ctx;
+  fake_relay relay(ctx);
+  publisher pub(ctx, to_fake(relay));
+  pub.connect();
+  for (int i = 0; i < 3; ++i) {
+    pub.publish("t", "x");
+    pub.flush();
+  }
+  auto b1 = relay.next();
+  REQUIRE(b1);
+  REQUIRE(relay.next());
+  REQUIRE(relay.next());
+  relay.reply(*b1, wire::kind::nack, 2, 1, wire::reason::too_large, "a message of 9 bytes exceeds the limit of 8");
+  relay.reply(*b1, wire::kind::ack, 3);
+  REQUIRE(pub.drain(deadline));
+  CHECK(pub.stats().acked == 2);
+  CHECK(pub.stats().nacked == 1);
+  CHECK(pub.stats().nacked_by_reason.at(wire::reason::too_large) == 1);
+  CHECK(pub.stats().first_refusal == "too large: a message of 9 bytes exceeds the limit of 8");
+}
+
+TEST_CASE("publisher resends with the same sequence on timeout and gives up after its retries", "[publisher]") {
+  zmq::context_t ctx;
+  fake_relay relay(ctx);
+  auto cfg = to_fake(relay);
+  cfg.ack_timeout = 50ms;
+  cfg.retries = 2;
+  publisher pub(ctx, cfg);
+  pub.connect();
+  pub.publish("t", "once");
+  pub.flush();
+  auto first = relay.next();
+  REQUIRE(first);
+  SECTION("the relay answers the resend") {
+    std::optional<fake_relay::received> again;
+    while (!again) {
+      pub.service();
+      again = relay.next(10ms);
+    }
+    CHECK(again->header.seq == first->header.seq);
+    CHECK(again->header.topic_seq == first->header.topic_seq);
+    CHECK(again->records == first->records);
+    relay.reply(*again, wire::kind::ack, again->header.seq);
+    REQUIRE(pub.drain(deadline));
+    CHECK(pub.stats().retried == 1);
+    CHECK(pub.stats().acked == 1);
+  }
+  SECTION("nobody answers") {
+    CHECK_THROWS_WITH(pub.drain(deadline), "no acknowledgment from " + relay.ep + " after 2 retries");
+    CHECK(pub.stats().acked == 0);
+    CHECK(pub.stats().retried == 2);
+    CHECK_THROWS_AS(pub.publish("t", "more"), delivery_error);
+  }
+}
+
+TEST_CASE("publisher goes back to the sequence the relay expects", "[publisher]") {
+  zmq::context_t ctx;
+  fake_relay relay(ctx);
+  publisher pub(ctx, to_fake(relay));
+  pub.connect();
+  for (int i = 0; i < 3; ++i) {
+    pub.publish("t", std::to_string(i));
+    pub.flush();
+  }
+  auto b1 = relay.next(), b2 = relay.next(), b3 = relay.next();
+  REQUIRE((b1 && b2 && b3));
+  relay.reply(*b3, wire::kind::expect, 2);  // batch 1 arrived, 2 got lost
+  std::optional<fake_relay::received> resent;
+  while (!resent) {
+    pub.service();
+    resent = relay.next(10ms);
+  }
+  CHECK(resent->header.seq == 2);
+  CHECK(resent->header.ack_floor == 2);
+  auto after = relay.next();
+  REQUIRE(after);
+  CHECK(after->header.seq == 3);
+  relay.reply(*after, wire::kind::ack, 3);
+  REQUIRE(pub.drain(deadline));
+  CHECK(pub.stats().acked == 3);
+  CHECK(pub.stats().retried == 2);
+}
+
+TEST_CASE("publisher window: publish waits while max_inflight messages are unacknowledged", "[publisher]") {
+  zmq::context_t ctx;
+  fake_relay relay(ctx);
+  auto cfg = to_fake(relay);
+  cfg.max_inflight = 2;
+  cfg.ack_timeout = 60s;
+  publisher pub(ctx, cfg);
+  pub.connect();
+  std::thread acker([&] {
+    std::uint64_t acked = 0;
+    while (acked < 5) {
+      auto b = relay.next();
+      if (!b) return;
+      acked = b->header.seq + b->header.count - 1;
+      relay.reply(*b, wire::kind::ack, acked);
+    }
+  });
+  for (int i = 0; i < 5; ++i) {
+    pub.publish("t", std::to_string(i));
+    pub.flush();
+    CHECK(pub.outstanding() <= 2);
+  }
+  CHECK(pub.drain(deadline));
+  acker.join();
+  CHECK(pub.stats().acked == 5);
+}
+
+TEST_CASE("publisher reports an unreachable relay", "[publisher]") {
+  zmq::context_t ctx;
+  publisher_config cfg;
+  cfg.connect_timeout = 200ms;
+  SECTION("nothing listens") {
+    zmq::socket_t probe(ctx, zmq::socket_type::router);
+    probe.bind("tcp://127.0.0.1:*");
+    cfg.ack_endpoint = probe.get(zmq::sockopt::last_endpoint);
+    probe.unbind(cfg.ack_endpoint);
+    probe.close();
+    publisher pub(ctx, cfg);
+    CHECK_THROWS_WITH(pub.connect(), Catch::StartsWith("cannot connect to '" + cfg.ack_endpoint + "': ") &&
+                                         Catch::Contains("is zrelay running there?"));
+  }
+  SECTION("the host does not resolve") {
+    cfg.ack_endpoint = "tcp://no-such-host.invalid:5561";
+    publisher pub(ctx, cfg);
+    CHECK_THROWS_WITH(pub.connect(), Catch::StartsWith("cannot connect to 'tcp://no-such-host.invalid:5561': cannot resolve"));
+  }
+}

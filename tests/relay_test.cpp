@@ -1,0 +1,352 @@
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <random>
+
+#include "testutil.hpp"
+#include "zrelay/endpoint.hpp"
+#include "zrelay/publisher.hpp"
+#include "zrelay/subscriber.hpp"
+
+using namespace zrelay;
+using namespace zrelay::test;
+
+namespace {
+
+zmq::socket_t make_sub(zmq::context_t& ctx, const std::string& ep, const std::string& topic, int hwm = 0) {
+  zmq::socket_t s(ctx, zmq::socket_type::sub);
+  s.set(zmq::sockopt::rcvhwm, hwm);
+  s.set(zmq::sockopt::linger, 0);
+  s.set(zmq::sockopt::subscribe, topic);
+  s.connect(ep);
+  return s;
+}
+
+zmq::socket_t make_dealer(zmq::context_t& ctx, const std::string& ep) {
+  zmq::socket_t d(ctx, zmq::socket_type::dealer);
+  d.set(zmq::sockopt::linger, 0);
+  d.connect(ep);
+  return d;
+}
+
+// Sends [topic][header][body] on a DEALER and returns the reply.
+wire::reply roundtrip(zmq::socket_t& dealer, const std::vector<std::string>& frames) {
+  send_parts(dealer, frames);
+  const auto parts = recv_parts(dealer);
+  REQUIRE(parts.size() == 1);
+  return reply_of(parts[0]);
+}
+
+publisher_config acked_to(const bound_endpoints& ep) {
+  publisher_config c;
+  c.ack_endpoint = ep.ack;
+  c.connect_timeout = 0ms;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("relay forwards a plain [topic][payload] from XSUB to a subscriber", "[relay]") {
+  zmq::context_t ctx;
+  SECTION("over inproc") {
+    running_relay r(ctx, inproc_config());
+    auto sub = make_sub(ctx, r.ep().sub, "t");
+    REQUIRE(wait_subscribed(ctx, r.ep(), "t"));
+    zmq::socket_t pub(ctx, zmq::socket_type::xpub);
+    pub.connect(r.ep().pub);
+    REQUIRE(recv_parts(pub) == std::vector<std::string>{"\1t"});  // the subscription reached us
+    send_parts(pub, {"t", "hello"});
+    CHECK(recv_parts(sub) == std::vector<std::string>{"t", "hello"});
+    CHECK(r.get().counters().msgs_out == 1);
+  }
+  SECTION("over tcp on ephemeral ports") {
+    running_relay r(ctx, tcp_config());
+    CHECK(r.ep().pub.rfind("tcp://127.0.0.1:", 0) == 0);
+    CHECK(r.ep().pub.find('*') == std::string::npos);
+    auto sub = make_sub(ctx, r.ep().sub, "t");
+    REQUIRE(wait_subscribed(ctx, r.ep(), "t"));
+    zmq::socket_t pub(ctx, zmq::socket_type::xpub);
+    pub.connect(r.ep().pub);
+    REQUIRE(recv_parts(pub) == std::vector<std::string>{"\1t"});
+    send_parts(pub, {"t", "hello"});
+    CHECK(recv_parts(sub) == std::vector<std::string>{"t", "hello"});
+  }
+}
+
+TEST_CASE("relay passes subscriptions up to publishers and filters by prefix", "[relay]") {
+  zmq::context_t ctx;
+  running_relay r(ctx, inproc_config());
+  zmq::socket_t pub(ctx, zmq::socket_type::xpub);
+  pub.set(zmq::sockopt::linger, 0);
+  pub.connect(r.ep().pub);
+  auto sub = make_sub(ctx, r.ep().sub, "news");
+  REQUIRE(recv_parts(pub) == std::vector<std::string>{"\1news"});
+  send_parts(pub, {"sports", "no"});
+  send_parts(pub, {"newsletter", "yes 1"});
+  send_parts(pub, {"news", "yes 2"});
+  CHECK(recv_parts(sub) == std::vector<std::string>{"newsletter", "yes 1"});
+  CHECK(recv_parts(sub) == std::vector<std::string>{"news", "yes 2"});
+  CHECK(recv_parts(sub, 50ms).empty());
+  sub.set(zmq::sockopt::unsubscribe, "news");
+  CHECK(recv_parts(pub) == std::vector<std::string>{std::string(1, '\0') + "news"});
+  CHECK(r.get().counters().subscriptions == 1);
+}
+
+TEST_CASE("relay acks a window of batches cumulatively and forwards them in order", "[relay]") {
+  zmq::context_t ctx;
+  running_relay r(ctx, inproc_config());
+  auto sub = make_sub(ctx, r.ep().sub, "t");
+  REQUIRE(wait_subscribed(ctx, r.ep(), "t"));
+  auto dealer = make_dealer(ctx, r.ep().ack);
+  const std::uint64_t id = 42;
+  for (std::uint64_t seq = 1; seq <= 20; ++seq) send_parts(dealer, batch("t", id, seq, {"m" + std::to_string(seq)}));
+  std::uint64_t acked = 0;
+  int replies = 0;
+  while (acked < 20) {
+    const auto parts = recv_parts(dealer);
+    REQUIRE(parts.size() == 1);
+    const auto rep = reply_of(parts[0]);
+    REQUIRE(rep.type == wire::kind::ack);
+    CHECK(rep.publisher == id);
+    CHECK(rep.seq > acked);
+    acked = rep.seq;
+    ++replies;
+  }
+  CHECK(replies <= 20);
+  for (int i = 1; i <= 20; ++i) {
+    const auto parts = recv_parts(sub);
+    REQUIRE(parts.size() == 3);
+    wire::batch_header h;
+    REQUIRE(wire::decode_header(parts[1].data(), parts[1].size(), h) == wire::status::ok);
+    CHECK(h.seq == static_cast<std::uint64_t>(i));
+  }
+}
+
+TEST_CASE("relay re-acks a duplicate without republishing", "[relay]") {
+  zmq::context_t ctx;
+  running_relay r(ctx, inproc_config());
+  auto sub = make_sub(ctx, r.ep().sub, "t");
+  REQUIRE(wait_subscribed(ctx, r.ep(), "t"));
+  auto dealer = make_dealer(ctx, r.ep().ack);
+  CHECK(roundtrip(dealer, batch("t", 7, 1, {"a", "b"})).seq == 2);
+  const auto again = roundtrip(dealer, batch("t", 7, 1, {"a", "b"}));
+  CHECK(again.type == wire::kind::ack);
+  CHECK(again.seq == 2);
+  CHECK(roundtrip(dealer, batch("t", 7, 3, {"c"})).seq == 3);
+  // The subscriber sees the first batch once, then the next one.
+  CHECK(recv_parts(sub).size() == 3);
+  const auto next = recv_parts(sub);
+  REQUIRE(next.size() == 3);
+  CHECK(next[2] == std::string("\0\0\0\1c", 5));
+  CHECK(r.get().counters().duplicates == 2);
+}
+
+TEST_CASE("relay asks for a resend when a batch arrives ahead of its predecessors", "[relay]") {
+  zmq::context_t ctx;
+  running_relay r(ctx, inproc_config());
+  auto dealer = make_dealer(ctx, r.ep().ack);
+  SECTION("a gap after accepted batches") {
+    CHECK(roundtrip(dealer, batch("t", 9, 1, {"a"})).seq == 1);
+    const auto rep = roundtrip(dealer, batch("t", 9, 5, {"e"}));
+    CHECK(rep.type == wire::kind::expect);
+    CHECK(rep.seq == 2);
+  }
+  SECTION("a relay meeting a publisher for the first time starts at its ack floor") {
+    const auto rep = roundtrip(dealer, batch("t", 10, 5, {"e"}, 5, 3));
+    CHECK(rep.type == wire::kind::expect);
+    CHECK(rep.seq == 3);
+    CHECK(roundtrip(dealer, batch("t", 10, 3, {"c", "d"}, 3, 3)).seq == 4);
+  }
+}
+
+TEST_CASE("relay refuses bad messages on the ack socket with a NACK and a reason", "[relay]") {
+  zmq::context_t ctx;
+  auto cfg = inproc_config();
+  cfg.max_msg_size = 16;
+  running_relay r(ctx, cfg);
+  auto sub = make_sub(ctx, r.ep().sub, "");
+  REQUIRE(wait_subscribed(ctx, r.ep(), ""));
+  auto dealer = make_dealer(ctx, r.ep().ack);
+  auto good = batch("t", 5, 1, {"ok"});
+
+  SECTION("too large") {
+    const auto rep = roundtrip(dealer, batch("t", 5, 1, {std::string(17, 'x')}));
+    CHECK(rep.type == wire::kind::nack);
+    CHECK(rep.why == wire::reason::too_large);
+    CHECK(rep.seq == 1);
+    CHECK(rep.count == 1);
+    CHECK_THAT(rep.text, Catch::Contains("17 bytes exceeds the limit of 16"));
+    good = batch("t", 5, 2, {"ok"});
+  }
+  SECTION("wrong number of frames") {
+    const auto rep = roundtrip(dealer, {"t", "only two"});
+    CHECK(rep.why == wire::reason::malformed);
+    CHECK_THAT(rep.text, Catch::Contains("expected 3 frames"));
+  }
+  SECTION("a header that is not a zrelay header") {
+    const auto rep = roundtrip(dealer, {"t", "garbage header", "body"});
+    CHECK(rep.why == wire::reason::malformed);
+    CHECK_THAT(rep.text, Catch::Contains("bad magic"));
+  }
+  SECTION("an unknown protocol version") {
+    auto frames = batch("t", 5, 1, {"x"});
+    frames[1][2] = 2;
+    const auto rep = roundtrip(dealer, frames);
+    CHECK(rep.why == wire::reason::unsupported_version);
+    CHECK(rep.publisher == 5);
+    CHECK(rep.seq == 1);
+    CHECK_THAT(rep.text, Catch::Contains("speaks protocol version 1, got 2"));
+  }
+  SECTION("a truncated body") {
+    auto frames = batch("t", 5, 1, {"abc"});
+    frames[2].pop_back();
+    const auto rep = roundtrip(dealer, frames);
+    CHECK(rep.why == wire::reason::malformed);
+    CHECK_THAT(rep.text, Catch::Contains("body"));
+    good = batch("t", 5, 2, {"ok"});
+  }
+  SECTION("more frames than a batch has") {
+    const auto rep = roundtrip(dealer, {"t", "a", "b", "c", "d", "e"});
+    CHECK(rep.why == wire::reason::malformed);
+    CHECK_THAT(rep.text, Catch::Contains("got 6"));
+  }
+  // Whatever was refused, nothing of it reached the subscriber, and the relay goes on.
+  const auto rep = roundtrip(dealer, good);
+  CHECK(rep.type == wire::kind::ack);
+  const auto parts = recv_parts(sub);
+  REQUIRE(parts.size() == 3);
+  CHECK(parts[2] == std::string("\0\0\0\2ok", 6));
+  CHECK(r.get().counters().nacks >= 1);
+}
+
+TEST_CASE("relay survives random frames on every socket", "[relay]") {
+  zmq::context_t ctx;
+  running_relay r(ctx, tcp_config());
+  std::mt19937 rng(1234);
+  auto random_bytes = [&rng](std::size_t max) {
+    std::string s(rng() % (max + 1), '\0');
+    for (auto& c : s) c = static_cast<char>(rng());
+    return s;
+  };
+  auto dealer = make_dealer(ctx, r.ep().ack);
+  zmq::socket_t pub(ctx, zmq::socket_type::pub);
+  pub.set(zmq::sockopt::linger, 0);
+  pub.connect(r.ep().pub);
+  zmq::socket_t xsub(ctx, zmq::socket_type::xsub);
+  xsub.set(zmq::sockopt::linger, 0);
+  xsub.connect(r.ep().sub);
+  for (int i = 0; i < 2000; ++i) {
+    std::vector<std::string> frames(1 + rng() % 6);
+    for (auto& f : frames) f = random_bytes(rng() % 3 == 0 ? 64 : 4096);
+    if (i % 3 == 0 && frames.size() >= 2) frames[1].replace(0, std::min<std::size_t>(2, frames[1].size()), "ZR");
+    send_parts(dealer, frames);
+    send_parts(pub, frames);
+    send_parts(xsub, {frames[0]});
+  }
+  // The relay is still up and serves a legitimate publisher.
+  auto sub = make_sub(ctx, r.ep().sub, "ok");
+  REQUIRE(wait_subscribed(ctx, r.ep(), "ok"));
+  auto clean = make_dealer(ctx, r.ep().ack);
+  CHECK(roundtrip(clean, batch("ok", 99, 1, {"still here"})).type == wire::kind::ack);
+  const auto parts = recv_parts(sub);
+  REQUIRE(parts.size() == 3);
+  CHECK(parts[0] == "ok");
+  CHECK(r.get().counters().malformed > 0);
+}
+
+TEST_CASE("relay drop policy: a stuck subscriber does not stall the others and drops are counted", "[relay]") {
+  zmq::context_t ctx;
+  auto cfg = inproc_config();
+  cfg.hwm = 10;
+  running_relay r(ctx, cfg);
+  auto live = make_sub(ctx, r.ep().sub, "t", 0);
+  REQUIRE(wait_subscribed(ctx, r.ep(), "t"));
+  auto stuck = make_sub(ctx, r.ep().sub, "t", 1);  // never read
+  stuck.set(zmq::sockopt::subscribe, "t-stuck");    // seen upstream only once "t" was, too
+  REQUIRE(wait_subscribed(ctx, r.ep(), "t-stuck"));
+  auto pc = acked_to(r.ep());
+  publisher pub(ctx, pc);
+  pub.connect();
+  const int n = 500;
+  int got = 0;
+  for (int i = 0; i < n; ++i) {
+    pub.publish("t", std::to_string(i));
+    pub.flush();  // one ZeroMQ message each, so the stuck queue fills quickly
+    while (recv_parts(live, 0ms).size() == 3) ++got;
+  }
+  REQUIRE(pub.drain(deadline));
+  CHECK(pub.stats().acked == static_cast<std::uint64_t>(n));
+  while (got < n && recv_parts(live).size() == 3) ++got;
+  CHECK(got == n);
+  CHECK(r.get().counters().dropped > 0);
+}
+
+TEST_CASE("relay block policy holds acks while a subscriber is full, then delivers everything", "[relay]") {
+  zmq::context_t ctx;
+  auto cfg = inproc_config();
+  cfg.hwm = 5;
+  cfg.on_full = full_policy::block;
+  running_relay r(ctx, cfg);
+  auto slow = make_sub(ctx, r.ep().sub, "t", 1);
+  REQUIRE(wait_subscribed(ctx, r.ep(), "t"));
+  auto pc = acked_to(r.ep());
+  pc.ack_timeout = 60s;  // no resends in this test: the relay is only slow
+  publisher pub(ctx, pc);
+  pub.connect();
+  const int n = 100;
+  for (int i = 0; i < n; ++i) {
+    pub.publish("t", std::to_string(i));
+    pub.flush();
+  }
+  REQUIRE(eventually([&] { return r.get().counters().blocked > 0; }));
+  pub.service();
+  CHECK(pub.stats().acked < static_cast<std::uint64_t>(n));  // back-pressure reached the publisher
+  // The subscriber reads: every message arrives, in order, none dropped.
+  std::uint64_t expect_seq = 1;
+  for (int i = 0; i < n; ++i) {
+    const auto parts = recv_parts(slow);
+    REQUIRE(parts.size() == 3);
+    wire::batch_header h;
+    REQUIRE(wire::decode_header(parts[1].data(), parts[1].size(), h) == wire::status::ok);
+    CHECK(h.topic_seq == expect_seq);
+    expect_seq += h.count;
+  }
+  REQUIRE(pub.drain(deadline));
+  CHECK(pub.stats().acked == static_cast<std::uint64_t>(n));
+  CHECK(r.get().counters().dropped == 0);
+}
+
+TEST_CASE("relay run() returns on request_stop and on a readable stop descriptor", "[relay]") {
+  zmq::context_t ctx;
+  SECTION("request_stop") {
+    relay rl(ctx, inproc_config());
+    std::thread t([&] { rl.run(); });
+    rl.request_stop();
+    t.join();
+    SUCCEED("run returned");
+  }
+  SECTION("stop descriptor") {
+    relay rl(ctx, inproc_config());
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    std::thread t([&] { rl.run(fds[0]); });
+    REQUIRE(::write(fds[1], "x", 1) == 1);
+    t.join();
+    ::close(fds[0]);
+    ::close(fds[1]);
+    SUCCEED("run returned");
+  }
+}
+
+TEST_CASE("relay reports a port already in use and malformed endpoints", "[relay]") {
+  zmq::context_t ctx;
+  relay first(ctx, tcp_config());
+  auto cfg = tcp_config();
+  cfg.pub_bind = first.endpoints().pub;
+  CHECK_THROWS_WITH(relay(ctx, cfg), Catch::StartsWith("cannot bind '" + first.endpoints().pub + "': ") &&
+                                         Catch::Contains("Address already in use"));
+  cfg = tcp_config();
+  cfg.sub_bind = "tcp://127.0.0.1";
+  CHECK_THROWS_AS(relay(ctx, cfg), endpoint_error);
+}
