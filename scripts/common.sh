@@ -1,0 +1,28 @@
+# Shared by scripts/quickstart and scripts/test: install what is missing, configure, build.
+# Debian 12 packages only.
+set -euo pipefail
+
+ZRELAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ZRELAY_BUILD=${ZRELAY_BUILD:-$ZRELAY_ROOT/build}
+ZRELAY_PACKAGES=(g++ cmake ninja-build pkg-config libzmq3-dev cppzmq-dev libcxxopts-dev catch2 util-linux coreutils)
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_missing() {
+  local missing=()
+  for p in "${ZRELAY_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "zrelay: installing ${missing[*]}" >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+build() {
+  cmake -S "$ZRELAY_ROOT" -B "$ZRELAY_BUILD" -G Ninja "$@" >/dev/null
+  cmake --build "$ZRELAY_BUILD" -j "$(nproc)"
+}
