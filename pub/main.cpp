@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <iomanip>
 #include <iostream>
 #include <vector>
 
@@ -118,7 +119,7 @@ int prompt_loop(const pub_options& opt, publisher& pub, int sig_fd) {
     if (pub.stats().nacked > before.nacked)
       std::cout << "refused by the relay: " << pub.stats().first_refusal << '\n';
     else
-      std::cout << "acknowledged in " << ms << " ms\n";
+      std::cout << "acknowledged in " << std::fixed << std::setprecision(2) << ms << " ms\n";
   }
   return cli::exit_ok;
 }

@@ -28,13 +28,27 @@ std::string lower_first(std::string s) {
   return s;
 }
 
+// "Option 'x' is missing an argument" -> "option '-x' is missing an argument", as typed.
+std::string with_dashes(std::string text) {
+  text = lower_first(text);
+  const std::string lead = "option '";
+  if (text.rfind(lead, 0) == 0) {
+    const auto close = text.find('\'', lead.size());
+    if (close != std::string::npos) text.insert(lead.size(), close - lead.size() == 1 ? "-" : "--");
+  }
+  return text;
+}
+
 cxxopts::ParseResult parse_or_throw(cxxopts::Options& o, int argc, const char* const* argv) {
   try {
     auto r = o.parse(argc, argv);
     if (!r.unmatched().empty()) throw usage_error("unexpected argument '" + r.unmatched().front() + "'");
     return r;
+  } catch (const cxxopts::exceptions::no_such_option& e) {
+    const auto text = with_dashes(plain_quotes(e.what()));
+    throw usage_error("unknown " + text.substr(0, text.find(" does not exist")));
   } catch (const cxxopts::exceptions::exception& e) {
-    throw usage_error(lower_first(plain_quotes(e.what())));
+    throw usage_error(with_dashes(plain_quotes(e.what())));
   }
 }
 
