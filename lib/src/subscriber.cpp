@@ -31,7 +31,19 @@ subscriber::subscriber(zmq::context_t& ctx, subscriber_config cfg)
 
 bool subscriber::connect(int stop_fd) {
   for (const auto& t : cfg_.topics) sock_.set(zmq::sockopt::subscribe, t);
+  if (cfg_.bind) {
+    try {
+      sock_.bind(cfg_.endpoint);
+    } catch (const zmq::error_t& e) {
+      throw connect_error("cannot bind '" + cfg_.endpoint + "': " + e.what());
+    }
+    return true;
+  }
   return connect_and_wait(ctx_, sock_, cfg_.endpoint, cfg_.connect_timeout, stop_fd);
+}
+
+std::string subscriber::endpoint() const {
+  return cfg_.bind ? sock_.get(zmq::sockopt::last_endpoint) : cfg_.endpoint;
 }
 
 void subscriber::warn_once(int kind, const std::string& text) {

@@ -36,6 +36,7 @@ struct subscriber_config {
   std::string endpoint = "tcp://127.0.0.1:5560";
   std::vector<std::string> topics;  ///< ZeroMQ prefixes; "" is everything
   bool dedup = false;               ///< drop messages whose sequence was already delivered
+  bool bind = false;                ///< bind `endpoint` (publishers connect to us) instead of connecting
   std::chrono::milliseconds connect_timeout{3000};
   int hwm = 1000;
 };
@@ -63,8 +64,10 @@ public:
   subscriber& operator=(const subscriber&) = delete;
 
   /// Subscribes and connects, waiting for the relay; throws connect_error.
-  /// Returns false if stop_fd became readable first.
+  /// Returns false if stop_fd became readable first. With `bind` set, binds instead.
   bool connect(int stop_fd = -1);
+  /// The endpoint bound (with `bind`; an ephemeral port resolved), else the one connected to.
+  std::string endpoint() const;
   void on_gap(gap_fn fn) { on_gap_ = std::move(fn); }
   void on_warning(warn_fn fn) { on_warning_ = std::move(fn); }
 

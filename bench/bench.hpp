@@ -1,0 +1,85 @@
+#pragma once
+// zbench's pieces: options, the client roles (run as threads or processes), scenarios, reports.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "histogram.hpp"
+#include "zrelay/relay.hpp"
+
+namespace zbench {
+
+/// The scenarios, as named on the command line.
+inline const std::vector<std::string> scenario_names = {"relay", "relay-ack", "direct", "zmq-proxy"};
+
+/// What the user asked for.
+struct options {
+  std::vector<std::string> scenarios{"relay"};
+  std::uint64_t msgs = 1'000'000;  ///< per publisher (unless duration is set)
+  double duration = 0;             ///< seconds per run; 0: use msgs
+  std::size_t size = 64;
+  int pubs = 1;
+  int subs = 1;
+  int topics = 1;
+  std::uint64_t topic_run = 1000;  ///< consecutive messages per topic before moving to the next
+  double rate = 0;                 ///< messages per second per publisher; 0: as fast as possible
+  int runs = 1;
+  zrelay::full_policy on_full = zrelay::full_policy::drop;
+  int hwm = 1000;                  ///< relay high-water mark (embedded or spawned relay)
+  std::size_t max_inflight = 10000;
+  bool processes = false;          ///< each client in its own process
+  bool relay_process = false;      ///< spawn the zrelay binary instead of embedding the relay
+  std::string zrelay_path;         ///< where that binary is
+  std::optional<zrelay::bound_endpoints> external;  ///< --relay: use a running relay
+  int relay_pid = 0;               ///< --relay-pid: measure that process's CPU and memory
+  std::chrono::milliseconds grace{2000};  ///< how long subscribers wait for stragglers
+  bool json = false;
+  bool csv = false;
+  bool progress = false;
+};
+
+/// Where a client connects (or binds) in one run.
+struct wiring {
+  std::string scenario;
+  std::string pub_endpoint;                 ///< relay XSUB / ROUTER / proxy XSUB; empty for direct
+  std::vector<std::string> sub_endpoints;   ///< direct: every subscriber's bound endpoint
+  std::string sub_endpoint;                 ///< relay XPUB / proxy XPUB; for direct: bind this
+};
+
+/// One client's outcome, as it reports it.
+struct client_result {
+  std::string role;  ///< "pub" or "sub"
+  int index = 0;
+  std::uint64_t sent = 0, acked = 0, nacked = 0, retried = 0;  ///< publisher
+  std::uint64_t received = 0, lost = 0, duplicates = 0;        ///< subscriber
+  std::uint64_t start_ns = 0, end_ns = 0;  ///< first send / last send, or first / last receive
+  histogram latency;
+  std::string error;
+};
+
+/// One run of one scenario.
+struct run_result {
+  std::vector<client_result> clients;
+  std::uint64_t sent = 0, received = 0, lost = 0;
+  double seconds = 0;
+  double msgs_per_sec = 0;
+  double mb_per_sec = 0;
+  histogram latency;
+  double relay_cpu_percent = -1;   ///< -1: not measured
+  std::int64_t relay_peak_rss_kib = -1;
+  std::string error;
+};
+
+/// Monotonic nanoseconds, comparable across processes on one machine.
+std::uint64_t now_ns();
+
+/// Runs a scenario once.
+run_result run_once(const options& opt, const std::string& scenario, int run_index, int runs);
+
+/// Prints the results (median, min, max over runs) as a table, JSON lines or CSV.
+void report(const options& opt, const std::string& scenario, const std::vector<run_result>& runs, bool header);
+
+}  // namespace zbench

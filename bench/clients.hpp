@@ -1,0 +1,53 @@
+#pragma once
+// The two client roles and the line protocol they speak with the parent over pipes, the same
+// whether a client runs as a thread or as a forked process.
+//
+// parent -> client:  "go"  (publishers: start measuring)
+//                    "end N0 N1 …"  (subscribers: publisher i sent Ni; finish when all are in)
+// client -> parent:  "endpoint EP" (a direct-mode subscriber's bound endpoint)
+//                    "ready" (subscriber: probes from every publisher arrived)
+//                    "progress N" (publisher: sent so far)
+//                    "result …" / "error TEXT"
+
+#include <functional>
+#include <string>
+
+#include "bench.hpp"
+
+namespace zbench {
+
+/// The pipes between the parent and one client.
+struct channel {
+  int to_client = -1;    ///< parent writes
+  int from_parent = -1;  ///< client reads
+  int to_parent = -1;    ///< client writes
+  int from_client = -1;  ///< parent reads
+};
+
+/// Reads whole lines from a descriptor.
+class line_reader {
+public:
+  explicit line_reader(int fd) : fd_(fd) {}
+  /// A complete line if one is buffered or can be read without blocking; else empty and
+  /// `eof` tells whether the writer is gone.
+  bool next(std::string& line, bool& eof);
+  int fd() const { return fd_; }
+
+private:
+  int fd_;
+  std::string buf_;
+};
+
+/// Writes one line (adds the newline).
+void write_line(int fd, const std::string& line);
+
+/// Publisher i of a run.
+void run_publisher(const options& opt, const wiring& w, int index, const channel& ch);
+/// Subscriber i of a run.
+void run_subscriber(const options& opt, const wiring& w, int index, const channel& ch);
+
+/// Serialises a client's result for the "result" line, and reads it back.
+std::string encode_result(const client_result& r);
+client_result decode_result(const std::string& text);
+
+}  // namespace zbench

@@ -1,0 +1,400 @@
+// One run of one scenario: the relay (or proxy) in the middle, subscribers, then publishers,
+// as threads or as forked processes, coordinated over pipes (see clients.hpp).
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include <zmq.hpp>
+
+#include "bench.hpp"
+#include "clients.hpp"
+
+namespace zbench {
+namespace {
+
+// Starts a client as a thread or a process; join() waits for it.
+class client_handle {
+public:
+  client_handle(bool process, std::function<void(const channel&)> body) {
+    int down[2], up[2];
+    if (::pipe2(down, O_CLOEXEC) != 0 || ::pipe2(up, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    ch_ = {down[1], down[0], up[1], up[0]};
+    if (process) {
+      std::cout.flush();
+      std::cerr.flush();
+      pid_ = ::fork();
+      if (pid_ < 0) throw std::runtime_error("fork failed");
+      if (pid_ == 0) {
+        ::close(ch_.to_client);
+        ::close(ch_.from_client);
+        body(ch_);
+        ::_exit(0);  // no destructors of the parent's objects in the child
+      }
+      ::close(ch_.from_parent);
+      ::close(ch_.to_parent);
+      ch_.from_parent = ch_.to_parent = -1;
+    } else {
+      thread_ = std::thread([this, body] { body(ch_); });
+    }
+  }
+  ~client_handle() {
+    join();
+    for (int fd : {ch_.to_client, ch_.from_parent, ch_.to_parent, ch_.from_client})
+      if (fd >= 0) ::close(fd);
+  }
+  void join() {
+    if (thread_.joinable()) thread_.join();
+    if (pid_ > 0) {
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+      pid_ = -1;
+    }
+  }
+  void kill() {
+    if (pid_ > 0) ::kill(pid_, SIGKILL);
+  }
+  const channel& ch() const { return ch_; }
+
+private:
+  channel ch_;
+  pid_t pid_ = -1;
+  std::thread thread_;
+};
+
+// What sits in the middle of a run.
+class middle {
+public:
+  virtual ~middle() = default;
+  virtual wiring wire() const = 0;
+  virtual int pid() const { return 0; }
+};
+
+class embedded_relay : public middle {
+public:
+  embedded_relay(const options& opt, const std::string& scenario) : ctx_(2), scenario_(scenario) {
+    zrelay::relay_config c;
+    c.pub_bind = c.sub_bind = c.ack_bind = "tcp://127.0.0.1:*";
+    c.on_full = opt.on_full;
+    c.hwm = opt.hwm;
+    c.linger = std::chrono::milliseconds(0);
+    relay_ = std::make_unique<zrelay::relay>(ctx_, c);
+    thread_ = std::thread([this] { relay_->run(); });
+  }
+  ~embedded_relay() override {
+    relay_->request_stop();
+    thread_.join();
+  }
+  wiring wire() const override {
+    const auto& ep = relay_->endpoints();
+    return {scenario_, scenario_ == "relay-ack" ? ep.ack : ep.pub, {}, ep.sub};
+  }
+
+private:
+  zmq::context_t ctx_;
+  std::string scenario_;
+  std::unique_ptr<zrelay::relay> relay_;
+  std::thread thread_;
+};
+
+// The zrelay binary in its own process, on ephemeral ports; its ready line gives the endpoints.
+class relay_process : public middle {
+public:
+  relay_process(const options& opt, const std::string& scenario) : scenario_(scenario) {
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(out[1], 1);
+      const std::string hwm = std::to_string(opt.hwm);
+      const char* policy = opt.on_full == zrelay::full_policy::block ? "block" : "drop";
+      ::execl(opt.zrelay_path.c_str(), "zrelay", "--pub-bind", "tcp://127.0.0.1:*", "--sub-bind",
+              "tcp://127.0.0.1:*", "--ack-bind", "tcp://127.0.0.1:*", "--hwm", hwm.c_str(), "--on-full", policy,
+              static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    line_reader r(out[0]);
+    std::string line;
+    bool eof = false;
+    const auto until = now_ns() + 10'000'000'000ull;
+    while (!r.next(line, eof)) {
+      pollfd p{out[0], POLLIN, 0};
+      if (eof || now_ns() > until) {
+        ::close(out[0]);
+        throw std::runtime_error("cannot start " + opt.zrelay_path + " (no ready line)");
+      }
+      ::poll(&p, 1, 100);
+    }
+    ::close(out[0]);
+    const auto field = [&line](const std::string& key) {
+      const auto at = line.find(key + "=");
+      if (at == std::string::npos) return std::string();
+      const auto from = at + key.size() + 1;
+      return line.substr(from, line.find(' ', from) - from);
+    };
+    ep_ = {field("pub"), field("sub"), field("ack")};
+  }
+  ~relay_process() override {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+  wiring wire() const override { return {scenario_, scenario_ == "relay-ack" ? ep_.ack : ep_.pub, {}, ep_.sub}; }
+  int pid() const override { return pid_; }
+
+private:
+  std::string scenario_;
+  pid_t pid_ = -1;
+  zrelay::bound_endpoints ep_;
+};
+
+class external_relay : public middle {
+public:
+  external_relay(const options& opt, const std::string& scenario) : opt_(opt), scenario_(scenario) {}
+  wiring wire() const override {
+    const auto& ep = *opt_.external;
+    return {scenario_, scenario_ == "relay-ack" ? ep.ack : ep.pub, {}, ep.sub};
+  }
+  int pid() const override { return opt_.relay_pid; }
+
+private:
+  const options& opt_;
+  std::string scenario_;
+};
+
+// The baseline: zmq_proxy between XSUB and XPUB, XPUB_NODROP, high-water marks of 10 000.
+class zmq_proxy : public middle {
+public:
+  zmq_proxy() : ctx_(2), xsub_(ctx_, zmq::socket_type::xsub), xpub_(ctx_, zmq::socket_type::xpub) {
+    for (auto* s : {&xsub_, &xpub_}) {
+      s->set(zmq::sockopt::sndhwm, 10000);
+      s->set(zmq::sockopt::rcvhwm, 10000);
+      s->set(zmq::sockopt::linger, 0);
+      s->bind("tcp://127.0.0.1:*");
+    }
+    xpub_.set(zmq::sockopt::xpub_nodrop, 1);
+    thread_ = std::thread([this] {
+      try {
+        zmq::proxy(xsub_, xpub_);
+      } catch (const zmq::error_t&) {
+        // ETERM: the run is over
+      }
+      xsub_.close();
+      xpub_.close();
+    });
+  }
+  ~zmq_proxy() override {
+    ctx_.shutdown();
+    thread_.join();
+  }
+  wiring wire() const override {
+    return {"zmq-proxy", xsub_.get(zmq::sockopt::last_endpoint), {}, xpub_.get(zmq::sockopt::last_endpoint)};
+  }
+
+private:
+  zmq::context_t ctx_;
+  zmq::socket_t xsub_, xpub_;
+  std::thread thread_;
+};
+
+class nothing : public middle {
+public:
+  wiring wire() const override { return {"direct", "", {}, ""}; }
+};
+
+std::unique_ptr<middle> make_middle(const options& opt, const std::string& scenario) {
+  if (scenario == "zmq-proxy") return std::make_unique<zmq_proxy>();
+  if (scenario == "direct") return std::make_unique<nothing>();
+  if (opt.external) return std::make_unique<external_relay>(opt, scenario);
+  if (opt.relay_process) return std::make_unique<relay_process>(opt, scenario);
+  return std::make_unique<embedded_relay>(opt, scenario);
+}
+
+// CPU ticks (user + system) and peak resident memory of a process.
+struct proc_sample {
+  double cpu_seconds = -1;
+  std::int64_t peak_rss_kib = -1;
+};
+
+proc_sample sample(int pid) {
+  proc_sample s;
+  if (pid <= 0) return s;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string content;
+  std::getline(stat, content);
+  const auto close = content.rfind(')');
+  if (close != std::string::npos) {
+    std::istringstream in(content.substr(close + 2));
+    std::string field;
+    unsigned long long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && in >> field; ++i) {
+      if (i == 14) utime = std::stoull(field);
+      if (i == 15) stime = std::stoull(field);
+    }
+    s.cpu_seconds = static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) s.peak_rss_kib = std::stoll(line.substr(6));
+  }
+  return s;
+}
+
+// Waits for one line from any of the clients; returns its index, or -1 at the deadline.
+int wait_line(std::vector<std::unique_ptr<client_handle>>& clients, std::vector<line_reader>& readers,
+              std::string& line, std::uint64_t deadline) {
+  for (;;) {
+    for (std::size_t i = 0; i < readers.size(); ++i) {
+      bool eof = false;
+      if (readers[i].next(line, eof)) return static_cast<int>(i);
+    }
+    if (now_ns() > deadline) return -1;
+    std::vector<pollfd> fds;
+    for (auto& c : clients) fds.push_back({c->ch().from_client, POLLIN, 0});
+    ::poll(fds.data(), fds.size(), 100);
+  }
+}
+
+void progress_bar(const options& opt, const std::string& scenario, double fraction, int run, int runs) {
+  if (!opt.progress) return;
+  const int width = 30;
+  const int filled = static_cast<int>(std::clamp(fraction, 0.0, 1.0) * width);
+  std::cerr << "\r" << scenario << " run " << run + 1 << "/" << runs << " [" << std::string(static_cast<std::size_t>(filled), '#')
+            << std::string(static_cast<std::size_t>(width - filled), ' ') << "] " << static_cast<int>(fraction * 100) << "% "
+            << std::flush;
+}
+
+}  // namespace
+
+run_result run_once(const options& opt, const std::string& scenario, int run_index, int runs) {
+  run_result out;
+  try {
+    auto mid = make_middle(opt, scenario);
+    auto w = mid->wire();
+    const auto deadline_for = [](double seconds) { return now_ns() + static_cast<std::uint64_t>(seconds * 1e9); };
+
+    std::vector<std::unique_ptr<client_handle>> subs, pubs;
+    std::vector<line_reader> sub_readers, pub_readers;
+    for (int i = 0; i < opt.subs; ++i) {
+      subs.push_back(std::make_unique<client_handle>(
+          opt.processes, [&opt, w, i](const channel& ch) { run_subscriber(opt, w, i, ch); }));
+      sub_readers.emplace_back(subs.back()->ch().from_client);
+    }
+    std::string line;
+    std::vector<bool> sub_ready(subs.size(), false);
+    std::size_t ready = 0;
+    if (scenario == "direct") {
+      for (int got = 0; got < opt.subs;) {
+        const int i = wait_line(subs, sub_readers, line, deadline_for(10));
+        if (i < 0) throw std::runtime_error("subscribers did not bind within 10 s");
+        if (line.rfind("error", 0) == 0) throw std::runtime_error(line.substr(6));
+        if (line.rfind("endpoint ", 0) == 0) {
+          w.sub_endpoints.push_back(line.substr(9));
+          ++got;
+        }
+      }
+    }
+    for (int i = 0; i < opt.pubs; ++i) {
+      pubs.push_back(std::make_unique<client_handle>(
+          opt.processes, [&opt, w, i](const channel& ch) { run_publisher(opt, w, i, ch); }));
+      pub_readers.emplace_back(pubs.back()->ch().from_client);
+    }
+    const auto abort_all = [&](const std::string& why) {
+      for (auto& c : pubs) c->kill();
+      for (auto& c : subs) c->kill();
+      throw std::runtime_error(why);
+    };
+    while (ready < subs.size()) {
+      const int i = wait_line(subs, sub_readers, line, deadline_for(30));
+      if (i < 0) abort_all("subscribers did not hear every publisher within 30 s");
+      if (line.rfind("error", 0) == 0) abort_all(line.substr(6));
+      if (line == "ready" && !sub_ready[static_cast<std::size_t>(i)]) {
+        sub_ready[static_cast<std::size_t>(i)] = true;
+        ++ready;
+      }
+    }
+    const auto before = sample(mid->pid());
+    const auto t0 = now_ns();
+    for (auto& p : pubs) write_line(p->ch().to_client, "go");
+
+    std::vector<std::uint64_t> sent(pubs.size(), 0);
+    std::vector<std::uint64_t> progress(pubs.size(), 0);
+    std::size_t done = 0;
+    const double limit = (opt.duration > 0 ? opt.duration : 0) + 600;
+    while (done < pubs.size()) {
+      const int i = wait_line(pubs, pub_readers, line, deadline_for(limit));
+      if (i < 0) abort_all("publishers did not finish within " + std::to_string(static_cast<int>(limit)) + " s");
+      if (line.rfind("error", 0) == 0) abort_all(line.substr(6));
+      if (line.rfind("progress ", 0) == 0) {
+        progress[static_cast<std::size_t>(i)] = std::stoull(line.substr(9));
+        double fraction = 0;
+        if (opt.duration > 0) {
+          fraction = static_cast<double>(now_ns() - t0) / (opt.duration * 1e9);
+        } else {
+          std::uint64_t total = 0;
+          for (auto p : progress) total += p;
+          fraction = static_cast<double>(total) / static_cast<double>(opt.msgs * pubs.size());
+        }
+        progress_bar(opt, scenario, fraction, run_index, runs);
+      } else if (line.rfind("result ", 0) == 0) {
+        auto r = decode_result(line.substr(7));
+        sent[static_cast<std::size_t>(i)] = r.sent;
+        out.clients.push_back(r);
+        ++done;
+      }
+    }
+    std::string end = "end";
+    for (auto s : sent) end += " " + std::to_string(s);
+    for (auto& s : subs) write_line(s->ch().to_client, end);
+    for (std::size_t got = 0; got < subs.size();) {
+      const int i = wait_line(subs, sub_readers, line, deadline_for(60));
+      if (i < 0) abort_all("subscribers did not finish within 60 s of the end");
+      if (line.rfind("error", 0) == 0) abort_all(line.substr(6));
+      if (line.rfind("result ", 0) == 0) {
+        out.clients.push_back(decode_result(line.substr(7)));
+        ++got;
+      }
+    }
+    const auto after = sample(mid->pid());
+    const auto t1 = now_ns();
+    if (after.cpu_seconds >= 0 && before.cpu_seconds >= 0)
+      out.relay_cpu_percent = 100.0 * (after.cpu_seconds - before.cpu_seconds) / (static_cast<double>(t1 - t0) / 1e9);
+    out.relay_peak_rss_kib = after.peak_rss_kib;
+    for (auto& c : pubs) c->join();
+    for (auto& c : subs) c->join();
+    if (opt.progress) std::cerr << "\r" << std::string(60, ' ') << "\r" << std::flush;
+
+    std::uint64_t start = UINT64_MAX, finish = 0;
+    for (const auto& c : out.clients) {
+      if (c.role == "pub") {
+        out.sent += c.sent;
+        start = std::min(start, c.start_ns);
+      } else {
+        out.received += c.received;
+        out.lost += c.lost;
+        finish = std::max(finish, c.end_ns);
+        out.latency.merge(c.latency);
+      }
+    }
+    out.seconds = finish > start ? static_cast<double>(finish - start) / 1e9 : 0;
+    out.msgs_per_sec = out.seconds > 0 ? static_cast<double>(out.received) / out.seconds : 0;
+    out.mb_per_sec = out.msgs_per_sec * static_cast<double>(opt.size) / 1e6;
+  } catch (const std::exception& e) {
+    out.error = e.what();
+  }
+  return out;
+}
+
+}  // namespace zbench
