@@ -350,3 +350,59 @@ TEST_CASE("relay reports a port already in use and malformed endpoints", "[relay
   cfg.sub_bind = "tcp://127.0.0.1";
   CHECK_THROWS_AS(relay(ctx, cfg), endpoint_error);
 }
+
+TEST_CASE("relay refuses only the oversized messages of a batch and forwards the rest", "[relay]") {
+  zmq::context_t ctx;
+  auto cfg = inproc_config();
+  cfg.max_msg_size = 4;
+  running_relay r(ctx, cfg);
+  auto sub = make_sub(ctx, r.ep().sub, "t");
+  REQUIRE(wait_subscribed(ctx, r.ep(), "t"));
+  auto dealer = make_dealer(ctx, r.ep().ack);
+  send_parts(dealer, batch("t", 3, 10, {"a", "bb", "too big", "c", "huge one"}, 100));
+  // A NACK for each oversized message, then an ACK for the whole batch.
+  std::vector<wire::reply> replies;
+  while (replies.empty() || replies.back().type != wire::kind::ack) {
+    const auto parts = recv_parts(dealer);
+    REQUIRE(parts.size() == 1);
+    replies.push_back(reply_of(parts[0]));
+  }
+  REQUIRE(replies.size() == 3);
+  CHECK((replies[0].type == wire::kind::nack && replies[0].seq == 12 && replies[0].count == 1));
+  CHECK(replies[0].why == wire::reason::too_large);
+  CHECK((replies[1].type == wire::kind::nack && replies[1].seq == 14 && replies[1].count == 1));
+  CHECK(replies[2].seq == 14);
+  // The subscriber gets the others, with the sequence numbers they had: the gap is the refusal.
+  const auto first = recv_parts(sub);
+  REQUIRE(first.size() == 3);
+  wire::batch_header h;
+  REQUIRE(wire::decode_header(first[1].data(), first[1].size(), h) == wire::status::ok);
+  CHECK((h.count == 2 && h.seq == 10 && h.topic_seq == 100));
+  CHECK(first[2] == std::string("\0\0\0\1a\0\0\0\2bb", 11));
+  const auto second = recv_parts(sub);
+  REQUIRE(second.size() == 3);
+  REQUIRE(wire::decode_header(second[1].data(), second[1].size(), h) == wire::status::ok);
+  CHECK((h.count == 1 && h.seq == 13 && h.topic_seq == 103));
+  CHECK(r.get().counters().nacks == 2);
+  CHECK(r.get().counters().msgs_out == 3);
+}
+
+TEST_CASE("relay counts a message with an unreadable header as one message", "[relay]") {
+  zmq::context_t ctx;
+  running_relay r(ctx, inproc_config());
+  auto dealer = make_dealer(ctx, r.ep().ack);
+  auto frames = batch("t", 5, 1, {"x"});
+  frames[1][4] = frames[1][5] = frames[1][6] = frames[1][7] = '\xff';  // count 4294967295 ...
+  frames[1].push_back('!');                                          // ... in a header of 41 bytes
+  CHECK(roundtrip(dealer, frames).why == wire::reason::malformed);
+  CHECK(r.get().counters().msgs_in == 1);
+  CHECK(r.get().counters().nacks == 1);
+}
+
+TEST_CASE("relay names a bind host it cannot find", "[relay]") {
+  zmq::context_t ctx;
+  auto cfg = tcp_config();
+  cfg.pub_bind = "tcp://no-such-host.invalid:5559";
+  CHECK_THROWS_WITH(relay(ctx, cfg), "cannot bind 'tcp://no-such-host.invalid:5559': no such host or interface "
+                                     "'no-such-host.invalid'");
+}

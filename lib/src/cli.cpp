@@ -4,6 +4,7 @@
 
 #include <cxxopts.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -78,7 +79,8 @@ std::chrono::milliseconds parse_seconds(const std::string& text, const std::stri
   }
   if (used != text.size() || !std::isfinite(v) || v < 0 || (!allow_zero && v == 0) || v > 31536000)
     throw usage_error(what + " must be a number of seconds" + (allow_zero ? "" : " above 0") + ", not '" + text + "'");
-  return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(v * 1000)));
+  // A positive time never rounds to 0, which would mean "no limit".
+  return std::chrono::milliseconds(v > 0 ? std::max<std::int64_t>(1, std::llround(v * 1000)) : 0);
 }
 
 std::string checked_endpoint(const std::string& text, endpoint_use use) {
@@ -126,6 +128,7 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
       ("ack-bind", "ROUTER socket for acknowledged publishers (zpub)", cxxopts::value<std::string>()->default_value("tcp://127.0.0.1:5561"), "EP");
   o.add_options("Behaviour")
       ("on-full", "when a subscriber's queue is full: drop (count it, deliver to the others) or block (lossless back-pressure to acked publishers)", cxxopts::value<std::string>()->default_value("drop"), "drop|block")
+      ("full-wait", "with drop: how long a full subscriber may hold the others up before its messages are dropped", cxxopts::value<std::string>()->default_value("100"), "MS")
       ("hwm", "high-water mark of each socket, in ZeroMQ messages (a batch is one)", cxxopts::value<std::string>()->default_value("1000"), "N")
       ("max-msg-size", "largest message accepted from acked publishers (larger ones get a NACK 'too large'); 0 for no limit", cxxopts::value<std::string>()->default_value("1M"), "BYTES")
       ("stats-interval", "print the counters on stderr every SECONDS (a final line is always printed)", cxxopts::value<std::string>()->default_value("0"), "SECONDS")
@@ -157,6 +160,7 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
     throw usage_error(std::string("--on-full: ") + e.what());
   }
   c.hwm = static_cast<int>(parse_uint(get(r, "hwm"), "--hwm", 1, 10'000'000));
+  c.full_wait = std::chrono::milliseconds(parse_uint(get(r, "full-wait"), "--full-wait", 0, 3'600'000));
   c.max_msg_size = parse_size(get(r, "max-msg-size"), "--max-msg-size");
   out.options.stats_interval = parse_seconds(get(r, "stats-interval"), "--stats-interval", true);
   out.options.verbose = r.count("verbose") > 0;

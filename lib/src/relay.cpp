@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <deque>
 #include <unordered_map>
 #include <vector>
 
@@ -64,14 +65,14 @@ struct relay::impl {
     bool ack_due = false;
   };
 
-  // A message the subscriber socket would not take yet (block policy).
+  // A message on its way to the subscriber socket: sent at once, or held while a subscriber
+  // is full (block policy, or the drop policy's wait).
   struct held_message {
     std::vector<zmq::message_t> frames;
-    std::size_t count = 0;       // frames in use
-    std::uint64_t msgs = 0;      // user messages in it
+    std::uint64_t msgs = 0;       // user messages in it
     std::uint64_t bytes = 0;
-    std::uint64_t publisher = 0; // 0: came from XSUB
-    std::uint64_t next = 0;      // publisher's next sequence once sent
+    std::uint64_t publisher = 0;  // 0: came from XSUB
+    std::uint64_t next = 0;       // the publisher's next sequence once this is out
   };
 
   impl(zmq::context_t& ctx, relay_config c)
@@ -86,17 +87,19 @@ struct relay::impl {
     }
     xpub.set(zmq::sockopt::xpub_nodrop, 1);
     xframes.resize(max_frames);
-    held.frames.resize(max_frames);
     bound.pub = bind(xsub, cfg.pub_bind);
     bound.sub = bind(xpub, cfg.sub_bind);
     bound.ack = bind(router, cfg.ack_bind);
   }
 
   static std::string bind(zmq::socket_t& s, const std::string& ep) {
-    parse_endpoint(ep, endpoint_use::bind);
+    const auto parsed = parse_endpoint(ep, endpoint_use::bind);
     try {
       s.bind(ep);
     } catch (const zmq::error_t& e) {
+      // ZeroMQ says "No such device" for a host it cannot resolve to an interface or address.
+      if (e.num() == ENODEV && parsed.kind == transport::tcp)
+        throw bind_error("cannot bind '" + ep + "': no such host or interface '" + parsed.host + "'");
       throw bind_error("cannot bind '" + ep + "': " + e.what());
     }
     return s.get(zmq::sockopt::last_endpoint);
@@ -133,55 +136,66 @@ struct relay::impl {
     return true;
   }
 
-  // Forwards or, under the block policy, reports false so the caller holds the message.
-  bool forward(zmq::message_t* frames, std::size_t n, std::uint64_t msgs, std::uint64_t bytes) {
-    if (try_send(frames, n)) {
-      relay_stats::add(stats.msgs_out, msgs);
-      relay_stats::add(stats.bytes_out, bytes);
-      return true;
-    }
-    if (cfg.on_full == full_policy::block) {
-      relay_stats::add(stats.blocked);
-      return false;
-    }
-    // Drop policy: deliver to every subscriber with room, and count the message as dropped
-    // for the one(s) without; they see the gap in the sequence numbers.
-    xpub.set(zmq::sockopt::xpub_nodrop, 0);
-    (void)try_send(frames, n);
-    xpub.set(zmq::sockopt::xpub_nodrop, 1);
-    relay_stats::add(stats.dropped, msgs);
+  // The message is out (or, dropped for a full subscriber, out to everyone else): count it and
+  // let its publisher's acknowledgment move on.
+  void sent(std::uint64_t msgs, std::uint64_t bytes, std::uint64_t publisher, std::uint64_t next) {
     relay_stats::add(stats.msgs_out, msgs);
     relay_stats::add(stats.bytes_out, bytes);
-    if (!warned_drop) {
-      warned_drop = true;
-      if (log) log("warning: a subscriber is not keeping up; messages it misses are counted as dropped");
-    }
-    return true;
+    if (publisher == 0) return;
+    auto it = publishers.find(publisher);
+    if (it == publishers.end()) return;
+    it->second.next = next;
+    mark_ack(it->first, it->second);
   }
 
-  void hold(zmq::message_t* frames, std::size_t n, std::uint64_t msgs, std::uint64_t bytes,
+  // Sends frames[0..n) to the subscribers, or holds them (in order, behind anything already
+  // held) while a subscriber is full. Returns false while something is held: the caller stops
+  // reading publishers, which is what makes back-pressure reach them.
+  bool emit(zmq::message_t* frames, std::size_t n, std::uint64_t msgs, std::uint64_t bytes,
             std::uint64_t publisher, std::uint64_t next) {
-    for (std::size_t i = 0; i < n; ++i) held.frames[i].move(frames[i]);
-    held.count = n;
-    held.msgs = msgs;
-    held.bytes = bytes;
-    held.publisher = publisher;
-    held.next = next;
+    if (held.empty() && try_send(frames, n)) {
+      sent(msgs, bytes, publisher, next);
+      return true;
+    }
+    if (held.empty()) {
+      held_since = clock::now();
+      relay_stats::add(stats.blocked);
+    }
+    held_message h;
+    h.frames.resize(n);
+    for (std::size_t i = 0; i < n; ++i) h.frames[i].move(frames[i]);
+    h.msgs = msgs;
+    h.bytes = bytes;
+    h.publisher = publisher;
+    h.next = next;
+    held.push_back(std::move(h));
+    return false;
   }
 
-  bool retry_held() {
-    if (held.count == 0) return true;
-    if (!try_send(held.frames.data(), held.count)) return false;
-    relay_stats::add(stats.msgs_out, held.msgs);
-    relay_stats::add(stats.bytes_out, held.bytes);
-    if (held.publisher != 0) {
-      auto it = publishers.find(held.publisher);
-      if (it != publishers.end()) {
-        it->second.next = held.next;
-        mark_ack(it->first, it->second);
+  // Sends what is held, oldest first. Under the drop policy a subscriber gets cfg.full_wait to
+  // make room; after that the message goes to everyone else and counts as dropped (the
+  // subscriber sees the gap in the sequence numbers). True once nothing is held.
+  bool retry_held(bool give_up = false) {
+    while (!held.empty()) {
+      auto& h = held.front();
+      if (!try_send(h.frames.data(), h.frames.size())) {
+        const bool waited = clock::now() - held_since >= cfg.full_wait;
+        if (!give_up && (cfg.on_full == full_policy::block || !waited)) return false;
+        xpub.set(zmq::sockopt::xpub_nodrop, 0);
+        (void)try_send(h.frames.data(), h.frames.size());
+        xpub.set(zmq::sockopt::xpub_nodrop, 1);
+        relay_stats::add(stats.dropped, h.msgs);
+        if (!warned_drop) {
+          warned_drop = true;
+          if (log)
+            log("warning: a subscriber is not keeping up; messages it misses are dropped and counted "
+                "(it sees the gap)");
+        }
       }
+      sent(h.msgs, h.bytes, h.publisher, h.next);
+      held.pop_front();
+      held_since = clock::now();
     }
-    held.count = 0;
     return true;
   }
 
@@ -202,8 +216,10 @@ struct relay::impl {
       (void)router.send(body, zmq::send_flags::dontwait);
   }
 
-  void nack(const zmq::message_t& route, std::uint64_t publisher, std::uint64_t seq,
-            std::uint32_t count, wire::reason why, const std::string& detail) {
+  // Refuses `count` messages from seq on. `counted` is what the counters take: a header that
+  // could not be read is one message, whatever count it claims.
+  void nack(const zmq::message_t& route, std::uint64_t publisher, std::uint64_t seq, std::uint32_t count,
+            std::uint64_t counted, wire::reason why, const std::string& detail) {
     wire::reply r;
     r.type = wire::kind::nack;
     r.publisher = publisher;
@@ -212,9 +228,62 @@ struct relay::impl {
     r.why = why;
     r.text = detail;
     send_reply(route.data(), route.size(), r);
-    relay_stats::add(stats.nacks, count);
-    warn(why, "warning: refused " + std::to_string(count) + " message(s) from publisher " +
-                  hex64(publisher) + ": " + std::string(wire::reason_text(why)) + " (" + detail + ")");
+    relay_stats::add(stats.nacks, counted);
+    warn(why, "warning: refused " + std::to_string(counted) + " message(s) from publisher " + hex64(publisher) + ": " +
+                  std::string(wire::reason_text(why)) + " (" + detail + ")");
+  }
+
+  std::string too_large_text(std::size_t size) const {
+    return "a message of " + std::to_string(size) + " bytes exceeds the limit of " + std::to_string(cfg.max_msg_size);
+  }
+
+  // A batch with some records over the size limit: refuse those, forward the rest as batches
+  // of their own, with the sequence numbers they had (so subscribers see a gap exactly where a
+  // message was refused). False: something is held.
+  bool forward_without_oversized(const zmq::message_t& rid, const zmq::message_t& topic, const wire::batch_header& h,
+                                 const zmq::message_t& body, std::uint64_t end) {
+    struct segment {
+      std::uint32_t first, count;
+      std::size_t from, to;
+    };
+    std::vector<segment> segments;
+    const auto* base = static_cast<const char*>(body.data());
+    wire::record_reader rd(body.data(), body.size(), h.count);
+    std::uint32_t i = 0;
+    while (auto rec = rd.next()) {
+      const auto to = static_cast<std::size_t>(rec->data() + rec->size() - base);
+      const auto from = static_cast<std::size_t>(rec->data() - base) - wire::record_prefix_size;
+      if (rec->size() > cfg.max_msg_size) {
+        nack(rid, h.publisher, h.seq + i, 1, 1, wire::reason::too_large, too_large_text(rec->size()));
+      } else if (!segments.empty() && segments.back().first + segments.back().count == i) {
+        ++segments.back().count;
+        segments.back().to = to;
+      } else {
+        segments.push_back({i, 1, from, to});
+      }
+      ++i;
+    }
+    if (segments.empty()) {
+      auto& st = publishers[h.publisher];
+      st.next = end;
+      mark_ack(h.publisher, st);
+      return true;
+    }
+    bool out = true;
+    for (std::size_t k = 0; k < segments.size(); ++k) {
+      const auto& seg = segments[k];
+      wire::batch_header part = h;
+      part.count = seg.count;
+      part.seq = h.seq + seg.first;
+      part.topic_seq = h.topic_seq + seg.first;
+      zmq::message_t frames[3] = {zmq::message_t(topic.data(), topic.size()), zmq::message_t(wire::header_size),
+                                  zmq::message_t(base + seg.from, seg.to - seg.from)};
+      wire::encode_header(part, frames[1].data());
+      const auto next = k + 1 < segments.size() ? h.seq + segments[k + 1].first : end;
+      const auto bytes = frames[0].size() + frames[1].size() + frames[2].size();
+      out = emit(frames, 3, seg.count, bytes, h.publisher, next) && out;
+    }
+    return out;
   }
 
   void flush_acks() {
@@ -269,19 +338,20 @@ struct relay::impl {
     std::uint8_t version_seen = 0;
     const auto hs = frames_seen >= 3 ? wire::decode_header(rframes[2].data(), rframes[2].size(), h, &version_seen)
                                      : wire::status::truncated;
+    // A header that does not decode says nothing reliable: its count is not believed.
+    const std::uint32_t claimed = hs == wire::status::ok ? h.count : 1;
     if (frames_seen != 4) {
-      relay_stats::add(stats.msgs_in);
+      relay_stats::add(stats.msgs_in, claimed);
       relay_stats::add(stats.malformed);
-      nack(rid, h.publisher, h.seq, std::max<std::uint32_t>(h.count, 1), wire::reason::malformed,
+      nack(rid, h.publisher, h.seq, claimed, claimed, wire::reason::malformed,
            "expected 3 frames [topic][header][body], got " + std::to_string(frames_seen - 1));
       return true;
     }
     auto& topic = rframes[1];
-    auto& header = rframes[2];
     auto& body = rframes[3];
     if (hs == wire::status::bad_version) {
-      relay_stats::add(stats.msgs_in, std::max<std::uint32_t>(h.count, 1));
-      nack(rid, h.publisher, h.seq, std::max<std::uint32_t>(h.count, 1), wire::reason::unsupported_version,
+      relay_stats::add(stats.msgs_in);
+      nack(rid, h.publisher, h.seq, std::max<std::uint32_t>(h.count, 1), 1, wire::reason::unsupported_version,
            "this relay speaks protocol version " + std::to_string(wire::version) + ", got " +
                std::to_string(version_seen));
       return true;
@@ -289,18 +359,27 @@ struct relay::impl {
     if (hs != wire::status::ok) {
       relay_stats::add(stats.msgs_in);
       relay_stats::add(stats.malformed);
-      nack(rid, h.publisher, h.seq, std::max<std::uint32_t>(h.count, 1), wire::reason::malformed,
+      nack(rid, h.publisher, h.seq, 1, 1, wire::reason::malformed,
            "header: " + std::string(wire::status_text(hs)));
+      return true;
+    }
+    // Nor is the count of a header whose body does not match it: check the body first.
+    bool too_large = false;
+    std::size_t largest = 0;
+    const auto bs = wire::validate_body(body.data(), body.size(), h.count, cfg.max_msg_size, too_large, largest);
+    if (bs != wire::status::ok) {
+      relay_stats::add(stats.msgs_in);
+      relay_stats::add(stats.malformed);
+      nack(rid, h.publisher, h.seq, h.count, 1, wire::reason::malformed, "body: " + std::string(wire::status_text(bs)));
       return true;
     }
     relay_stats::add(stats.msgs_in, h.count);
     if (h.publisher == 0 || h.seq == 0) {
       relay_stats::add(stats.malformed);
-      nack(rid, h.publisher, h.seq, h.count, wire::reason::malformed,
+      nack(rid, h.publisher, h.seq, h.count, h.count, wire::reason::malformed,
            "publisher id and sequence must not be zero on the ack socket");
       return true;
     }
-
     const auto now = clock::now();
     auto [it, fresh] = publishers.try_emplace(h.publisher);
     auto& st = it->second;
@@ -333,39 +412,15 @@ struct relay::impl {
     }
     if (h.seq < st.next) {
       relay_stats::add(stats.malformed);
-      nack(rid, h.publisher, h.seq, h.count, wire::reason::malformed,
+      nack(rid, h.publisher, h.seq, h.count, h.count, wire::reason::malformed,
            "batch overlaps messages already accepted (sequence " + std::to_string(h.seq) + ", expected " +
                std::to_string(st.next) + ")");
       st.next = end;
       mark_ack(h.publisher, st);
       return true;
     }
-    bool too_large = false;
-    std::size_t largest = 0;
-    const auto bs = wire::validate_body(body.data(), body.size(), h.count, cfg.max_msg_size, too_large, largest);
-    if (bs != wire::status::ok || too_large) {
-      if (bs != wire::status::ok) {
-        relay_stats::add(stats.malformed);
-        nack(rid, h.publisher, h.seq, h.count, wire::reason::malformed, "body: " + std::string(wire::status_text(bs)));
-      } else {
-        nack(rid, h.publisher, h.seq, h.count, wire::reason::too_large,
-             "a message of " + std::to_string(largest) + " bytes exceeds the limit of " +
-                 std::to_string(cfg.max_msg_size));
-      }
-      st.next = end;
-      mark_ack(h.publisher, st);
-      return true;
-    }
-    zmq::message_t* out = &rframes[1];
-    (void)topic;
-    (void)header;
-    if (!forward(out, 3, h.count, bytes)) {
-      hold(out, 3, h.count, bytes, h.publisher, end);
-      return false;
-    }
-    st.next = end;
-    mark_ack(h.publisher, st);
-    return true;
+    if (too_large) return forward_without_oversized(rid, topic, h, body, end);
+    return emit(&rframes[1], 3, h.count, bytes, h.publisher, end);
   }
 
   // One message from XSUB, forwarded as it is. False: held (block).
@@ -397,11 +452,7 @@ struct relay::impl {
       if (wire::decode_header(xframes[1].data(), xframes[1].size(), h) == wire::status::ok) msgs = h.count;
     }
     relay_stats::add(stats.msgs_in, msgs);
-    if (!forward(xframes.data(), n, msgs, bytes)) {
-      hold(xframes.data(), n, msgs, bytes, 0, 0);
-      return false;
-    }
-    return true;
+    return emit(xframes.data(), n, msgs, bytes, 0, 0);
   }
 
   // Subscriptions travel from XPUB up to XSUB, so that publishers filter at the source.
@@ -426,7 +477,7 @@ struct relay::impl {
   void forget_idle_publishers(clock::time_point now) {
     for (auto it = publishers.begin(); it != publishers.end();) {
       if (!it->second.ack_due && now - it->second.last_seen > cfg.publisher_idle &&
-          !(held.count != 0 && held.publisher == it->first)) {
+          std::none_of(held.begin(), held.end(), [&](const held_message& h) { return h.publisher == it->first; })) {
         it = publishers.erase(it);
       } else {
         ++it;
@@ -446,7 +497,7 @@ struct relay::impl {
     auto next_sweep = clock::now() + std::chrono::seconds(60);
     try {
       while (!stop.load(std::memory_order_relaxed)) {
-        const bool blocked = held.count != 0;
+        const bool blocked = !held.empty();
         auto timeout = blocked ? std::chrono::milliseconds(1) : idle_poll;
         if (tick && !blocked) {
           const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - clock::now());
@@ -468,7 +519,7 @@ struct relay::impl {
         if (retry_held()) {
           if (items[1].revents & ZMQ_POLLIN)
             for (int i = 0; i < burst && handle_xsub_message(); ++i) {}
-          if (held.count == 0 && (items[2].revents & ZMQ_POLLIN))
+          if (held.empty() && (items[2].revents & ZMQ_POLLIN))
             for (int i = 0; i < burst && handle_router_message(); ++i) {}
         }
         flush_acks();
@@ -482,17 +533,15 @@ struct relay::impl {
           next_sweep = now + std::chrono::seconds(60);
         }
       }
-      // Shutdown: give a held message until linger to go out, then count it as dropped.
+      // Shutdown: give what is held until linger to go out, then send it to whoever has room
+      // and count it as dropped.
       const auto give_up = clock::now() + cfg.linger;
       while (!retry_held() && clock::now() < give_up) {
         zmq::pollitem_t one[] = {items[0]};
         zmq::poll(one, 1, std::chrono::milliseconds(1));
         if (one[0].revents & ZMQ_POLLIN) handle_subscriptions();
       }
-      if (held.count != 0) {
-        relay_stats::add(stats.dropped, held.msgs);
-        held.count = 0;
-      }
+      retry_held(true);
       flush_acks();
     } catch (const zmq::error_t& e) {
       if (e.num() != ETERM) throw;
@@ -514,7 +563,8 @@ struct relay::impl {
   std::vector<std::uint64_t> ack_due;
   std::array<zmq::message_t, 4> rframes;
   std::vector<zmq::message_t> xframes;
-  held_message held;
+  std::deque<held_message> held;
+  clock::time_point held_since;
 };
 
 relay::relay(zmq::context_t& ctx, relay_config cfg) : impl_(std::make_unique<impl>(ctx, std::move(cfg))) {}

@@ -25,7 +25,7 @@ public:
 
 /// What the relay does when a subscriber's queue is full.
 enum class full_policy {
-  drop,   ///< deliver to everyone else, count the message as dropped (subscribers see a gap)
+  drop,   ///< wait up to full_wait, then deliver to everyone else and count a drop (the subscriber sees a gap)
   block,  ///< stop reading publishers until the subscriber catches up (acked publishers wait)
 };
 
@@ -40,6 +40,7 @@ struct relay_config {
   full_policy on_full = full_policy::drop;
   int hwm = 1000;                        ///< high-water mark (ZeroMQ messages) of every socket
   std::size_t max_msg_size = 1u << 20;   ///< largest message accepted on the ack socket (0 = none)
+  std::chrono::milliseconds full_wait{100};  ///< drop policy: how long a full subscriber may hold the others up
   std::chrono::milliseconds linger{1000};  ///< how long shutdown may spend flushing queues
   std::chrono::seconds publisher_idle{600};  ///< forget an acked publisher idle this long
 };
