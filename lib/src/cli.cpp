@@ -127,7 +127,7 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
       ("sub-bind", "XPUB socket for subscribers (SUB)", cxxopts::value<std::string>()->default_value("tcp://127.0.0.1:5560"), "EP")
       ("ack-bind", "ROUTER socket for acknowledged publishers (zpub)", cxxopts::value<std::string>()->default_value("tcp://127.0.0.1:5561"), "EP");
   o.add_options("Behaviour")
-      ("on-full", "when a subscriber's queue is full: drop (count it, deliver to the others) or block (lossless back-pressure to acked publishers)", cxxopts::value<std::string>()->default_value("drop"), "drop|block")
+      ("on-full", "when a subscriber's queue is full: drop (after --full-wait, deliver to the others and count it; the subscriber sees the gap) or block (lossless back-pressure to acked publishers)", cxxopts::value<std::string>()->default_value("drop"), "drop|block")
       ("full-wait", "with drop: how long a full subscriber may hold the others up before its messages are dropped", cxxopts::value<std::string>()->default_value("100"), "MS")
       ("hwm", "high-water mark of each socket, in ZeroMQ messages (a batch is one)", cxxopts::value<std::string>()->default_value("1000"), "N")
       ("max-msg-size", "largest message accepted from acked publishers (larger ones get a NACK 'too large'); 0 for no limit", cxxopts::value<std::string>()->default_value("1M"), "BYTES")
