@@ -5,6 +5,7 @@
 #include <cxxopts.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <limits>
 
@@ -73,7 +74,10 @@ std::chrono::milliseconds parse_seconds(const std::string& text, const std::stri
   std::size_t used = 0;
   double v = -1;
   try {
-    v = std::stod(text, &used);
+    // Plain decimal only: std::stod would also take " 1" and "0x1p1".
+    if (!text.empty() && (std::isdigit(static_cast<unsigned char>(text[0])) || text[0] == '.') &&
+        text.find_first_of("xXpP") == std::string::npos)
+      v = std::stod(text, &used);
   } catch (const std::exception&) {
     used = 0;
   }
@@ -210,6 +214,7 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
   }
   auto& p = out.options;
   auto& pc = p.publisher;
+  if (r.count("topic") > 1) throw usage_error("give one topic (-t); zpub publishes to one topic, or per line with --topic-sep");
   if (r.count("topic")) {
     p.topic = get(r, "topic");
     if (p.topic->empty()) throw usage_error("the topic must not be empty (-t)");

@@ -56,7 +56,7 @@ endpoint parse_endpoint(std::string_view text, endpoint_use use) {
     fail(text, "unknown transport '" + std::string(scheme) + "' (use tcp, ipc or inproc)");
   ep.kind = transport::tcp;
   const auto colon = rest.rfind(':');
-  if (colon == std::string_view::npos) fail(text, "tcp needs HOST:PORT");
+  if (colon == std::string_view::npos || rest.back() == ']') fail(text, "tcp needs HOST:PORT");
   auto host = rest.substr(0, colon);
   const auto port = rest.substr(colon + 1);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {

@@ -1,0 +1,576 @@
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "zrelay/cli.hpp"
+
+using namespace std::chrono_literals;
+using zrelay::full_policy;
+using zrelay::pub_source;
+using zrelay::sub_format;
+using zrelay::cli::parse_size;
+using zrelay::cli::usage_error;
+
+namespace {
+
+// argv lists as a shell would pass them, with the program name in front.
+std::vector<const char*> argv_of(const char* program, std::initializer_list<const char*> args) {
+  std::vector<const char*> v{program};
+  v.insert(v.end(), args.begin(), args.end());
+  return v;
+}
+
+zrelay::cli::parsed<zrelay::relay_options> relay(std::initializer_list<const char*> args) {
+  const auto v = argv_of("zrelay", args);
+  return zrelay::cli::parse_relay(static_cast<int>(v.size()), v.data());
+}
+
+zrelay::cli::parsed<zrelay::pub_options> pub(std::initializer_list<const char*> args, bool tty = false) {
+  const auto v = argv_of("zpub", args);
+  return zrelay::cli::parse_pub(static_cast<int>(v.size()), v.data(), tty);
+}
+
+zrelay::cli::parsed<zrelay::sub_options> sub(std::initializer_list<const char*> args, bool tty = false) {
+  const auto v = argv_of("zsub", args);
+  return zrelay::cli::parse_sub(static_cast<int>(v.size()), v.data(), tty);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// zrelay
+
+TEST_CASE("parse_relay defaults bind loopback with the documented settings", "[cli]") {
+  const auto p = relay({});
+  CHECK(p.print.empty());
+  const auto& o = p.options;
+  CHECK(o.relay.pub_bind == "tcp://127.0.0.1:5559");
+  CHECK(o.relay.sub_bind == "tcp://127.0.0.1:5560");
+  CHECK(o.relay.ack_bind == "tcp://127.0.0.1:5561");
+  CHECK(o.relay.on_full == full_policy::drop);
+  CHECK(o.relay.hwm == 1000);
+  CHECK(o.relay.max_msg_size == 1048576);
+  CHECK(o.relay.full_wait == 100ms);
+  CHECK(o.stats_interval == 0ms);
+  CHECK_FALSE(o.verbose);
+}
+
+TEST_CASE("parse_relay reads every flag", "[cli]") {
+  const auto p = relay({"--pub-bind", "tcp://*:6000", "--sub-bind", "ipc:///tmp/zrelay-sub", "--ack-bind",
+                        "tcp://[::1]:*", "--on-full", "block", "--full-wait", "250", "--hwm", "50", "--max-msg-size", "64k",
+                        "--stats-interval", "2.5", "-v"});
+  CHECK(p.print.empty());
+  const auto& o = p.options;
+  CHECK(o.relay.pub_bind == "tcp://*:6000");
+  CHECK(o.relay.sub_bind == "ipc:///tmp/zrelay-sub");
+  CHECK(o.relay.ack_bind == "tcp://[::1]:*");
+  CHECK(o.relay.on_full == full_policy::block);
+  CHECK(o.relay.hwm == 50);
+  CHECK(o.relay.full_wait == 250ms);
+  CHECK(o.relay.max_msg_size == 65536);
+  CHECK(o.stats_interval == 2500ms);
+  CHECK(o.verbose);
+
+  SECTION("long form of -v, '=' syntax and a size of 0 for no limit") {
+    const auto q =
+        relay({"--verbose", "--max-msg-size=0", "--on-full=drop", "--hwm=10000000", "--full-wait=0"});
+    CHECK(q.options.verbose);
+    CHECK(q.options.relay.max_msg_size == 0);
+    CHECK(q.options.relay.on_full == full_policy::drop);
+    CHECK(q.options.relay.hwm == 10000000);
+    CHECK(q.options.relay.full_wait == 0ms);
+  }
+}
+
+TEST_CASE("parse_relay --help and --version set the text to print", "[cli]") {
+  SECTION("--help") {
+    const auto p = relay({"--help"});
+    CHECK_THAT(p.print, Catch::Contains("--pub-bind") && Catch::Contains("--on-full") &&
+                            Catch::Contains("Exit status: 0 stopped by SIGINT/SIGTERM"));
+  }
+  SECTION("-h wins over values that would be errors") {
+    const auto p = relay({"-h", "--hwm", "0"});
+    CHECK_THAT(p.print, Catch::Contains("--stats-interval"));
+  }
+  SECTION("--version") { CHECK(relay({"--version"}).print == "zrelay 0.1.0\n"); }
+}
+
+TEST_CASE("parse_relay reports each usage error in words", "[cli]") {
+  SECTION("unknown flag") {
+    CHECK_THROWS_MATCHES(relay({"--bogus"}), usage_error, Catch::Message("unknown option '--bogus'"));
+  }
+  SECTION("stray argument") {
+    CHECK_THROWS_MATCHES(relay({"extra"}), usage_error, Catch::Message("unexpected argument 'extra'"));
+  }
+  SECTION("option without its value") {
+    CHECK_THROWS_MATCHES(relay({"--hwm"}), usage_error, Catch::Message("option '--hwm' is missing an argument"));
+  }
+  SECTION("malformed endpoints") {
+    CHECK_THROWS_MATCHES(relay({"--pub-bind", "localhost:5559"}), usage_error,
+                         Catch::Message("malformed endpoint 'localhost:5559': expected tcp://HOST:PORT, "
+                                        "ipc://PATH or inproc://NAME"));
+    CHECK_THROWS_WITH(relay({"--sub-bind", "tcp://127.0.0.1:0"}),
+                      "malformed endpoint 'tcp://127.0.0.1:0': the port must be 1-65535 or '*'");
+    CHECK_THROWS_WITH(relay({"--ack-bind", "udp://x:1"}),
+                      "malformed endpoint 'udp://x:1': unknown transport 'udp' (use tcp, ipc or inproc)");
+  }
+  SECTION("bad --on-full") {
+    CHECK_THROWS_MATCHES(relay({"--on-full", "sometimes"}), usage_error,
+                         Catch::Message("--on-full: 'sometimes' is not a policy (use drop or block)"));
+  }
+  SECTION("bad --hwm") {
+    for (const char* v : {"0", "abc", "10000001", "-5", "1.5", ""}) {
+      INFO(v);
+      CHECK_THROWS_MATCHES(relay({"--hwm", v}), usage_error,
+                           Catch::Message("--hwm must be a whole number from 1 to 10000000, not '" + std::string(v) + "'"));
+    }
+  }
+  SECTION("bad --full-wait") {
+    for (const char* v : {"abc", "-1", "1.5", "", "3600001"}) {
+      INFO(v);
+      CHECK_THROWS_MATCHES(relay({"--full-wait", v}), usage_error,
+                           Catch::Message("--full-wait must be a whole number from 0 to 3600000, not '" +
+                                          std::string(v) + "'"));
+    }
+  }
+  SECTION("bad --max-msg-size") {
+    for (const char* v : {"1T", "abc", "", "k", "1.5M", "-1", "1kb", "2000G"}) {
+      INFO(v);
+      CHECK_THROWS_MATCHES(relay({"--max-msg-size", v}), usage_error,
+                           Catch::Message("--max-msg-size must be a size in bytes such as 65536, 64k or 1M, not '" +
+                                          std::string(v) + "'"));
+    }
+  }
+  SECTION("bad --stats-interval") {
+    for (const char* v : {"-1", "abc", "1s", "inf", "nan", "31536001", ""}) {
+      INFO(v);
+      CHECK_THROWS_MATCHES(relay({"--stats-interval", v}), usage_error,
+                           Catch::Message("--stats-interval must be a number of seconds, not '" + std::string(v) + "'"));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// zpub
+
+TEST_CASE("parse_pub defaults to acked lines from standard input", "[cli]") {
+  const auto p = pub({"-t", "news"});
+  CHECK(p.print.empty());
+  const auto& o = p.options;
+  REQUIRE(o.topic);
+  CHECK(*o.topic == "news");
+  CHECK(o.source == pub_source::stdin_stream);
+  CHECK_FALSE(o.whole);
+  CHECK(o.message.empty());
+  CHECK(o.file.empty());
+  CHECK(o.delimiter == "\n");
+  CHECK_FALSE(o.skip_empty);
+  CHECK_FALSE(o.topic_sep);
+  CHECK_FALSE(o.stats);
+  CHECK_FALSE(o.quiet);
+  const auto& c = o.publisher;
+  CHECK(c.acked);
+  CHECK_FALSE(c.plain);
+  CHECK(c.ack_endpoint == "tcp://127.0.0.1:5561");
+  CHECK(c.pub_endpoint == "tcp://127.0.0.1:5559");
+  CHECK(c.max_inflight == 10000);
+  CHECK(c.ack_timeout == 3000ms);
+  CHECK(c.retries == 3);
+  CHECK(c.connect_timeout == 3000ms);
+}
+
+TEST_CASE("parse_pub reads each input source", "[cli]") {
+  SECTION("-m sends one message") {
+    const auto o = pub({"-t", "x", "-m", "hello world"}).options;
+    CHECK(o.source == pub_source::message);
+    CHECK(o.message == "hello world");
+    CHECK(o.whole);
+  }
+  SECTION("-m with an empty message is allowed") {
+    const auto o = pub({"-t", "x", "--message", ""}).options;
+    CHECK(o.source == pub_source::message);
+    CHECK(o.message.empty());
+  }
+  SECTION("-f sends the file as one message") {
+    const auto o = pub({"-t", "x", "-f", "data.bin"}).options;
+    CHECK(o.source == pub_source::file);
+    CHECK(o.file == "data.bin");
+    CHECK(o.whole);
+  }
+  SECTION("-f with -l sends one message per line") {
+    const auto o = pub({"-t", "x", "--file", "data.txt", "-l"}).options;
+    CHECK(o.source == pub_source::file);
+    CHECK_FALSE(o.whole);
+  }
+  SECTION("-s sends all of standard input as one message") {
+    const auto o = pub({"-t", "x", "-s"}).options;
+    CHECK(o.source == pub_source::stdin_stream);
+    CHECK(o.whole);
+  }
+  SECTION("-s with a terminal still reads standard input, no prompt") {
+    const auto o = pub({"-t", "x", "--stdin-file"}, true).options;
+    CHECK(o.source == pub_source::stdin_stream);
+    CHECK(o.whole);
+  }
+  SECTION("-l is the default for standard input") {
+    const auto o = pub({"-t", "x", "--lines"}).options;
+    CHECK(o.source == pub_source::stdin_stream);
+    CHECK_FALSE(o.whole);
+  }
+}
+
+TEST_CASE("parse_pub reads every message and delivery flag", "[cli]") {
+  SECTION("delimiter, skip-empty, topic-sep, stats, quiet") {
+    const auto o = pub({"--topic-sep", "|", "-d", "\\0", "--skip-empty", "--stats", "-q"}).options;
+    CHECK_FALSE(o.topic);
+    REQUIRE(o.topic_sep);
+    CHECK(*o.topic_sep == "|");
+    CHECK(o.delimiter == std::string(1, '\0'));
+    CHECK(o.skip_empty);
+    CHECK(o.stats);
+    CHECK(o.quiet);
+  }
+  SECTION("a multi-byte delimiter with escapes") {
+    CHECK(pub({"-t", "x", "--delimiter", "\\r\\n"}).options.delimiter == "\r\n");
+    CHECK(pub({"-t", "x", "-d", "--"}).options.delimiter == "--");
+  }
+  SECTION("-H sets both endpoints") {
+    const auto c = pub({"-t", "x", "-H", "relay.example.com"}).options.publisher;
+    CHECK(c.ack_endpoint == "tcp://relay.example.com:5561");
+    CHECK(c.pub_endpoint == "tcp://relay.example.com:5559");
+  }
+  SECTION("-H brackets an IPv6 host") {
+    const auto c = pub({"-t", "x", "--host", "::1"}).options.publisher;
+    CHECK(c.ack_endpoint == "tcp://[::1]:5561");
+    CHECK(c.pub_endpoint == "tcp://[::1]:5559");
+  }
+  SECTION("explicit endpoints") {
+    const auto c =
+        pub({"-t", "x", "--ack-connect", "ipc:///tmp/ack", "--pub-connect", "inproc://pub"}).options.publisher;
+    CHECK(c.ack_endpoint == "ipc:///tmp/ack");
+    CHECK(c.pub_endpoint == "inproc://pub");
+  }
+  SECTION("--no-ack, and --plain with it") {
+    const auto a = pub({"-t", "x", "--no-ack"}).options.publisher;
+    CHECK_FALSE(a.acked);
+    CHECK_FALSE(a.plain);
+    const auto b = pub({"-t", "x", "--no-ack", "--plain"}).options.publisher;
+    CHECK_FALSE(b.acked);
+    CHECK(b.plain);
+  }
+  SECTION("numbers") {
+    const auto c = pub({"-t", "x", "--max-inflight", "5", "--ack-timeout", "100", "--retries", "0",
+                        "--connect-timeout", "0"})
+                       .options.publisher;
+    CHECK(c.max_inflight == 5);
+    CHECK(c.ack_timeout == 100ms);
+    CHECK(c.retries == 0);
+    CHECK(c.connect_timeout == 0ms);
+  }
+  SECTION("numbers at their upper bounds") {
+    const auto c = pub({"-t", "x", "--max-inflight", "100000000", "--ack-timeout", "3600000", "--retries", "1000",
+                        "--connect-timeout", "3600000"})
+                       .options.publisher;
+    CHECK(c.max_inflight == 100000000);
+    CHECK(c.ack_timeout == 3600000ms);
+    CHECK(c.retries == 1000);
+    CHECK(c.connect_timeout == 3600000ms);
+  }
+}
+
+TEST_CASE("parse_pub --help and --version set the text to print", "[cli]") {
+  SECTION("--help") {
+    const auto p = pub({"--help"});
+    CHECK_THAT(p.print, Catch::Contains("--topic") && Catch::Contains("--no-ack") &&
+                            Catch::Contains("3 the relay refused a message"));
+  }
+  SECTION("-h needs no topic") { CHECK_FALSE(pub({"-h"}).print.empty()); }
+  SECTION("--version") { CHECK(pub({"--version"}).print == "zpub 0.1.0\n"); }
+}
+
+TEST_CASE("parse_pub needs a topic unless it may prompt", "[cli]") {
+  SECTION("no topic and standard input is not a terminal") {
+    CHECK_THROWS_MATCHES(pub({}), usage_error,
+                         Catch::Message("no topic: give -t TOPIC (or --topic-sep SEP to read it from each line)"));
+  }
+  SECTION("no topic with -m even on a terminal") {
+    CHECK_THROWS_WITH(pub({"-m", "hi"}, true), "no topic: give -t TOPIC (or --topic-sep SEP to read it from each line)");
+  }
+  SECTION("a terminal without -m, -f or -s prompts for the topic") {
+    const auto o = pub({}, true).options;
+    CHECK(o.source == pub_source::prompt);
+    CHECK_FALSE(o.topic);
+  }
+  SECTION("a terminal with -t prompts for messages only") {
+    const auto o = pub({"-t", "news"}, true).options;
+    CHECK(o.source == pub_source::prompt);
+    REQUIRE(o.topic);
+    CHECK(*o.topic == "news");
+  }
+  SECTION("an empty topic") {
+    CHECK_THROWS_MATCHES(pub({"-t", ""}), usage_error, Catch::Message("the topic must not be empty (-t)"));
+    CHECK_THROWS_WITH(pub({"--topic="}, true), "the topic must not be empty (-t)");
+  }
+  SECTION("an empty --topic-sep") {
+    CHECK_THROWS_MATCHES(pub({"--topic-sep", ""}), usage_error, Catch::Message("--topic-sep must not be empty"));
+  }
+}
+
+TEST_CASE("parse_pub refuses contradictory inputs", "[cli]") {
+  SECTION("-m with -f") {
+    CHECK_THROWS_MATCHES(pub({"-t", "x", "-m", "a", "-f", "b"}), usage_error,
+                         Catch::Message("give one input: -m MSG, -f FILE, or standard input"));
+  }
+  SECTION("-m twice") {
+    CHECK_THROWS_WITH(pub({"-t", "x", "-m", "a", "-m", "b"}), "give one input: -m MSG, -f FILE, or standard input");
+  }
+  SECTION("-f twice") {
+    CHECK_THROWS_WITH(pub({"-t", "x", "-f", "a", "-f", "b"}), "give one input: -m MSG, -f FILE, or standard input");
+  }
+  SECTION("-l with -m") {
+    CHECK_THROWS_MATCHES(pub({"-t", "x", "-m", "a", "-l"}), usage_error, Catch::Message("-l does not apply to -m"));
+  }
+  SECTION("-s with -l") {
+    CHECK_THROWS_MATCHES(pub({"-t", "x", "-s", "-l"}), usage_error, Catch::Message("-s and -l contradict each other"));
+  }
+  SECTION("-s with -m") {
+    CHECK_THROWS_MATCHES(pub({"-t", "x", "-s", "-m", "a"}), usage_error,
+                         Catch::Message("-s and -m contradict each other"));
+  }
+}
+
+TEST_CASE("parse_pub refuses bad delivery options", "[cli]") {
+  SECTION("--plain without --no-ack") {
+    CHECK_THROWS_MATCHES(pub({"-t", "x", "--plain"}), usage_error,
+                         Catch::Message("--plain needs --no-ack (the relay acknowledges only zrelay batches)"));
+  }
+  SECTION("-H together with --ack-connect") {
+    CHECK_THROWS_MATCHES(pub({"-t", "x", "-H", "relay", "--ack-connect", "tcp://relay:5561"}), usage_error,
+                         Catch::Message("give either -H HOST or --ack-connect/--pub-connect, not both"));
+  }
+  SECTION("-H together with --pub-connect") {
+    CHECK_THROWS_WITH(pub({"-t", "x", "--pub-connect", "tcp://relay:5559", "-H", "relay"}),
+                      "give either -H HOST or --ack-connect/--pub-connect, not both");
+  }
+  SECTION("-H with a bad host") {
+    CHECK_THROWS_MATCHES(pub({"-t", "x", "-H", "bad host"}), usage_error,
+                         Catch::Message("-H: malformed endpoint 'tcp://bad host:5561': 'bad host' is not a valid host name"));
+    CHECK_THROWS_WITH(pub({"-t", "x", "-H", "*"}),
+                      "-H: malformed endpoint 'tcp://*:5561': '*' as host is only for binding");
+  }
+  SECTION("malformed connect endpoints") {
+    CHECK_THROWS_MATCHES(pub({"-t", "x", "--ack-connect", "tcp://*:5561"}), usage_error,
+                         Catch::Message("malformed endpoint 'tcp://*:5561': '*' as host is only for binding"));
+    CHECK_THROWS_WITH(pub({"-t", "x", "--pub-connect", "tcp://127.0.0.1:*"}),
+                      "malformed endpoint 'tcp://127.0.0.1:*': '*' as port is only for binding");
+    CHECK_THROWS_WITH(pub({"-t", "x", "--ack-connect", "relay:5561"}),
+                      "malformed endpoint 'relay:5561': expected tcp://HOST:PORT, ipc://PATH or inproc://NAME");
+  }
+  SECTION("bad numbers") {
+    CHECK_THROWS_MATCHES(pub({"-t", "x", "--max-inflight", "0"}), usage_error,
+                         Catch::Message("--max-inflight must be a whole number from 1 to 100000000, not '0'"));
+    CHECK_THROWS_WITH(pub({"-t", "x", "--max-inflight", "100000001"}),
+                      "--max-inflight must be a whole number from 1 to 100000000, not '100000001'");
+    CHECK_THROWS_WITH(pub({"-t", "x", "--ack-timeout", "0"}),
+                      "--ack-timeout must be a whole number from 1 to 3600000, not '0'");
+    CHECK_THROWS_WITH(pub({"-t", "x", "--ack-timeout", "1.5"}),
+                      "--ack-timeout must be a whole number from 1 to 3600000, not '1.5'");
+    CHECK_THROWS_WITH(pub({"-t", "x", "--retries", "1001"}), "--retries must be a whole number from 0 to 1000, not '1001'");
+    CHECK_THROWS_WITH(pub({"-t", "x", "--retries", "three"}), "--retries must be a whole number from 0 to 1000, not 'three'");
+    CHECK_THROWS_WITH(pub({"-t", "x", "--connect-timeout", ""}),
+                      "--connect-timeout must be a whole number from 0 to 3600000, not ''");
+    CHECK_THROWS_WITH(pub({"-t", "x", "--connect-timeout", "99999999999999999999"}),
+                      "--connect-timeout must be a whole number from 0 to 3600000, not '99999999999999999999'");
+  }
+  SECTION("bad --delimiter escape") {
+    CHECK_THROWS_MATCHES(pub({"-t", "x", "-d", "\\q"}), usage_error,
+                         Catch::Message("--delimiter: unknown escape '\\q' (use \\n \\t \\r \\0 \\\\ or \\xHH)"));
+    CHECK_THROWS_WITH(pub({"-t", "x", "-d", "\\x4"}), "--delimiter: '\\x' needs two hex digits");
+    CHECK_THROWS_WITH(pub({"-t", "x", "-d", ""}), "--delimiter: the delimiter must not be empty");
+  }
+  SECTION("unknown flags and stray arguments") {
+    CHECK_THROWS_MATCHES(pub({"-t", "x", "--bogus"}), usage_error, Catch::Message("unknown option '--bogus'"));
+    CHECK_THROWS_WITH(pub({"-t", "x", "-z"}), "unknown option '-z'");
+    CHECK_THROWS_WITH(pub({"-t", "x", "hello"}), "unexpected argument 'hello'");
+    CHECK_THROWS_WITH(pub({"-t"}), "option '-t' is missing an argument");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// zsub
+
+TEST_CASE("parse_sub defaults", "[cli]") {
+  const auto p = sub({"-t", "news"});
+  CHECK(p.print.empty());
+  const auto& o = p.options;
+  CHECK(o.subscriber.topics == std::vector<std::string>{"news"});
+  CHECK(o.subscriber.endpoint == "tcp://127.0.0.1:5560");
+  CHECK(o.subscriber.connect_timeout == 3000ms);
+  CHECK_FALSE(o.subscriber.dedup);
+  CHECK_FALSE(o.prompt_topic);
+  CHECK(o.format == sub_format::payload);
+  CHECK(o.terminator == '\n');
+  CHECK(o.count == 0);
+  CHECK(o.idle == 0ms);
+  CHECK_FALSE(o.stats);
+}
+
+TEST_CASE("parse_sub keeps commas inside repeated -t topics", "[cli]") {
+  SECTION("repeated -t") {
+    CHECK(sub({"-t", "a,b", "-t", "c", "--topic", "d,"}).options.subscriber.topics ==
+          std::vector<std::string>{"a,b", "c", "d,"});
+  }
+  SECTION("-t \"\" subscribes to everything") {
+    CHECK(sub({"-t", ""}).options.subscriber.topics == std::vector<std::string>{""});
+  }
+  SECTION("an empty topic among others") {
+    CHECK(sub({"-t", "x", "-t", ""}).options.subscriber.topics == std::vector<std::string>{"x", ""});
+  }
+}
+
+TEST_CASE("parse_sub reads every flag", "[cli]") {
+  SECTION("output and counting flags") {
+    const auto o = sub({"-t", "x", "--dedup", "-v", "-0", "-C", "10", "-W", "1.5", "--stats", "--connect-timeout",
+                        "0", "--sub-connect", "ipc:///tmp/zrelay-sub"})
+                       .options;
+    CHECK(o.subscriber.dedup);
+    CHECK(o.format == sub_format::topic_payload);
+    CHECK(o.terminator == '\0');
+    CHECK(o.count == 10);
+    CHECK(o.idle == 1500ms);
+    CHECK(o.stats);
+    CHECK(o.subscriber.connect_timeout == 0ms);
+    CHECK(o.subscriber.endpoint == "ipc:///tmp/zrelay-sub");
+  }
+  SECTION("--json and long forms") {
+    const auto o = sub({"-t", "x", "--json", "--null", "--count", "1", "--timeout", "2"}).options;
+    CHECK(o.format == sub_format::json);
+    CHECK(o.terminator == '\0');
+    CHECK(o.count == 1);
+    CHECK(o.idle == 2000ms);
+  }
+  SECTION("-W parses fractions, exponents and rounds to milliseconds") {
+    CHECK(sub({"-t", "x", "-W", "0.25"}).options.idle == 250ms);
+    CHECK(sub({"-t", "x", "-W", "1e1"}).options.idle == 10000ms);
+    CHECK(sub({"-t", "x", "-W", "0.001"}).options.idle == 1ms);
+    CHECK(sub({"-t", "x", "-W", "31536000"}).options.idle == 31536000000ms);
+  }
+  SECTION("-C up to its limit") {
+    CHECK(sub({"-t", "x", "-C", "9223372036854775807"}).options.count == 9223372036854775807ull);
+  }
+  SECTION("-H host") {
+    CHECK(sub({"-t", "x", "-H", "relay.example.com"}).options.subscriber.endpoint == "tcp://relay.example.com:5560");
+    CHECK(sub({"-t", "x", "--host", "::1"}).options.subscriber.endpoint == "tcp://[::1]:5560");
+  }
+}
+
+TEST_CASE("parse_sub --help and --version set the text to print", "[cli]") {
+  SECTION("--help") {
+    const auto p = sub({"--help"});
+    CHECK_THAT(p.print, Catch::Contains("--topic") && Catch::Contains("--json") &&
+                            Catch::Contains("5 -W elapsed with no message"));
+  }
+  SECTION("-h needs no topic") { CHECK_FALSE(sub({"-h"}).print.empty()); }
+  SECTION("--version") { CHECK(sub({"--version"}).print == "zsub 0.1.0\n"); }
+}
+
+TEST_CASE("parse_sub needs a topic unless it may prompt", "[cli]") {
+  SECTION("no topic and standard input is not a terminal") {
+    CHECK_THROWS_MATCHES(sub({}), usage_error, Catch::Message("no topic: give -t PREFIX (-t \"\" subscribes to everything)"));
+  }
+  SECTION("a terminal prompts for the topic") {
+    const auto o = sub({}, true).options;
+    CHECK(o.prompt_topic);
+    CHECK(o.subscriber.topics.empty());
+  }
+  SECTION("-t on a terminal does not prompt") {
+    CHECK_FALSE(sub({"-t", "x"}, true).options.prompt_topic);
+  }
+}
+
+TEST_CASE("parse_sub reports each usage error in words", "[cli]") {
+  SECTION("-H together with --sub-connect") {
+    CHECK_THROWS_MATCHES(sub({"-t", "x", "-H", "relay", "--sub-connect", "tcp://relay:5560"}), usage_error,
+                         Catch::Message("give either -H HOST or --sub-connect, not both"));
+  }
+  SECTION("-H with a bad host") {
+    CHECK_THROWS_MATCHES(sub({"-t", "x", "-H", "bad host"}), usage_error,
+                         Catch::Message("-H: malformed endpoint 'tcp://bad host:5560': 'bad host' is not a valid host name"));
+  }
+  SECTION("malformed --sub-connect") {
+    CHECK_THROWS_MATCHES(sub({"-t", "x", "--sub-connect", "tcp://*:5560"}), usage_error,
+                         Catch::Message("malformed endpoint 'tcp://*:5560': '*' as host is only for binding"));
+    CHECK_THROWS_WITH(sub({"-t", "x", "--sub-connect", "tcp://[::1]:65536"}),
+                      "malformed endpoint 'tcp://[::1]:65536': the port must be 1-65535 or '*'");
+  }
+  SECTION("--json with -v") {
+    CHECK_THROWS_MATCHES(sub({"-t", "x", "--json", "-v"}), usage_error,
+                         Catch::Message("--json already includes the topic; drop -v"));
+  }
+  SECTION("bad -C") {
+    for (const char* v : {"0", "abc", "-1", "1.5", "", "9223372036854775808"}) {
+      INFO(v);
+      CHECK_THROWS_MATCHES(sub({"-t", "x", "-C", v}), usage_error,
+                           Catch::Message("-C must be a whole number from 1 to 9223372036854775807, not '" +
+                                          std::string(v) + "'"));
+    }
+  }
+  SECTION("bad -W") {
+    for (const char* v : {"0", "0.0", "-1", "abc", "2s", "inf", "nan", "", "31536001"}) {
+      INFO(v);
+      CHECK_THROWS_MATCHES(sub({"-t", "x", "-W", v}), usage_error,
+                           Catch::Message("-W must be a number of seconds above 0, not '" + std::string(v) + "'"));
+    }
+  }
+  SECTION("bad --connect-timeout") {
+    CHECK_THROWS_WITH(sub({"-t", "x", "--connect-timeout", "-1"}),
+                      "--connect-timeout must be a whole number from 0 to 3600000, not '-1'");
+  }
+  SECTION("unknown flags and stray arguments") {
+    CHECK_THROWS_MATCHES(sub({"-t", "x", "--bogus"}), usage_error, Catch::Message("unknown option '--bogus'"));
+    CHECK_THROWS_WITH(sub({"-t", "x", "news"}), "unexpected argument 'news'");
+    CHECK_THROWS_WITH(sub({"-C"}), "option '-C' is missing an argument");
+  }
+}
+
+TEST_CASE("a positive time never rounds to 0, which would mean no limit", "[cli]") {
+  SECTION("-W") { CHECK(sub({"-t", "x", "-W", "0.0001"}).options.idle == 1ms); }
+  SECTION("--stats-interval") { CHECK(relay({"--stats-interval", "0.0001"}).options.stats_interval == 1ms); }
+  SECTION("--stats-interval 0 stays 0 (only the final line)") {
+    CHECK(relay({"--stats-interval", "0"}).options.stats_interval == 0ms);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// parse_size
+
+TEST_CASE("parse_size reads bytes with k, M and G suffixes in powers of 1024", "[cli]") {
+  CHECK(parse_size("0", "--x") == 0);
+  CHECK(parse_size("1", "--x") == 1);
+  CHECK(parse_size("65536", "--x") == 65536);
+  CHECK(parse_size("64k", "--x") == 65536);
+  CHECK(parse_size("64K", "--x") == 65536);
+  CHECK(parse_size("1M", "--x") == 1048576);
+  CHECK(parse_size("1m", "--x") == 1048576);
+  CHECK(parse_size("2G", "--x") == 2147483648ull);
+  CHECK(parse_size("2g", "--x") == 2147483648ull);
+  CHECK(parse_size("0k", "--x") == 0);
+  SECTION("the limit is 1 TiB") {
+    CHECK(parse_size("1024G", "--x") == (std::size_t{1} << 40));
+    CHECK(parse_size("1048576M", "--x") == (std::size_t{1} << 40));
+    CHECK(parse_size("1099511627776", "--x") == (std::size_t{1} << 40));
+  }
+}
+
+TEST_CASE("parse_size rejects what is not a size, naming the option", "[cli]") {
+  for (const char* v : {"", "k", "M", "1T", "1.5M", "-1", "1kb", " 1", "1 ", "0x10", "1025G", "1048577M",
+                        "1099511627777", "99999999999999999999"}) {
+    INFO(v);
+    CHECK_THROWS_MATCHES(parse_size(v, "--max-msg-size"), usage_error,
+                         Catch::Message("--max-msg-size must be a size in bytes such as 65536, 64k or 1M, not '" +
+                                        std::string(v) + "'"));
+  }
+}
