@@ -31,6 +31,7 @@ struct options {
   int hwm = 1000;                  ///< relay high-water mark (embedded or spawned relay)
   std::size_t max_inflight = 10000;
   bool processes = false;          ///< each client in its own process
+  int stuck = 0;                   ///< extra subscribers that subscribe and never read
   bool relay_process = false;      ///< spawn the zrelay binary instead of embedding the relay
   std::string zrelay_path;         ///< where that binary is
   std::optional<zrelay::bound_endpoints> external;  ///< --relay: use a running relay

@@ -31,6 +31,7 @@ Examples:
   zbench --scenario relay-ack,direct --rate 10000 --duration 10        # latency at a fixed rate
   zbench --scenario relay --subs 10 --processes                        # fan-out, clients in processes
   zbench --scenario relay-ack --relay-process --msgs 10000000          # relay CPU and peak memory
+  zbench --scenario relay --relay-process --stuck 1 --subs 2           # a consumer that never reads
   zbench --relay pub=tcp://h:5559,sub=tcp://h:5560,ack=tcp://h:5561 --relay-pid 1234
 
 Exit status: 0 every run completed, 1 a run failed, 2 usage error.
@@ -89,7 +90,8 @@ zbench::options parse(int argc, char** argv, std::string& print) {
       ("zrelay", "the zrelay binary for --relay-process", cxxopts::value<std::string>(), "PATH")
       ("relay", "use a running relay: pub=EP,sub=EP,ack=EP", cxxopts::value<std::string>(), "EPS")
       ("relay-pid", "with --relay: report that process's CPU and peak RSS", cxxopts::value<std::string>(), "PID")
-      ("processes", "run every publisher and subscriber in its own process (default: threads)");
+      ("processes", "run every publisher and subscriber in its own process (default: threads)")
+      ("stuck", "add N subscribers that subscribe to every topic and never read (a stuck consumer)", cxxopts::value<std::string>()->default_value("0"), "N");
   o.add_options("Output")
       ("json", "one JSON object per scenario")
       ("csv", "CSV with a header line")
@@ -139,6 +141,7 @@ zbench::options parse(int argc, char** argv, std::string& print) {
   opt.hwm = number<int>(r, "hwm", 1, 1e7);
   opt.max_inflight = number<std::size_t>(r, "max-inflight", 1, 1e9);
   opt.processes = r.count("processes") > 0;
+  opt.stuck = number<int>(r, "stuck", 0, 1000);
   opt.relay_process = r.count("relay-process") > 0;
   opt.zrelay_path = r.count("zrelay") ? r["zrelay"].as<std::string>() : find_zrelay();
   if (r.count("relay")) {

@@ -325,6 +325,20 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
         ++ready;
       }
     }
+    // Stuck consumers: subscribed to everything, smallest queue, never read (direct: they would
+    // need every publisher to connect to them, so they are for the middle scenarios only).
+    zmq::context_t stuck_ctx(1);
+    std::vector<zmq::socket_t> stuck;
+    if (scenario != "direct") {
+      for (int i = 0; i < opt.stuck; ++i) {
+        stuck.emplace_back(stuck_ctx, zmq::socket_type::sub);
+        stuck.back().set(zmq::sockopt::rcvhwm, 1);
+        stuck.back().set(zmq::sockopt::rcvbuf, 4096);
+        stuck.back().set(zmq::sockopt::linger, 0);
+        for (int k = 0; k < opt.topics; ++k) stuck.back().set(zmq::sockopt::subscribe, "bench." + std::to_string(k));
+        stuck.back().connect(w.sub_endpoint);
+      }
+    }
     const auto before = sample(mid->pid());
     const auto t0 = now_ns();
     for (auto& p : pubs) write_line(p->ch().to_client, "go");
