@@ -24,5 +24,5 @@ install_missing() {
 
 build() {
   cmake -S "$ZRELAY_ROOT" -B "$ZRELAY_BUILD" -G Ninja "$@" >/dev/null
-  cmake --build "$ZRELAY_BUILD" -j "$(nproc)"
+  cmake --build "$ZRELAY_BUILD" -j "$(nproc)" >&2  # stdout is the relay's ready line
 }
