@@ -176,7 +176,7 @@ TEST_CASE("parse_pub defaults to acked lines from standard input", "[cli]") {
   CHECK_FALSE(c.plain);
   CHECK(c.ack_endpoint == "tcp://127.0.0.1:5561");
   CHECK(c.pub_endpoint == "tcp://127.0.0.1:5559");
-  CHECK(c.max_inflight == 10000);
+  CHECK(c.max_inflight == 50000);
   CHECK(c.ack_timeout == 3000ms);
   CHECK(c.retries == 3);
   CHECK(c.connect_timeout == 3000ms);

@@ -189,7 +189,7 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
       ("pub-connect", "relay publisher socket, with --no-ack", cxxopts::value<std::string>(), "EP")
       ("no-ack", "fire and forget: no acknowledgment, nothing resent (PUB to the relay's XSUB)")
       ("plain", "with --no-ack: send plain [topic][payload] messages, one per line, no zrelay header")
-      ("max-inflight", "messages sent and not yet acknowledged, at most", cxxopts::value<std::string>()->default_value("10000"), "N")
+      ("max-inflight", "messages sent and not yet acknowledged, at most", cxxopts::value<std::string>()->default_value("50000"), "N")
       ("ack-timeout", "resend what is not acknowledged after MS milliseconds", cxxopts::value<std::string>()->default_value("3000"), "MS")
       ("retries", "resends before giving up", cxxopts::value<std::string>()->default_value("3"), "N")
       ("connect-timeout", "give up if the relay does not answer within MS milliseconds", cxxopts::value<std::string>()->default_value("3000"), "MS")

@@ -36,7 +36,7 @@ struct publisher_config {
   std::string pub_endpoint = "tcp://127.0.0.1:5559";  ///< used when fire-and-forget
   bool acked = true;
   bool plain = false;  ///< fire-and-forget only: send [topic][payload], no header, no batching
-  std::size_t max_inflight = 10000;                  ///< messages sent and not yet acknowledged
+  std::size_t max_inflight = 50000;                  ///< messages sent and not yet acknowledged
   std::size_t max_inflight_bytes = 64u << 20;        ///< the same bound in bytes
   std::chrono::milliseconds ack_timeout{3000};       ///< resend when the oldest batch waits this long
   int retries = 3;                                   ///< resends of one batch before giving up
