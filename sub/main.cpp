@@ -62,7 +62,7 @@ int run(sub_options opt, signal_watch& signals) {
   subscriber sub(ctx, opt.subscriber);
   sub.on_gap([](const gap_info& g) {
     std::cerr << "zsub: warning: " << g.missing() << " message(s) missing on topic '" << g.topic
-              << "' from publisher " << std::hex << g.publisher << std::dec << " (sequence " << g.expected
+              << "' from publisher " << to_hex(g.publisher) << " (sequence " << g.expected
               << " to " << g.received - 1 << ")" << std::endl;
   });
   sub.on_warning([](std::string_view w) { std::cerr << "zsub: warning: " << w << std::endl; });

@@ -4,6 +4,13 @@
 
 namespace zrelay {
 
+std::string to_hex(std::uint64_t v) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string s(16, '0');
+  for (int i = 15; i >= 0; --i, v >>= 4) s[static_cast<std::size_t>(i)] = hex[v & 15];
+  return s;
+}
+
 bool valid_utf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const auto* end = p + s.size();
@@ -109,14 +116,13 @@ void append_field(std::string& out, const char* name, std::string_view value) {
 }  // namespace
 
 void append_json_message(std::string& out, const message_view& m) {
-  static constexpr char hex[] = "0123456789abcdef";
   out += '{';
   append_field(out, "topic", m.topic);
   out += ',';
   append_field(out, "payload", m.payload);
   if (m.publisher != 0) {
     out += ",\"publisher\":\"";
-    for (int shift = 60; shift >= 0; shift -= 4) out += hex[(m.publisher >> shift) & 15];
+    out += to_hex(m.publisher);
     out += "\",\"seq\":";
     out += std::to_string(m.topic_seq);
   }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "zrelay/endpoint.hpp"
+#include "zrelay/format.hpp"
 #include "zrelay/wire.hpp"
 
 namespace zrelay {
@@ -38,13 +39,6 @@ std::string printable(const void* data, std::size_t size, std::size_t limit = 80
   }
   if (size > limit) out += "...";
   return out;
-}
-
-std::string hex64(std::uint64_t v) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string s(16, '0');
-  for (int i = 15; i >= 0; --i, v >>= 4) s[static_cast<std::size_t>(i)] = hex[v & 15];
-  return s;
 }
 
 }  // namespace
@@ -229,7 +223,7 @@ struct relay::impl {
     r.text = detail;
     send_reply(route.data(), route.size(), r);
     relay_stats::add(stats.nacks, counted);
-    warn(why, "warning: refused " + std::to_string(counted) + " message(s) from publisher " + hex64(publisher) + ": " +
+    warn(why, "warning: refused " + std::to_string(counted) + " message(s) from publisher " + to_hex(publisher) + ": " +
                   std::string(wire::reason_text(why)) + " (" + detail + ")");
   }
 
@@ -388,7 +382,7 @@ struct relay::impl {
       // it still needs acks, so that whatever it resends first is not taken for a duplicate.
       st.next = h.ack_floor != 0 && h.ack_floor <= h.seq ? h.ack_floor : h.seq;
       relay_stats::add(stats.publishers);
-      note("publisher " + hex64(h.publisher) + " connected, starting at sequence " + std::to_string(st.next));
+      note("publisher " + to_hex(h.publisher) + " connected, starting at sequence " + std::to_string(st.next));
     }
     if (h.ack_floor > st.next) st.next = h.ack_floor;  // it had acks for those from an earlier relay
     st.last_seen = now;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "zrelay/connection.hpp"
+#include "zrelay/format.hpp"
 #include "zrelay/wire.hpp"
 
 namespace zrelay {
@@ -13,13 +14,6 @@ constexpr int burst = 1024;
 constexpr std::size_t max_frames = 64;
 
 enum warning_kind { warn_version = 1, warn_body = 2, warn_frames = 4, warn_header = 8 };
-
-std::string hex64(std::uint64_t v) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string s(16, '0');
-  for (int i = 15; i >= 0; --i, v >>= 4) s[static_cast<std::size_t>(i)] = hex[v & 15];
-  return s;
-}
 
 }  // namespace
 
@@ -133,7 +127,7 @@ subscriber::step subscriber::deliver(const message_fn& fn) {
     }
     if (r.error() != wire::status::ok) {
       ++stats_.malformed;
-      warn_once(warn_body, "a batch from publisher " + hex64(h.publisher) + " was cut short: " +
+      warn_once(warn_body, "a batch from publisher " + to_hex(h.publisher) + " was cut short: " +
                                std::string(wire::status_text(r.error())));
     }
     return step::next;

@@ -1,12 +1,16 @@
 #pragma once
 // Text forms of messages for zsub's output: JSON (binary-safe), base64, UTF-8 checks.
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
 #include "zrelay/subscriber.hpp"
 
 namespace zrelay {
+
+/// A publisher id as people see it: 16 lowercase hex digits.
+std::string to_hex(std::uint64_t v);
 
 /// True when `s` is well-formed UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF).
 bool valid_utf8(std::string_view s);
