@@ -50,6 +50,10 @@ full_policy parse_full_policy(std::string_view text) {
 }
 
 struct relay::impl {
+  // What reading one message from a socket came to: nothing was there, go on, or it is held
+  // (a subscriber is full) and reading must stop.
+  enum class step { empty, next, held };
+
   // What the relay remembers of an acked publisher (keyed by its own id, not the routing id,
   // which changes when it reconnects).
   struct publisher_state {
@@ -305,10 +309,10 @@ struct relay::impl {
     }
   }
 
-  // One message from the ack socket: [routing id][topic][header][body]. False: held (block).
-  bool handle_router_message() {
+  // One message from the ack socket: [routing id][topic][header][body].
+  step handle_router_message() {
     auto& rid = rframes[0];
-    if (!router.recv(rid, zmq::recv_flags::dontwait)) return true;
+    if (!router.recv(rid, zmq::recv_flags::dontwait)) return step::empty;
     std::size_t n = 1;
     bool more = rid.more();
     while (more && n < rframes.size()) {
@@ -339,7 +343,7 @@ struct relay::impl {
       relay_stats::add(stats.malformed);
       nack(rid, h.publisher, h.seq, claimed, claimed, wire::reason::malformed,
            "expected 3 frames [topic][header][body], got " + std::to_string(frames_seen - 1));
-      return true;
+      return step::next;
     }
     auto& topic = rframes[1];
     auto& body = rframes[3];
@@ -348,14 +352,14 @@ struct relay::impl {
       nack(rid, h.publisher, h.seq, std::max<std::uint32_t>(h.count, 1), 1, wire::reason::unsupported_version,
            "this relay speaks protocol version " + std::to_string(wire::version) + ", got " +
                std::to_string(version_seen));
-      return true;
+      return step::next;
     }
     if (hs != wire::status::ok) {
       relay_stats::add(stats.msgs_in);
       relay_stats::add(stats.malformed);
       nack(rid, h.publisher, h.seq, 1, 1, wire::reason::malformed,
            "header: " + std::string(wire::status_text(hs)));
-      return true;
+      return step::next;
     }
     // Nor is the count of a header whose body does not match it: check the body first.
     bool too_large = false;
@@ -365,14 +369,14 @@ struct relay::impl {
       relay_stats::add(stats.msgs_in);
       relay_stats::add(stats.malformed);
       nack(rid, h.publisher, h.seq, h.count, 1, wire::reason::malformed, "body: " + std::string(wire::status_text(bs)));
-      return true;
+      return step::next;
     }
     relay_stats::add(stats.msgs_in, h.count);
     if (h.publisher == 0 || h.seq == 0) {
       relay_stats::add(stats.malformed);
       nack(rid, h.publisher, h.seq, h.count, h.count, wire::reason::malformed,
            "publisher id and sequence must not be zero on the ack socket");
-      return true;
+      return step::next;
     }
     const auto now = clock::now();
     auto [it, fresh] = publishers.try_emplace(h.publisher);
@@ -393,7 +397,7 @@ struct relay::impl {
     if (end <= st.next) {
       relay_stats::add(stats.duplicates, h.count);
       mark_ack(h.publisher, st);
-      return true;
+      return step::next;
     }
     if (h.seq > st.next) {
       // Something before this batch never arrived (lost in a reconnect): ask for it again.
@@ -402,7 +406,7 @@ struct relay::impl {
       r.publisher = h.publisher;
       r.seq = st.next;
       send_reply(rid.data(), rid.size(), r);
-      return true;
+      return step::next;
     }
     if (h.seq < st.next) {
       relay_stats::add(stats.malformed);
@@ -411,20 +415,21 @@ struct relay::impl {
                std::to_string(st.next) + ")");
       st.next = end;
       mark_ack(h.publisher, st);
-      return true;
+      return step::next;
     }
-    if (too_large) return forward_without_oversized(rid, topic, h, body, end);
-    return emit(&rframes[1], 3, h.count, bytes, h.publisher, end);
+    const bool out = too_large ? forward_without_oversized(rid, topic, h, body, end)
+                               : emit(&rframes[1], 3, h.count, bytes, h.publisher, end);
+    return out ? step::next : step::held;
   }
 
-  // One message from XSUB, forwarded as it is. False: held (block).
-  bool handle_xsub_message() {
+  // One message from XSUB, forwarded as it is.
+  step handle_xsub_message() {
     std::size_t n = 0;
     bool more = true;
     std::uint64_t bytes = 0;
     while (more && n < xframes.size()) {
       if (!xsub.recv(xframes[n], zmq::recv_flags::dontwait)) {
-        if (n == 0) return true;
+        if (n == 0) return step::empty;
         continue;  // later frames of a message are always there once the first is
       }
       more = xframes[n].more();
@@ -438,7 +443,7 @@ struct relay::impl {
       relay_stats::add(stats.malformed);
       warn(wire::reason::malformed, "warning: dropped a message of more than " + std::to_string(max_frames) +
                                         " frames from a publisher");
-      return true;
+      return step::next;
     }
     std::uint64_t msgs = 1;
     if (n == 3 && wire::looks_like_header(xframes[1].data(), xframes[1].size())) {
@@ -446,7 +451,7 @@ struct relay::impl {
       if (wire::decode_header(xframes[1].data(), xframes[1].size(), h) == wire::status::ok) msgs = h.count;
     }
     relay_stats::add(stats.msgs_in, msgs);
-    return emit(xframes.data(), n, msgs, bytes, 0, 0);
+    return emit(xframes.data(), n, msgs, bytes, 0, 0) ? step::next : step::held;
   }
 
   // Subscriptions travel from XPUB up to XSUB, so that publishers filter at the source.
@@ -512,9 +517,9 @@ struct relay::impl {
         if (items[0].revents & ZMQ_POLLIN) handle_subscriptions();
         if (retry_held()) {
           if (items[1].revents & ZMQ_POLLIN)
-            for (int i = 0; i < burst && handle_xsub_message(); ++i) {}
+            for (int i = 0; i < burst && handle_xsub_message() == step::next; ++i) {}
           if (held.empty() && (items[2].revents & ZMQ_POLLIN))
-            for (int i = 0; i < burst && handle_router_message(); ++i) {}
+            for (int i = 0; i < burst && handle_router_message() == step::next; ++i) {}
         }
         flush_acks();
         const auto now = clock::now();
