@@ -1,11 +1,14 @@
 #include "clients.hpp"
 
 #include <poll.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <functional>
+#include <iostream>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
@@ -13,6 +16,7 @@
 
 #include <zmq.hpp>
 
+#include "nats.hpp"
 #include "zrelay/publisher.hpp"
 #include "zrelay/subscriber.hpp"
 
@@ -72,6 +76,29 @@ public:
 
 private:
   zmq::socket_t sock_;
+};
+
+// nats-server's core protocol: PUBs coalesced in 64 KiB writes, as NATS clients do.
+class nats_sender : public sender {
+public:
+  nats_sender(const std::string& url, std::size_t size) : conn_(url, std::chrono::seconds(5)) {
+    if (size > conn_.max_payload())
+      throw std::runtime_error("--size " + std::to_string(size) + " exceeds nats-server's max_payload of " +
+                               std::to_string(conn_.max_payload()) + " bytes");
+  }
+  void send(const std::string& topic, std::string_view payload) override { conn_.publish(topic, payload); }
+  void flush() override { conn_.flush(); }
+  void service() override { conn_.service(); }
+  // The PONG comes after the server has routed every PUB before the PING: the counterpart of
+  // waiting for the relay's acknowledgments.
+  void finish() override {
+    if (!conn_.round_trip(std::chrono::seconds(60)))
+      throw std::runtime_error("no PONG from nats-server within 60 s" +
+                               (conn_.error().empty() ? std::string() : ": " + conn_.error()));
+  }
+
+private:
+  nats::connection conn_;
 };
 
 void sleep_until_ns(std::uint64_t t) {
@@ -162,6 +189,8 @@ void run_publisher(const options& opt, const wiring& w, int index, const channel
       out = std::make_unique<library_sender>(ctx, c);
     } else if (w.scenario == "direct") {
       out = std::make_unique<raw_sender>(ctx, w.sub_endpoints);
+    } else if (w.scenario == "nats") {
+      out = std::make_unique<nats_sender>(w.pub_endpoint, std::max(opt.size, stamp_size));
     } else {
       out = std::make_unique<raw_sender>(ctx, std::vector<std::string>{w.pub_endpoint});
     }
@@ -188,6 +217,7 @@ void run_publisher(const options& opt, const wiring& w, int index, const channel
       if (eof || now_ns() > probe_deadline) throw std::runtime_error("no go from the parent within 30 s");
     }
 
+    ::prctl(PR_SET_TIMERSLACK, 1UL);  // wake on schedule (the default slack is 50 µs)
     const std::uint64_t start = now_ns();
     const std::uint64_t stop_at = opt.duration > 0 ? start + static_cast<std::uint64_t>(opt.duration * 1e9) : 0;
     const double interval = opt.rate > 0 ? 1e9 / opt.rate : 0;
@@ -204,8 +234,8 @@ void run_publisher(const options& opt, const wiring& w, int index, const channel
         if (due > t) {
           out->flush();
           out->service();
-          if (due - t > 200'000) sleep_until_ns(due - 100'000);
-          while (now_ns() < due) {}
+          // Sleep, not spin: on a 2-core machine a spinning publisher takes the core the relay needs.
+          sleep_until_ns(due);
         }
         t = due;
       }
@@ -229,11 +259,154 @@ void run_publisher(const options& opt, const wiring& w, int index, const channel
   }
 }
 
+namespace {
+
+// The per-message accounting every subscriber kind shares: probes, loss and duplicates from the
+// sequence numbers, latency from the send stamp.
+class tally {
+public:
+  tally(std::size_t pubs, client_result& res)
+      : pubs_(pubs), next_(pubs, 1), sent_(pubs, 0), heard_(pubs, false), res_(res) {}
+
+  void on_payload(std::string_view payload) {
+    if (payload.size() < stamp_size) return;
+    std::uint64_t t = 0, id = 0;
+    std::memcpy(&t, payload.data(), 8);
+    std::memcpy(&id, payload.data() + 8, 8);
+    const auto p = static_cast<std::size_t>(id >> 48);
+    const auto seq = id & seq_mask;
+    if (p >= pubs_) return;
+    if (seq == 0) {
+      if (!heard_[p]) {
+        heard_[p] = true;
+        ++heard_count_;
+      }
+      return;
+    }
+    const auto now = now_ns();
+    if (first_ == 0) first_ = now;
+    last_ = now;
+    if (seq < next_[p]) {
+      ++res_.duplicates;
+      return;
+    }
+    if (seq > next_[p]) res_.lost += seq - next_[p];
+    next_[p] = seq + 1;
+    ++res_.received;
+    res_.latency.record(now > t ? now - t : 0);
+  }
+  /// Every publisher's probe arrived.
+  bool heard_all() const { return heard_count_ == pubs_; }
+  /// The counts of the parent's "end N0 N1 …".
+  void set_sent(const std::string& counts) {
+    std::istringstream in(counts);
+    for (auto& s : sent_) in >> s;
+  }
+  bool complete() const {
+    for (std::size_t p = 0; p < pubs_; ++p)
+      if (next_[p] <= sent_[p]) return false;
+    return true;
+  }
+  std::uint64_t received() const { return res_.received; }
+  /// Whatever never arrived counts as lost; the window is first to last receive.
+  void finish() {
+    for (std::size_t p = 0; p < pubs_; ++p)
+      if (next_[p] <= sent_[p]) res_.lost += sent_[p] - (next_[p] - 1);
+    res_.start_ns = first_;
+    res_.end_ns = last_;
+  }
+
+private:
+  std::size_t pubs_;
+  std::vector<std::uint64_t> next_, sent_;
+  std::vector<bool> heard_;
+  std::size_t heard_count_ = 0;
+  std::uint64_t first_ = 0, last_ = 0;
+  client_result& res_;
+};
+
+// Why a subscriber's wait for messages returned.
+enum class waited { delivered, timeout, woken, closed };
+
+// The subscriber's side of the control protocol, the same for every kind: "ready" once every
+// publisher's probe arrived; after "end", on until everything is in, the connection is gone, or
+// nothing arrived for --grace.
+void subscriber_loop(const options& opt, const channel& ch, tally& t,
+                     const std::function<waited(std::chrono::milliseconds)>& wait) {
+  bool ready = false, ended = false;
+  line_reader ctl(ch.from_parent);
+  std::string line;
+  bool eof = false;
+  std::uint64_t idle_since = 0;
+  const auto grace_ns = static_cast<std::uint64_t>(opt.grace.count()) * 1'000'000ull;
+  for (;;) {
+    const auto r = wait(std::chrono::milliseconds(ended ? 50 : 100));
+    if (!ready && t.heard_all()) {
+      ready = true;
+      write_line(ch.to_parent, "ready");
+    }
+    if (r == waited::woken) {
+      while (ctl.next(line, eof)) {
+        if (line.rfind("end", 0) == 0) {
+          t.set_sent(line.substr(3));
+          ended = true;
+          idle_since = now_ns();
+        }
+      }
+      if (eof) throw std::runtime_error("the parent went away");
+    }
+    if (ended) {
+      if (t.complete()) break;
+      if (r == waited::closed) break;  // nothing more can arrive: the rest counts as lost
+      if (r == waited::delivered) idle_since = now_ns();
+      if (now_ns() - idle_since > grace_ns) break;
+    }
+  }
+  t.finish();
+}
+
+// The nats subscriber: SUB to every subject, and a PING/PONG so the subscriptions are in place
+// before the publishers' probes can count.
+void run_nats_subscriber(const options& opt, const wiring& w, int index, const channel& ch, tally& t) {
+  nats::connection conn(w.sub_endpoint, std::chrono::seconds(5));
+  conn.on_message([&t](std::string_view payload) { t.on_payload(payload); });
+  for (int k = 0; k < opt.topics; ++k) conn.subscribe(topic_name(static_cast<std::uint64_t>(k)), k + 1);
+  if (!conn.round_trip(std::chrono::seconds(5)))
+    throw std::runtime_error("nats-server did not confirm the subscriptions within 5 s" +
+                             (conn.error().empty() ? std::string() : ": " + conn.error()));
+  bool told = false;
+  subscriber_loop(opt, ch, t, [&](std::chrono::milliseconds timeout) {
+    switch (conn.receive(timeout, ch.from_parent)) {
+      case nats::connection::result::delivered: return waited::delivered;
+      case nats::connection::result::woken: return waited::woken;
+      case nats::connection::result::timeout: return waited::timeout;
+      case nats::connection::result::closed: break;
+    }
+    if (!t.heard_all()) throw std::runtime_error("nats-server closed the connection: " + conn.error());
+    // nats-server cuts a subscriber that falls behind (a slow consumer) instead of slowing the
+    // publisher; say so, since the only other trace is the loss count.
+    if (!told) {
+      std::cerr << "zbench: nats subscriber " << index << ": " << conn.error() << " after " << t.received()
+                << " messages; the rest counts as lost\n";
+      told = true;
+    }
+    return waited::closed;
+  });
+}
+
+}  // namespace
+
 void run_subscriber(const options& opt, const wiring& w, int index, const channel& ch) {
   client_result res;
   res.role = "sub";
   res.index = index;
   try {
+    tally t(static_cast<std::size_t>(opt.pubs), res);
+    if (w.scenario == "nats") {
+      run_nats_subscriber(opt, w, index, ch, t);
+      write_line(ch.to_parent, "result " + encode_result(res));
+      return;
+    }
     zmq::context_t ctx(1);
     zrelay::subscriber_config c;
     c.bind = w.scenario == "direct";
@@ -245,77 +418,17 @@ void run_subscriber(const options& opt, const wiring& w, int index, const channe
     sub.connect();
     if (c.bind) write_line(ch.to_parent, "endpoint " + sub.endpoint());
 
-    const auto pubs = static_cast<std::size_t>(opt.pubs);
-    std::vector<std::uint64_t> next(pubs, 1), sent(pubs, 0);
-    std::vector<bool> heard(pubs, false);
-    std::size_t heard_count = 0;
-    bool ready = false, ended = false;
-    std::uint64_t first = 0, last = 0;
-    const auto on_message = [&](const zrelay::message_view& m) {
-      if (m.payload.size() < stamp_size) return true;
-      std::uint64_t t = 0, id = 0;
-      std::memcpy(&t, m.payload.data(), 8);
-      std::memcpy(&id, m.payload.data() + 8, 8);
-      const auto p = static_cast<std::size_t>(id >> 48);
-      const auto seq = id & seq_mask;
-      if (p >= pubs) return true;
-      if (seq == 0) {
-        if (!heard[p]) {
-          heard[p] = true;
-          ++heard_count;
-        }
-        return true;
-      }
-      const auto now = now_ns();
-      if (first == 0) first = now;
-      last = now;
-      if (seq < next[p]) {
-        ++res.duplicates;
-        return true;
-      }
-      if (seq > next[p]) res.lost += seq - next[p];
-      next[p] = seq + 1;
-      ++res.received;
-      res.latency.record(now > t ? now - t : 0);
+    const auto on_message = [&t](const zrelay::message_view& m) {
+      t.on_payload(m.payload);
       return true;
     };
-    const auto complete = [&] {
-      for (std::size_t p = 0; p < pubs; ++p)
-        if (next[p] <= sent[p]) return false;
-      return true;
-    };
-    line_reader ctl(ch.from_parent);
-    std::string line;
-    bool eof = false;
-    std::uint64_t idle_since = 0;
-    const auto grace_ns = static_cast<std::uint64_t>(opt.grace.count()) * 1'000'000ull;
-    for (;;) {
-      const auto r = sub.receive(std::chrono::milliseconds(ended ? 50 : 100), on_message, ch.from_parent);
-      if (!ready && heard_count == pubs) {
-        ready = true;
-        write_line(ch.to_parent, "ready");
+    subscriber_loop(opt, ch, t, [&](std::chrono::milliseconds timeout) {
+      switch (sub.receive(timeout, on_message, ch.from_parent)) {
+        case zrelay::subscriber::result::delivered: return waited::delivered;
+        case zrelay::subscriber::result::woken: return waited::woken;
+        default: return waited::timeout;  // `stopped` cannot happen: on_message never stops
       }
-      if (r == zrelay::subscriber::result::woken) {
-        while (ctl.next(line, eof)) {
-          if (line.rfind("end", 0) == 0) {
-            std::istringstream in(line.substr(3));
-            for (auto& s : sent) in >> s;
-            ended = true;
-            idle_since = now_ns();
-          }
-        }
-        if (eof) throw std::runtime_error("the parent went away");
-      }
-      if (ended) {
-        if (complete()) break;
-        if (r == zrelay::subscriber::result::delivered) idle_since = now_ns();
-        if (now_ns() - idle_since > grace_ns) break;
-      }
-    }
-    for (std::size_t p = 0; p < pubs; ++p)
-      if (next[p] <= sent[p]) res.lost += sent[p] - (next[p] - 1);
-    res.start_ns = first;
-    res.end_ns = last;
+    });
     write_line(ch.to_parent, "result " + encode_result(res));
   } catch (const std::exception& e) {
     write_line(ch.to_parent, std::string("error subscriber ") + std::to_string(index) + ": " + e.what());

@@ -20,6 +20,11 @@ Scenarios (--scenario, comma-separated, or "all"):
   relay-ack   zpub's publisher, acknowledged:    DEALER -> relay ROUTER -> XPUB -> SUB
   direct      raw ZeroMQ baseline, one [topic][payload] per send: PUB -> SUB
   zmq-proxy   raw ZeroMQ baseline through zmq_proxy(XSUB, XPUB), XPUB_NODROP, HWM 10 000
+  nats        the peer: nats-server (started by zbench on a free port, see --nats-server), core
+              PUB -> SUB over its text protocol, PUBs coalesced in 64 KiB writes; its CPU and peak
+              RSS are reported like --relay-process's. Not part of "all": it needs nats-server
+              (apt-get install nats-server). A subscriber that falls behind is disconnected by
+              nats-server (a slow consumer); what it did not receive counts as lost.
 
 Every message carries its send time and a sequence number: "lost" is counted from the sequence
 numbers (and the count each publisher reports), latency is one-way from the send time (with
@@ -29,6 +34,7 @@ by all subscribers together per second, from the first send to the last receive.
 Examples:
   zbench --scenario all --msgs 2000000 --size 64 --runs 3
   zbench --scenario relay-ack,direct --rate 10000 --duration 10        # latency at a fixed rate
+  zbench --scenario nats,relay-ack --relay-process --size 1024         # against nats-server
   zbench --scenario relay --subs 10 --processes                        # fan-out, clients in processes
   zbench --scenario relay-ack --relay-process --msgs 10000000          # relay CPU and peak memory
   zbench --scenario relay --relay-process --stuck 1 --subs 2           # a consumer that never reads
@@ -72,7 +78,7 @@ zbench::options parse(int argc, char** argv, std::string& print) {
   cxxopts::Options o("zbench", "zbench: throughput, latency and loss through zrelay and ZeroMQ baselines.\n");
   o.custom_help("[OPTIONS]");
   o.add_options("Workload")
-      ("scenario", "relay, relay-ack, direct, zmq-proxy, or all", cxxopts::value<std::string>()->default_value("relay"), "NAMES")
+      ("scenario", "relay, relay-ack, direct, zmq-proxy, nats, or all (all but nats)", cxxopts::value<std::string>()->default_value("relay"), "NAMES")
       ("msgs", "messages per publisher", cxxopts::value<std::string>()->default_value("1000000"), "N")
       ("duration", "run for SECONDS instead of a message count", cxxopts::value<std::string>(), "SECONDS")
       ("size", "message size in bytes (at least 16: send time and sequence)", cxxopts::value<std::string>()->default_value("64"), "BYTES")
@@ -85,12 +91,13 @@ zbench::options parse(int argc, char** argv, std::string& print) {
   o.add_options("Relay")
       ("on-full", "relay policy for a full subscriber: drop or block", cxxopts::value<std::string>()->default_value("drop"), "POLICY")
       ("hwm", "relay high-water mark", cxxopts::value<std::string>()->default_value("1000"), "N")
-      ("max-inflight", "acked publisher window, in messages", cxxopts::value<std::string>()->default_value("10000"), "N")
+      ("max-inflight", "acked publisher window, in messages", cxxopts::value<std::string>()->default_value("50000"), "N")
       ("relay-process", "run the zrelay binary as its own process (reports its CPU and peak RSS)")
       ("zrelay", "the zrelay binary for --relay-process", cxxopts::value<std::string>(), "PATH")
       ("relay", "use a running relay: pub=EP,sub=EP,ack=EP", cxxopts::value<std::string>(), "EPS")
       ("relay-pid", "with --relay: report that process's CPU and peak RSS", cxxopts::value<std::string>(), "PID")
       ("processes", "run every publisher and subscriber in its own process (default: threads)")
+      ("nats-server", "the nats-server binary for the nats scenario (default: nats-server on PATH or in /usr/sbin)", cxxopts::value<std::string>(), "PATH")
       ("stuck", "add N subscribers that subscribe to every topic and never read (a stuck consumer)", cxxopts::value<std::string>()->default_value("0"), "N");
   o.add_options("Output")
       ("json", "one JSON object per scenario")
@@ -118,8 +125,11 @@ zbench::options parse(int argc, char** argv, std::string& print) {
     std::istringstream in(names);
     std::string n;
     while (std::getline(in, n, ',')) {
-      if (std::find(zbench::scenario_names.begin(), zbench::scenario_names.end(), n) == zbench::scenario_names.end())
-        throw usage_error("unknown scenario '" + n + "' (relay, relay-ack, direct, zmq-proxy or all)");
+      const auto known = [&n](const std::vector<std::string>& list) {
+        return std::find(list.begin(), list.end(), n) != list.end();
+      };
+      if (!known(zbench::scenario_names) && !known(zbench::extra_scenario_names))
+        throw usage_error("unknown scenario '" + n + "' (relay, relay-ack, direct, zmq-proxy, nats or all)");
       opt.scenarios.push_back(n);
     }
   }
@@ -144,6 +154,7 @@ zbench::options parse(int argc, char** argv, std::string& print) {
   opt.stuck = number<int>(r, "stuck", 0, 1000);
   opt.relay_process = r.count("relay-process") > 0;
   opt.zrelay_path = r.count("zrelay") ? r["zrelay"].as<std::string>() : find_zrelay();
+  if (r.count("nats-server")) opt.nats_server_path = r["nats-server"].as<std::string>();
   if (r.count("relay")) {
     zrelay::bound_endpoints ep;
     std::istringstream in(r["relay"].as<std::string>());

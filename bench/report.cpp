@@ -121,7 +121,8 @@ void report(const options& opt, const std::string& scenario, const std::vector<r
               static_cast<unsigned long long>(med->lost), human(med->msgs_per_sec).c_str(), range.c_str(),
               med->mb_per_sec, q(0.5), q(0.9), q(0.99), q(0.999), us(med->latency.max()));
   if (med->relay_cpu_percent >= 0)
-    std::printf("%-10s relay process: %.0f%% CPU, peak RSS %.1f MiB\n", "", med->relay_cpu_percent,
+    std::printf("%-10s %s: %.0f%% CPU, peak RSS %.1f MiB\n", "", scenario == "nats" ? "nats-server" : "relay process",
+                med->relay_cpu_percent,
                 static_cast<double>(med->relay_peak_rss_kib) / 1024.0);
   if (!error.empty()) std::printf("%-10s (a run failed: %s)\n", "", error.c_str());
   std::fflush(stdout);

@@ -19,6 +19,7 @@
 
 #include "bench.hpp"
 #include "clients.hpp"
+#include "nats.hpp"
 
 namespace zbench {
 namespace {
@@ -63,6 +64,12 @@ public:
   }
   void kill() {
     if (pid_ > 0) ::kill(pid_, SIGKILL);
+  }
+  // Closes the parent's side of the control pipe: a client thread (which cannot be killed) then
+  // sees "the parent went away" instead of waiting forever for a line that will not come.
+  void hang_up() {
+    if (ch_.to_client >= 0) ::close(ch_.to_client);
+    ch_.to_client = -1;
   }
   const channel& ch() const { return ch_; }
 
@@ -208,6 +215,24 @@ private:
   std::thread thread_;
 };
 
+// nats-server as a child process, the peer the relay is measured against.
+class nats_middle : public middle {
+public:
+  explicit nats_middle(const options& opt) : server_(opt.nats_server_path) {
+    // Fail before any client starts: a publisher failing while subscribers wait for its probes
+    // would only be noticed at the 30 s deadline.
+    const nats::connection probe(server_.url(), std::chrono::seconds(5));
+    if (std::max<std::size_t>(opt.size, 16) > probe.max_payload())
+      throw std::runtime_error("--size " + std::to_string(opt.size) + " exceeds nats-server's max_payload of " +
+                               std::to_string(probe.max_payload()) + " bytes");
+  }
+  wiring wire() const override { return {"nats", server_.url(), {}, server_.url()}; }
+  int pid() const override { return server_.pid(); }
+
+private:
+  nats::server server_;
+};
+
 class nothing : public middle {
 public:
   wiring wire() const override { return {"direct", "", {}, ""}; }
@@ -216,6 +241,7 @@ public:
 std::unique_ptr<middle> make_middle(const options& opt, const std::string& scenario) {
   if (scenario == "zmq-proxy") return std::make_unique<zmq_proxy>();
   if (scenario == "direct") return std::make_unique<nothing>();
+  if (scenario == "nats") return std::make_unique<nats_middle>(opt);
   if (opt.external) return std::make_unique<external_relay>(opt, scenario);
   if (opt.relay_process) return std::make_unique<relay_process>(opt, scenario);
   return std::make_unique<embedded_relay>(opt, scenario);
@@ -312,8 +338,12 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
       pub_readers.emplace_back(pubs.back()->ch().from_client);
     }
     const auto abort_all = [&](const std::string& why) {
-      for (auto& c : pubs) c->kill();
-      for (auto& c : subs) c->kill();
+      for (auto* group : {&pubs, &subs}) {
+        for (auto& c : *group) {
+          c->kill();
+          c->hang_up();
+        }
+      }
       throw std::runtime_error(why);
     };
     while (ready < subs.size()) {
@@ -329,7 +359,15 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
     // need every publisher to connect to them, so they are for the middle scenarios only).
     zmq::context_t stuck_ctx(1);
     std::vector<zmq::socket_t> stuck;
-    if (scenario != "direct") {
+    std::vector<std::unique_ptr<nats::connection>> stuck_nats;
+    if (scenario == "nats") {
+      // The same for NATS: a small receive buffer, subscribed (confirmed by a PONG), never read.
+      for (int i = 0; i < opt.stuck; ++i) {
+        stuck_nats.push_back(std::make_unique<nats::connection>(w.sub_endpoint, std::chrono::seconds(5), 4096));
+        for (int k = 0; k < opt.topics; ++k) stuck_nats.back()->subscribe("bench." + std::to_string(k), k + 1);
+        if (!stuck_nats.back()->round_trip(std::chrono::seconds(5))) abort_all("a stuck nats subscriber could not subscribe");
+      }
+    } else if (scenario != "direct") {
       for (int i = 0; i < opt.stuck; ++i) {
         stuck.emplace_back(stuck_ctx, zmq::socket_type::sub);
         stuck.back().set(zmq::sockopt::rcvhwm, 1);
