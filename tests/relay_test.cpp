@@ -406,3 +406,37 @@ TEST_CASE("relay names a bind host it cannot find", "[relay]") {
   CHECK_THROWS_WITH(relay(ctx, cfg), "cannot bind 'tcp://no-such-host.invalid:5559': no such host or interface "
                                      "'no-such-host.invalid'");
 }
+
+TEST_CASE("relay loses none of thousands of subscriptions on their way in or up to publishers", "[relay]") {
+  zmq::context_t ctx;
+  running_relay r(ctx, inproc_config());
+  zmq::socket_t upstream(ctx, zmq::socket_type::xpub);  // a publisher watching subscriptions arrive
+  upstream.set(zmq::sockopt::linger, 0);
+  upstream.set(zmq::sockopt::rcvhwm, 0);
+  upstream.connect(r.ep().pub);
+  subscriber_config sc;
+  sc.endpoint = r.ep().sub;
+  sc.connect_timeout = 0ms;
+  const int topics = 5000;  // well past every high-water mark on the way
+  for (int i = 0; i < topics; ++i) sc.topics.push_back("topic." + std::to_string(i) + ".");
+  subscriber sub(ctx, sc);
+  sub.connect();
+  int heard = 0;
+  while (heard < topics) {
+    const auto parts = recv_parts(upstream);
+    REQUIRE(parts.size() == 1);
+    REQUIRE(parts[0][0] == '\1');
+    ++heard;
+  }
+  CHECK(r.get().counters().subscriptions == static_cast<std::uint64_t>(topics));
+  // And the last one matches at the relay's subscriber socket.
+  send_parts(upstream, {"topic." + std::to_string(topics - 1) + ".x", "last"});
+  std::string got;
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (got.empty() && std::chrono::steady_clock::now() < until)
+    sub.receive(100ms, [&](const message_view& m) {
+      got = std::string(m.payload);
+      return false;
+    });
+  CHECK(got == "last");
+}

@@ -39,6 +39,7 @@ publisher::publisher(zmq::context_t& ctx, publisher_config cfg)
     // second so that the stop descriptor is looked at).
     sock_.set(zmq::sockopt::xpub_nodrop, 1);
     sock_.set(zmq::sockopt::sndtimeo, 1000);
+    sock_.set(zmq::sockopt::rcvhwm, 0);  // subscriptions: none may be dropped (see relay.cpp)
   }
 }
 

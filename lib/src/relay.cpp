@@ -84,6 +84,11 @@ struct relay::impl {
       s->set(zmq::sockopt::linger, static_cast<int>(cfg.linger.count()));
     }
     xpub.set(zmq::sockopt::xpub_nodrop, 1);
+    // Subscriptions in (XPUB) and on to the publishers (XSUB) must never meet a high-water mark:
+    // ZeroMQ drops subscription messages past it without a word, and a publisher that never
+    // hears a subscription filters those messages out at its source.
+    xpub.set(zmq::sockopt::rcvhwm, 0);
+    xsub.set(zmq::sockopt::sndhwm, 0);
     xframes.resize(max_frames);
     bound.pub = bind(xsub, cfg.pub_bind);
     bound.sub = bind(xpub, cfg.sub_bind);

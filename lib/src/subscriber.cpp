@@ -20,6 +20,9 @@ enum warning_kind { warn_version = 1, warn_body = 2, warn_frames = 4, warn_heade
 subscriber::subscriber(zmq::context_t& ctx, subscriber_config cfg)
     : cfg_(std::move(cfg)), ctx_(ctx), sock_(ctx, zmq::socket_type::sub), frames_(max_frames) {
   sock_.set(zmq::sockopt::rcvhwm, cfg_.hwm);
+  // Subscriptions travel as messages too: with a send high-water mark ZeroMQ drops those past
+  // it silently, and a subscriber to thousands of topics would never hear some of them.
+  sock_.set(zmq::sockopt::sndhwm, 0);
   sock_.set(zmq::sockopt::linger, 0);
 }
 
