@@ -232,3 +232,27 @@ TEST_CASE("publisher reports an unreachable relay", "[publisher]") {
     CHECK_THROWS_WITH(pub.connect(), Catch::StartsWith("cannot connect to 'tcp://no-such-host.invalid:5561': cannot resolve"));
   }
 }
+
+TEST_CASE("publisher gives up on a relay that stopped reading even when its queue is full", "[publisher]") {
+  zmq::context_t ctx;
+  zmq::socket_t deaf(ctx, zmq::socket_type::router);  // takes one message, never reads
+  deaf.set(zmq::sockopt::rcvhwm, 1);
+  deaf.set(zmq::sockopt::linger, 0);
+  const auto ep = unique_inproc("deaf");
+  deaf.bind(ep);
+  publisher_config c;
+  c.ack_endpoint = ep;
+  c.connect_timeout = 0ms;
+  c.hwm = 1;
+  c.ack_timeout = 50ms;
+  c.retries = 1;
+  publisher pub(ctx, c);
+  pub.connect();
+  for (int i = 0; i < 10; ++i) {
+    pub.publish("t", std::to_string(i));
+    pub.flush();
+  }
+  const auto started = std::chrono::steady_clock::now();
+  CHECK_THROWS_WITH(pub.drain(deadline), "no acknowledgment from " + ep + " after 1 retry");
+  CHECK(std::chrono::steady_clock::now() - started < deadline);
+}

@@ -76,7 +76,7 @@ zmq::pollitem_t publisher::poll_item() {
 std::size_t publisher::outstanding() const { return inflight_msgs_ + cur_count_; }
 
 std::chrono::milliseconds publisher::next_timeout() const {
-  if (!cfg_.acked || inflight_.empty() || next_send_ == 0) return std::chrono::milliseconds(1000);
+  if (!cfg_.acked || inflight_.empty()) return std::chrono::milliseconds(1000);
   const auto due = inflight_.front().sent_at + cfg_.ack_timeout;
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(due - clock::now());
   return std::clamp(left, std::chrono::milliseconds(0), std::chrono::milliseconds(1000));
@@ -84,6 +84,9 @@ std::chrono::milliseconds publisher::next_timeout() const {
 
 void publisher::publish(std::string_view topic, std::string_view payload) {
   if (failed_) throw delivery_error(failure_);
+  if (payload.size() > UINT32_MAX)
+    throw std::length_error("a message of " + std::to_string(payload.size()) +
+                            " bytes is larger than the protocol's limit of 4 GiB - 1");
   ++stats_.published;
   stats_.bytes += payload.size();
   if (cfg_.plain) {
@@ -108,9 +111,16 @@ void publisher::publish(std::string_view topic, std::string_view payload) {
 
 void publisher::flush() {
   if (cur_count_ == 0) return;
+  const auto count = cur_count_;
+  // Wait for room in the window first (always let one batch through, however large): if the
+  // wait throws, the batch is still whole and nothing has taken a sequence number.
+  if (cfg_.acked) {
+    while (!inflight_.empty() && (inflight_msgs_ + count > cfg_.max_inflight ||
+                                  inflight_bytes_ + cur_body_.size() > cfg_.max_inflight_bytes))
+      wait_for_progress(next_timeout());
+  }
   auto& topic_seq = topic_seq_[cur_topic_];
   if (topic_seq == 0) topic_seq = 1;
-  const auto count = cur_count_;
   const auto seq = next_seq_;
   const auto first_topic_seq = topic_seq;
   next_seq_ += count;
@@ -121,10 +131,6 @@ void publisher::flush() {
     cur_body_.clear();
     return;
   }
-  // Wait for room in the window (always let one batch through, however large).
-  while (!inflight_.empty() && (inflight_msgs_ + count > cfg_.max_inflight ||
-                                inflight_bytes_ + cur_body_.size() > cfg_.max_inflight_bytes))
-    wait_for_progress(next_timeout());
   batch b;
   b.seq = seq;
   b.topic_seq = first_topic_seq;
@@ -132,6 +138,7 @@ void publisher::flush() {
   b.topic = cur_topic_;
   b.body.swap(cur_body_);
   cur_body_.clear();
+  b.sent_at = clock::now();
   inflight_msgs_ += count;
   inflight_bytes_ += b.body.size();
   inflight_.push_back(std::move(b));
@@ -226,8 +233,9 @@ void publisher::handle_reply(const zmq::message_t& m) {
       break;
     case wire::kind::expect:
       if (r.seq > 0) acknowledge_through(r.seq - 1);
-      // Go back N: resend from what the relay expects, once per request.
-      if (r.seq != rewound_to_ && !inflight_.empty() && inflight_.front().seq == r.seq) {
+      // Go back N: everything before r.seq is done, so the oldest batch left is where the relay
+      // wants us to resume. Once per request: a burst of batches after a loss brings many.
+      if (r.seq != rewound_to_ && !inflight_.empty()) {
         rewound_to_ = r.seq;
         next_send_ = 0;
       }
@@ -245,7 +253,9 @@ void publisher::service() {
     return;
   }
   while (sock_.recv(m, zmq::recv_flags::dontwait)) handle_reply(m);
-  if (!inflight_.empty() && next_send_ > 0) {
+  if (!inflight_.empty()) {
+    // The clock of the oldest batch runs from when it was queued or last (re)sent, whether or
+    // not the socket took it: a relay that is gone must end in delivery_error, not a hang.
     auto& oldest = inflight_.front();
     if (clock::now() - oldest.sent_at >= cfg_.ack_timeout) {
       if (++oldest.attempts > cfg_.retries) {
@@ -256,6 +266,7 @@ void publisher::service() {
       }
       next_send_ = 0;  // resend everything in flight, oldest first
       rewound_to_ = 0;
+      oldest.sent_at = clock::now();
     }
   }
   transmit_pending();
