@@ -95,12 +95,13 @@ std::optional<std::string> ask(const char* prompt, int sig_fd, publisher* pub) {
   }
 }
 
-// The SimpleMQTT way: ask for a topic, then for messages, showing each acknowledgment.
-int prompt_loop(const pub_options& opt, publisher& pub, int sig_fd) {
+// The SimpleMQTT way: ask for a topic, then for messages, showing each acknowledgment. Ends on
+// end of input; the exit status comes from the publisher's counters, as for piped input.
+void prompt_loop(const pub_options& opt, publisher& pub, int sig_fd) {
   std::string topic = opt.topic.value_or("");
   while (topic.empty()) {
     auto t = ask("Topic: ", sig_fd, nullptr);
-    if (!t) return cli::exit_ok;
+    if (!t) return;
     topic = *t;
     if (topic.empty()) std::cout << "The topic must not be empty.\n";
   }
@@ -114,14 +115,15 @@ int prompt_loop(const pub_options& opt, publisher& pub, int sig_fd) {
       std::cout << "sent (fire and forget)\n";
       continue;
     }
-    pub.drain(wait);
+    const bool done = pub.drain(wait);
     const auto ms = std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
     if (pub.stats().nacked > before.nacked)
       std::cout << "refused by the relay: " << pub.stats().first_refusal << '\n';
-    else
+    else if (done)
       std::cout << "acknowledged in " << std::fixed << std::setprecision(2) << ms << " ms\n";
+    else
+      std::cout << "not acknowledged yet after " << ms << " ms\n";
   }
-  return cli::exit_ok;
 }
 
 int finish(const pub_options& opt, publisher& pub, const router& route, bool interrupted_early,
@@ -173,23 +175,14 @@ int run(const pub_options& opt, signal_watch& signals) {
   } catch (const interrupted&) {
     return cli::exit_ok;
   }
-  if (opt.source == pub_source::prompt) {
-    try {
-      return prompt_loop(opt, pub, signals.fd());
-    } catch (const delivery_error& e) {
-      std::cerr << "zpub: error: " << e.what() << std::endl;
-      return cli::exit_unacked;
-    } catch (const interrupted&) {
-      return cli::exit_ok;
-    }
-  }
-
   const auto started = clock_type::now();
   router route{opt, pub};
   bool stopped = false;
   std::string failure;
   try {
-    if (opt.source == pub_source::message) {
+    if (opt.source == pub_source::prompt) {
+      prompt_loop(opt, pub, signals.fd());
+    } else if (opt.source == pub_source::message) {
       route(opt.message);
     } else if (opt.whole) {
       std::string all;

@@ -170,7 +170,6 @@ TEST_CASE("parse_pub defaults to acked lines from standard input", "[cli]") {
   CHECK_FALSE(o.skip_empty);
   CHECK_FALSE(o.topic_sep);
   CHECK_FALSE(o.stats);
-  CHECK_FALSE(o.quiet);
   const auto& c = o.publisher;
   CHECK(c.acked);
   CHECK_FALSE(c.plain);
@@ -223,15 +222,14 @@ TEST_CASE("parse_pub reads each input source", "[cli]") {
 }
 
 TEST_CASE("parse_pub reads every message and delivery flag", "[cli]") {
-  SECTION("delimiter, skip-empty, topic-sep, stats, quiet") {
-    const auto o = pub({"--topic-sep", "|", "-d", "\\0", "--skip-empty", "--stats", "-q"}).options;
+  SECTION("delimiter, skip-empty, topic-sep, stats") {
+    const auto o = pub({"--topic-sep", "|", "-d", "\\0", "--skip-empty", "--stats"}).options;
     CHECK_FALSE(o.topic);
     REQUIRE(o.topic_sep);
     CHECK(*o.topic_sep == "|");
     CHECK(o.delimiter == std::string(1, '\0'));
     CHECK(o.skip_empty);
     CHECK(o.stats);
-    CHECK(o.quiet);
   }
   SECTION("a multi-byte delimiter with escapes") {
     CHECK(pub({"-t", "x", "--delimiter", "\\r\\n"}).options.delimiter == "\r\n");

@@ -194,7 +194,6 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
       ("retries", "resends before giving up", cxxopts::value<std::string>()->default_value("3"), "N")
       ("connect-timeout", "give up if the relay does not answer within MS milliseconds", cxxopts::value<std::string>()->default_value("3000"), "MS")
       ("stats", "print sent/acked/nacked/retried and the rate on stderr at the end")
-      ("q,quiet", "no prompt output and no warnings")
       ("h,help", "print this help")
       ("version", "print the version");
   auto r = parse_or_throw(o, argc, argv);
@@ -273,7 +272,6 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
   pc.retries = static_cast<int>(parse_uint(get(r, "retries"), "--retries", 0, 1000));
   pc.connect_timeout = std::chrono::milliseconds(parse_uint(get(r, "connect-timeout"), "--connect-timeout", 0, 3'600'000));
   p.stats = r.count("stats") > 0;
-  p.quiet = r.count("quiet") > 0;
   return out;
 }
 

@@ -89,6 +89,9 @@ struct relay::impl {
     // hears a subscription filters those messages out at its source.
     xpub.set(zmq::sockopt::rcvhwm, 0);
     xsub.set(zmq::sockopt::sndhwm, 0);
+    // Replies are small and a lost NACK would let the ACK after it pass a refused message off
+    // as accepted: give them room well beyond the data high-water mark.
+    router.set(zmq::sockopt::sndhwm, std::max(cfg.hwm, 100000));
     xframes.resize(max_frames);
     bound.pub = bind(xsub, cfg.pub_bind);
     bound.sub = bind(xpub, cfg.sub_bind);
@@ -181,6 +184,7 @@ struct relay::impl {
   bool retry_held(bool give_up = false) {
     while (!held.empty()) {
       auto& h = held.front();
+      bool acked = true;
       if (!try_send(h.frames.data(), h.frames.size())) {
         const bool waited = clock::now() - held_since >= cfg.full_wait;
         if (!give_up && (cfg.on_full == full_policy::block || !waited)) return false;
@@ -188,6 +192,9 @@ struct relay::impl {
         (void)try_send(h.frames.data(), h.frames.size());
         xpub.set(zmq::sockopt::xpub_nodrop, 1);
         relay_stats::add(stats.dropped, h.msgs);
+        // Shutting down: what a full subscriber misses now is not acknowledged, so an acked
+        // publisher sends it again to the relay that comes next.
+        acked = !give_up;
         if (!warned_drop) {
           warned_drop = true;
           if (log)
@@ -195,7 +202,7 @@ struct relay::impl {
                 "(it sees the gap)");
         }
       }
-      sent(h.msgs, h.bytes, h.publisher, h.next);
+      sent(h.msgs, h.bytes, acked ? h.publisher : 0, h.next);
       held.pop_front();
       held_since = clock::now();
     }
@@ -249,23 +256,26 @@ struct relay::impl {
       std::uint32_t first, count;
       std::size_t from, to;
     };
-    std::vector<segment> segments;
+    std::vector<segment> segments, refused;  // refused: runs of oversized records, one NACK each
     const auto* base = static_cast<const char*>(body.data());
     wire::record_reader rd(body.data(), body.size(), h.count);
     std::uint32_t i = 0;
+    std::size_t largest = 0;
     while (auto rec = rd.next()) {
       const auto to = static_cast<std::size_t>(rec->data() + rec->size() - base);
       const auto from = static_cast<std::size_t>(rec->data() - base) - wire::record_prefix_size;
-      if (rec->size() > cfg.max_msg_size) {
-        nack(rid, h.publisher, h.seq + i, 1, 1, wire::reason::too_large, too_large_text(rec->size()));
-      } else if (!segments.empty() && segments.back().first + segments.back().count == i) {
-        ++segments.back().count;
-        segments.back().to = to;
+      auto& runs = rec->size() > cfg.max_msg_size ? refused : segments;
+      if (!runs.empty() && runs.back().first + runs.back().count == i) {
+        ++runs.back().count;
+        runs.back().to = to;
       } else {
-        segments.push_back({i, 1, from, to});
+        runs.push_back({i, 1, from, to});
       }
+      if (rec->size() > cfg.max_msg_size) largest = std::max(largest, rec->size());
       ++i;
     }
+    for (const auto& run : refused)
+      nack(rid, h.publisher, h.seq + run.first, run.count, run.count, wire::reason::too_large, too_large_text(largest));
     if (segments.empty()) {
       auto& st = publishers[h.publisher];
       st.next = end;

@@ -76,16 +76,18 @@ subscriber::step subscriber::deliver(const message_fn& fn) {
   // frames_[0..n) hold one ZeroMQ message.
   std::size_t n = 0;
   bool more = true;
+  bool overflow = false;
   while (more) {
-    auto& f = n < frames_.size() ? frames_[n] : frames_.back();
+    if (n == frames_.size()) overflow = true;
+    auto& f = overflow ? frames_.back() : frames_[n];
     if (!sock_.recv(f, zmq::recv_flags::dontwait)) {
       if (n == 0) return step::empty;
       continue;
     }
     more = f.more();
-    if (n < frames_.size()) ++n;
+    if (!overflow) ++n;
   }
-  if (n == frames_.size()) {
+  if (overflow) {
     ++stats_.malformed;
     warn_once(warn_frames, "ignored a message of more than " + std::to_string(max_frames) + " frames");
     return step::next;

@@ -35,7 +35,6 @@ struct pub_options {
   bool skip_empty = false;
   std::optional<std::string> topic_sep;
   bool stats = false;
-  bool quiet = false;
 };
 
 /// How zsub writes a message.
