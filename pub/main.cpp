@@ -165,6 +165,13 @@ int run(const pub_options& opt, signal_watch& signals) {
   auto cfg = opt.publisher;
   cfg.stop_fd = signals.fd();
   publisher pub(ctx, cfg);
+  pub.on_link([&pub](link_monitor::change c) {
+    if (c == link_monitor::change::lost)
+      std::cerr << "zpub: warning: lost the relay at " << pub.endpoint()
+                << "; reconnecting (what it did not acknowledge is sent again)" << std::endl;
+    else
+      std::cerr << "zpub: reconnected to " << pub.endpoint() << std::endl;
+  });
   int fd = 0;
   if (opt.source == pub_source::file) {
     fd = ::open(opt.file.c_str(), O_RDONLY | O_CLOEXEC);

@@ -66,6 +66,13 @@ int run(sub_options opt, signal_watch& signals) {
               << " to " << g.received - 1 << ")" << std::endl;
   });
   sub.on_warning([](std::string_view w) { std::cerr << "zsub: warning: " << w << std::endl; });
+  sub.on_link([&opt](link_monitor::change c) {
+    if (c == link_monitor::change::lost)
+      std::cerr << "zsub: warning: lost the relay at " << opt.subscriber.endpoint << "; reconnecting" << std::endl;
+    else
+      std::cerr << "zsub: reconnected to " << opt.subscriber.endpoint
+                << " (messages published meanwhile are reported as gaps)" << std::endl;
+  });
   if (!sub.connect(signals.fd())) return cli::exit_ok;
 
   output out(opt);

@@ -135,6 +135,7 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
       ("full-wait", "with drop: how long a full subscriber may hold the others up before its messages are dropped", cxxopts::value<std::string>()->default_value("100"), "MS")
       ("hwm", "high-water mark of each socket, in ZeroMQ messages (a batch is one)", cxxopts::value<std::string>()->default_value("1000"), "N")
       ("max-msg-size", "largest message accepted from acked publishers (larger ones get a NACK 'too large'); 0 for no limit", cxxopts::value<std::string>()->default_value("1M"), "BYTES")
+      ("heartbeat", "ZeroMQ heartbeat interval to every peer; a peer silent for 3 intervals is dropped (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
       ("stats-interval", "print the counters on stderr every SECONDS (a final line is always printed)", cxxopts::value<std::string>()->default_value("0"), "SECONDS")
       ("v,verbose", "log subscriptions, new publishers and every refused message")
       ("h,help", "print this help")
@@ -165,6 +166,7 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
   }
   c.hwm = static_cast<int>(parse_uint(get(r, "hwm"), "--hwm", 1, 10'000'000));
   c.full_wait = std::chrono::milliseconds(parse_uint(get(r, "full-wait"), "--full-wait", 0, 3'600'000));
+  c.heartbeat = std::chrono::milliseconds(parse_uint(get(r, "heartbeat"), "--heartbeat", 0, 600'000));
   c.max_msg_size = parse_size(get(r, "max-msg-size"), "--max-msg-size");
   out.options.stats_interval = parse_seconds(get(r, "stats-interval"), "--stats-interval", true);
   out.options.verbose = r.count("verbose") > 0;
@@ -193,6 +195,7 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
       ("ack-timeout", "resend what is not acknowledged after MS milliseconds", cxxopts::value<std::string>()->default_value("3000"), "MS")
       ("retries", "resends before giving up", cxxopts::value<std::string>()->default_value("3"), "N")
       ("connect-timeout", "give up if the relay does not answer within MS milliseconds", cxxopts::value<std::string>()->default_value("3000"), "MS")
+      ("heartbeat", "ZeroMQ heartbeat interval; the relay is reported lost after 3 silent intervals (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
       ("stats", "print sent/acked/nacked/retried and the rate on stderr at the end")
       ("h,help", "print this help")
       ("version", "print the version");
@@ -271,6 +274,7 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
   pc.ack_timeout = std::chrono::milliseconds(parse_uint(get(r, "ack-timeout"), "--ack-timeout", 1, 3'600'000));
   pc.retries = static_cast<int>(parse_uint(get(r, "retries"), "--retries", 0, 1000));
   pc.connect_timeout = std::chrono::milliseconds(parse_uint(get(r, "connect-timeout"), "--connect-timeout", 0, 3'600'000));
+  pc.heartbeat = std::chrono::milliseconds(parse_uint(get(r, "heartbeat"), "--heartbeat", 0, 600'000));
   p.stats = r.count("stats") > 0;
   return out;
 }
@@ -283,6 +287,7 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
       ("H,host", "relay host: shorthand for --sub-connect tcp://HOST:5560", cxxopts::value<std::string>(), "HOST")
       ("sub-connect", "relay subscriber socket", cxxopts::value<std::string>()->default_value("tcp://127.0.0.1:5560"), "EP")
       ("connect-timeout", "give up if the relay does not answer within MS milliseconds (0: wait)", cxxopts::value<std::string>()->default_value("3000"), "MS")
+      ("heartbeat", "ZeroMQ heartbeat interval; the relay is reported lost after 3 silent intervals (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
       ("dedup", "drop messages seen before (after a publisher resent them)");
   o.add_options("Output")
       ("v,verbose", "print the topic, a space, then the payload")
@@ -328,6 +333,7 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
   s.subscriber.connect_timeout =
       std::chrono::milliseconds(parse_uint(get(r, "connect-timeout"), "--connect-timeout", 0, 3'600'000));
   s.subscriber.dedup = r.count("dedup") > 0;
+  s.subscriber.heartbeat = std::chrono::milliseconds(parse_uint(get(r, "heartbeat"), "--heartbeat", 0, 600'000));
   if (r.count("json") && r.count("verbose")) throw usage_error("--json already includes the topic; drop -v");
   s.format = r.count("json") ? sub_format::json : r.count("verbose") ? sub_format::topic_payload : sub_format::payload;
   if (r.count("null")) s.terminator = '\0';

@@ -74,4 +74,40 @@ bool connect_and_wait(zmq::context_t& ctx, zmq::socket_t& sock, const std::strin
                       " after " + std::to_string(timeout.count()) + " ms (is zrelay running there?)");
 }
 
+void set_heartbeat(zmq::socket_t& sock, std::chrono::milliseconds interval) {
+  const auto ivl = static_cast<int>(interval.count());
+  sock.set(zmq::sockopt::heartbeat_ivl, ivl);
+  sock.set(zmq::sockopt::heartbeat_timeout, 3 * ivl);
+  sock.set(zmq::sockopt::heartbeat_ttl, 3 * ivl);
+}
+
+link_monitor::link_monitor(zmq::context_t& ctx, zmq::socket_t& sock) : sock_(sock), pair_(ctx, zmq::socket_type::pair) {
+  const auto name = monitor_name(sock) + "-link";
+  if (zmq_socket_monitor(sock.handle(), name.c_str(), ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)
+    throw std::runtime_error(std::string("cannot monitor socket: ") + zmq_strerror(zmq_errno()));
+  pair_.set(zmq::sockopt::linger, 0);
+  pair_.connect(name);
+}
+
+link_monitor::~link_monitor() { zmq_socket_monitor(sock_.handle(), nullptr, 0); }
+
+zmq::pollitem_t link_monitor::poll_item() { return {pair_.handle(), 0, ZMQ_POLLIN, 0}; }
+
+void link_monitor::drain(const change_fn& fn) {
+  zmq::message_t event, addr;
+  while (pair_.recv(event, zmq::recv_flags::dontwait)) {
+    if (event.more()) (void)pair_.recv(addr);
+    if (event.size() < 6) continue;
+    std::uint16_t id = 0;
+    std::memcpy(&id, event.data(), sizeof id);
+    if (id == ZMQ_EVENT_DISCONNECTED && !lost_) {
+      lost_ = true;
+      if (fn) fn(change::lost);
+    } else if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && lost_) {
+      lost_ = false;
+      if (fn) fn(change::restored);
+    }
+  }
+}
+
 }  // namespace zrelay

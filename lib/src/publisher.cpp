@@ -34,6 +34,7 @@ publisher::publisher(zmq::context_t& ctx, publisher_config cfg)
   sock_.set(zmq::sockopt::sndhwm, cfg_.hwm);
   sock_.set(zmq::sockopt::rcvhwm, cfg_.hwm);
   sock_.set(zmq::sockopt::linger, static_cast<int>(std::max(cfg_.ack_timeout.count(), std::int64_t{1000})));
+  if (cfg_.heartbeat.count() > 0) set_heartbeat(sock_, cfg_.heartbeat);
   if (!cfg_.acked) {
     // Wait for room rather than drop when the relay is slow (send is blocking, in steps of a
     // second so that the stop descriptor is looked at).
@@ -47,6 +48,7 @@ const std::string& publisher::endpoint() const { return cfg_.acked ? cfg_.ack_en
 
 void publisher::connect() {
   if (!connect_and_wait(ctx_, sock_, endpoint(), cfg_.connect_timeout, cfg_.stop_fd)) throw interrupted();
+  link_ = std::make_unique<link_monitor>(ctx_, sock_);
   if (!cfg_.acked) wait_for_subscriptions();
 }
 
@@ -247,6 +249,7 @@ void publisher::handle_reply(const zmq::message_t& m) {
 
 void publisher::service() {
   if (failed_) throw delivery_error(failure_);
+  if (link_) link_->drain(on_link_);
   zmq::message_t m;
   if (!cfg_.acked) {
     while (sock_.recv(m, zmq::recv_flags::dontwait)) {}

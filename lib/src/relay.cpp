@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "zrelay/connection.hpp"
 #include "zrelay/endpoint.hpp"
 #include "zrelay/format.hpp"
 #include "zrelay/wire.hpp"
@@ -82,6 +83,8 @@ struct relay::impl {
       s->set(zmq::sockopt::sndhwm, cfg.hwm);
       s->set(zmq::sockopt::rcvhwm, cfg.hwm);
       s->set(zmq::sockopt::linger, static_cast<int>(cfg.linger.count()));
+      // Peers that vanish without closing (a stopped process, a cut cable) are dropped.
+      if (cfg.heartbeat.count() > 0) set_heartbeat(*s, cfg.heartbeat);
     }
     xpub.set(zmq::sockopt::xpub_nodrop, 1);
     // Subscriptions in (XPUB) and on to the publishers (XSUB) must never meet a high-water mark:

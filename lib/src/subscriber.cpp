@@ -24,6 +24,7 @@ subscriber::subscriber(zmq::context_t& ctx, subscriber_config cfg)
   // it silently, and a subscriber to thousands of topics would never hear some of them.
   sock_.set(zmq::sockopt::sndhwm, 0);
   sock_.set(zmq::sockopt::linger, 0);
+  if (cfg_.heartbeat.count() > 0) set_heartbeat(sock_, cfg_.heartbeat);
 }
 
 bool subscriber::connect(int stop_fd) {
@@ -36,7 +37,9 @@ bool subscriber::connect(int stop_fd) {
     }
     return true;
   }
-  return connect_and_wait(ctx_, sock_, cfg_.endpoint, cfg_.connect_timeout, stop_fd);
+  if (!connect_and_wait(ctx_, sock_, cfg_.endpoint, cfg_.connect_timeout, stop_fd)) return false;
+  link_ = std::make_unique<link_monitor>(ctx_, sock_);
+  return true;
 }
 
 std::string subscriber::endpoint() const {
@@ -149,9 +152,25 @@ subscriber::step subscriber::deliver(const message_fn& fn) {
 }
 
 subscriber::result subscriber::receive(std::chrono::milliseconds timeout, const message_fn& fn, int wake_fd) {
-  zmq::pollitem_t items[] = {{sock_.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd, ZMQ_POLLIN, 0}};
-  zmq::poll(items, wake_fd >= 0 ? 2 : 1, timeout);
-  if (wake_fd >= 0 && (items[1].revents & ZMQ_POLLIN)) return result::woken;
+  zmq::pollitem_t items[] = {{sock_.handle(), 0, ZMQ_POLLIN, 0},
+                             link_ ? link_->poll_item() : zmq::pollitem_t{nullptr, -1, 0, 0},
+                             {nullptr, wake_fd, ZMQ_POLLIN, 0}};
+  if (wake_fd < 0) items[2] = {nullptr, -1, 0, 0};
+  // Wait in slices, so that losing the relay is reported while no data comes.
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    zmq::poll(items, 3, timeout.count() < 0 ? std::chrono::milliseconds(-1) : std::max(
+        std::chrono::milliseconds(0),
+        std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now())));
+    if (link_ && (items[1].revents & ZMQ_POLLIN)) {
+      link_->drain(on_link_);
+      if (!(items[0].revents & ZMQ_POLLIN) && !(items[2].revents & ZMQ_POLLIN) &&
+          (timeout.count() < 0 || std::chrono::steady_clock::now() < until))
+        continue;
+    }
+    break;
+  }
+  if (wake_fd >= 0 && (items[2].revents & ZMQ_POLLIN)) return result::woken;
   if (!(items[0].revents & ZMQ_POLLIN)) return result::timeout;
   for (int i = 0; i < burst; ++i) {
     const auto d = deliver(fn);

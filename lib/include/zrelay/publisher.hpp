@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -14,6 +15,7 @@
 
 #include <zmq.hpp>
 
+#include "zrelay/connection.hpp"
 #include "zrelay/wire.hpp"
 
 namespace zrelay {
@@ -45,6 +47,7 @@ struct publisher_config {
   std::chrono::milliseconds subscription_wait{200};  ///< fire-and-forget: wait for subscriptions
   int hwm = 1000;
   int stop_fd = -1;  ///< readable => waiting stops with `interrupted`
+  std::chrono::milliseconds heartbeat{1000};  ///< ZeroMQ heartbeat interval (0: none); lost after 3
 };
 
 /// What happened to the messages published so far.
@@ -86,6 +89,8 @@ public:
   std::size_t outstanding() const;
   /// Counters so far.
   const publisher_stats& stats() const { return stats_; }
+  /// Called from service() when the connection to the relay is lost or comes back.
+  void on_link(link_monitor::change_fn fn) { on_link_ = std::move(fn); }
   /// This publisher's id (random, stable for the life of the object).
   std::uint64_t id() const { return id_; }
   /// The endpoint it talks to.
@@ -133,6 +138,8 @@ private:
   std::size_t inflight_msgs_ = 0;
   std::size_t inflight_bytes_ = 0;
   publisher_stats stats_;
+  link_monitor::change_fn on_link_;
+  std::unique_ptr<link_monitor> link_;  // after sock_: stops watching before the socket closes
 };
 
 }  // namespace zrelay

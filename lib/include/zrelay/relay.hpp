@@ -43,6 +43,7 @@ struct relay_config {
   std::chrono::milliseconds full_wait{100};  ///< drop policy: how long a full subscriber may hold the others up
   std::chrono::milliseconds linger{1000};  ///< how long shutdown may spend flushing queues
   std::chrono::seconds publisher_idle{600};  ///< forget an acked publisher idle this long
+  std::chrono::milliseconds heartbeat{1000};  ///< ZeroMQ heartbeats to every peer (0: none)
 };
 
 /// The endpoints the relay actually bound (ephemeral ports resolved).

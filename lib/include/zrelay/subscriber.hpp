@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <unordered_map>
 #include <string>
 #include <string_view>
@@ -11,6 +12,8 @@
 #include <vector>
 
 #include <zmq.hpp>
+
+#include "zrelay/connection.hpp"
 
 namespace zrelay {
 
@@ -39,6 +42,7 @@ struct subscriber_config {
   bool bind = false;                ///< bind `endpoint` (publishers connect to us) instead of connecting
   std::chrono::milliseconds connect_timeout{3000};
   int hwm = 1000;
+  std::chrono::milliseconds heartbeat{1000};  ///< ZeroMQ heartbeat interval (0: none); lost after 3
 };
 
 /// Counters so far.
@@ -70,6 +74,9 @@ public:
   std::string endpoint() const;
   void on_gap(gap_fn fn) { on_gap_ = std::move(fn); }
   void on_warning(warn_fn fn) { on_warning_ = std::move(fn); }
+  /// Called from receive() when the connection to the relay is lost or comes back (ZeroMQ
+  /// reconnects and subscribes again by itself).
+  void on_link(link_monitor::change_fn fn) { on_link_ = std::move(fn); }
 
   /// Why receive() returned.
   enum class result { delivered, timeout, stopped, woken };
@@ -98,6 +105,8 @@ private:
   warn_fn on_warning_;
   unsigned warned_ = 0;
   subscriber_stats stats_;
+  link_monitor::change_fn on_link_;
+  std::unique_ptr<link_monitor> link_;  // after sock_: stops watching before the socket closes
 };
 
 }  // namespace zrelay
