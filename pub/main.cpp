@@ -33,12 +33,26 @@ struct router {
   std::uint64_t unrouted = 0;
   std::uint64_t first_unrouted = 0;
 
+  std::uint64_t oversized = 0;
+  std::uint64_t first_oversized = 0;
+  std::size_t first_oversized_size = 0;
+
+  // A message the relay would refuse is refused here, before it costs a round trip.
+  bool too_large(std::size_t size) {
+    if (opt.max_msg_size == 0 || size <= opt.max_msg_size) return false;
+    if (oversized++ == 0) {
+      first_oversized = records;
+      first_oversized_size = size;
+    }
+    return true;
+  }
+
   void operator()(std::string_view rec) {
     ++records;
     if (opt.skip_empty && rec.empty()) return;
     if (opt.topic_sep) {
       if (auto split = split_topic(rec, *opt.topic_sep); split && !split->first.empty()) {
-        pub.publish(split->first, split->second);
+        if (!too_large(split->second.size())) pub.publish(split->first, split->second);
         return;
       }
       if (!opt.topic) {
@@ -46,7 +60,7 @@ struct router {
         return;
       }
     }
-    pub.publish(*opt.topic, rec);
+    if (!too_large(rec.size())) pub.publish(*opt.topic, rec);
   }
 };
 
@@ -143,6 +157,12 @@ int finish(const pub_options& opt, publisher& pub, const router& route, bool int
               << std::endl;
     status = cli::exit_error;
   }
+  if (route.oversized > 0) {
+    std::cerr << "zpub: error: " << route.oversized << " message(s) larger than --max-msg-size ("
+              << opt.max_msg_size << " bytes) not sent (first: record " << route.first_oversized << ", "
+              << route.first_oversized_size << " bytes)" << std::endl;
+    status = cli::exit_refused;
+  }
   if (s.nacked > 0) {
     std::cerr << "zpub: error: relay refused " << s.nacked << " message(s): " << s.first_refusal << std::endl;
     status = cli::exit_refused;
@@ -192,9 +212,23 @@ int run(const pub_options& opt, signal_watch& signals) {
     } else if (opt.source == pub_source::message) {
       route(opt.message);
     } else if (opt.whole) {
+      // Read all of it, but keep no more than the limit in memory: a 1 GiB input is refused,
+      // not buffered.
       std::string all;
-      stopped = !pump(fd, signals.fd(), pub, [&all](std::string_view c) { all.append(c); });
-      if (!stopped) route(all);
+      std::size_t total = 0;
+      const std::size_t keep = opt.max_msg_size == 0 ? SIZE_MAX : opt.max_msg_size + 1;
+      stopped = !pump(fd, signals.fd(), pub, [&](std::string_view c) {
+        total += c.size();
+        if (all.size() < keep) all.append(c.substr(0, std::min(c.size(), keep - all.size())));
+      });
+      if (!stopped) {
+        if (total > all.size()) {
+          ++route.records;
+          route.too_large(total);
+        } else {
+          route(all);
+        }
+      }
     } else {
       record_splitter split(opt.delimiter);
       const std::function<void(std::string_view)> each = [&route](std::string_view rec) { route(rec); };

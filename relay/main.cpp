@@ -5,11 +5,18 @@
 #include "zrelay/cli.hpp"
 #include "zrelay/endpoint.hpp"
 #include "zrelay/relay.hpp"
+#include "zrelay/security.hpp"
 #include "zrelay/signals.hpp"
 
 int main(int argc, char** argv) {
   using namespace zrelay;
   try {
+    if (argc > 1 && std::string_view(argv[1]) == "keygen") {
+      const auto files = write_key_files(cli::parse_keygen(argc, argv), generate_key_pair());
+      std::cout << "zrelay: wrote " << files.key_path << " (key pair: keep it secret) and " << files.pub_path
+                << " (public key: give it to the other side)" << std::endl;
+      return cli::exit_ok;
+    }
     signal_watch signals;  // first: every thread started later inherits the blocked signals
     const auto args = cli::parse_relay(argc, argv);
     if (!args.print.empty()) {

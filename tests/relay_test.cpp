@@ -440,3 +440,47 @@ TEST_CASE("relay loses none of thousands of subscriptions on their way in or up 
     });
   CHECK(got == "last");
 }
+
+TEST_CASE("relay cuts off a frame far over the size limit without reading it", "[relay]") {
+  zmq::context_t ctx;
+  auto cfg = tcp_config();  // the limit is enforced by the TCP engine
+  cfg.max_msg_size = 1000;
+  running_relay r(ctx, cfg);
+  auto sub = make_sub(ctx, r.ep().sub, "t");
+  REQUIRE(wait_subscribed(ctx, r.ep(), "t"));
+  {
+    auto big = make_dealer(ctx, r.ep().ack);
+    send_parts(big, batch("t", 8, 1, {std::string(1000 + (64 << 10) + (1 << 20), 'x')}));
+  }
+  // Just over the limit: still read, and refused with a NACK.
+  auto near = make_dealer(ctx, r.ep().ack);
+  const auto rep = roundtrip(near, batch("t", 9, 1, {std::string(1001, 'y')}));
+  CHECK(rep.why == wire::reason::too_large);
+  // A legitimate publisher is served; the huge frame never counted as a message.
+  CHECK(roundtrip(near, batch("t", 9, 2, {"ok"})).type == wire::kind::ack);
+  const auto parts = recv_parts(sub);
+  REQUIRE(parts.size() == 3);
+  CHECK(parts[2] == std::string("\0\0\0\2ok", 6));
+  CHECK(r.get().counters().msgs_in == 2);
+  CHECK(r.get().counters().bytes_in < 10000);
+}
+
+TEST_CASE("relay serves legitimate clients after 5000 connect and disconnect cycles", "[relay][slow]") {
+  zmq::context_t ctx;
+  running_relay r(ctx, tcp_config());
+  const std::string* eps[] = {&r.ep().pub, &r.ep().sub, &r.ep().ack};
+  for (int round = 0; round < 50; ++round) {
+    zmq::context_t churn;  // closing it waits for its sockets, so this process's descriptors last
+    for (int i = 0; i < 100; ++i) {
+      zmq::socket_t s(churn, i % 3 == 1 ? zmq::socket_type::sub : zmq::socket_type::dealer);
+      s.set(zmq::sockopt::linger, 0);
+      s.connect(*eps[i % 3]);
+      if (i % 3 == 2) send_parts(s, {"t", "half a batch"});
+    }
+  }
+  auto sub = make_sub(ctx, r.ep().sub, "ok");
+  REQUIRE(wait_subscribed(ctx, r.ep(), "ok"));
+  auto clean = make_dealer(ctx, r.ep().ack);
+  CHECK(roundtrip(clean, batch("ok", 77, 1, {"still here"})).type == wire::kind::ack);
+  CHECK(recv_parts(sub).size() == 3);
+}

@@ -11,6 +11,7 @@
 
 #include "zrelay/endpoint.hpp"
 #include "zrelay/input.hpp"
+#include "zrelay/security.hpp"
 
 namespace zrelay::cli {
 namespace {
@@ -102,6 +103,44 @@ std::string help_text(cxxopts::Options& o, const std::vector<std::string>& group
   return o.help(groups) + after;
 }
 
+// Every tool takes its own key pair; clients also the relay's public key, the relay an allowlist.
+void add_security_options(cxxopts::Options& o, bool client) {
+  auto add = o.add_options("Security");
+  add("curve-key", client ? "CURVE: encrypt with this key pair (from 'zrelay keygen NAME'); needs --curve-server-key"
+                          : "CURVE: encrypt every socket with this key pair (from 'zrelay keygen NAME'); needs --allow-keys",
+      cxxopts::value<std::string>(), "FILE.key");
+  if (client)
+    add("curve-server-key", "the relay's public key: 40 Z85 characters or the relay's .pub file",
+        cxxopts::value<std::string>(), "KEY|FILE.pub");
+  else
+    add("allow-keys", "let in only CURVE clients whose public key FILE lists (one per line, # comments)",
+        cxxopts::value<std::string>(), "FILE");
+}
+
+// The key files are read here, so that a bad one is reported before anything binds or
+// connects; one that cannot be read or parsed is a runtime error (key_error, exit status 1).
+curve_config relay_curve(const cxxopts::ParseResult& r) {
+  curve_config c;
+  if (r.count("allow-keys") && !r.count("curve-key"))
+    throw usage_error("--allow-keys needs --curve-key (the relay's own key pair)");
+  if (!r.count("curve-key")) return c;
+  if (!r.count("allow-keys"))
+    throw usage_error("CURVE without --allow-keys would encrypt but authenticate nobody: give --allow-keys FILE");
+  c.keys = read_key_file(get(r, "curve-key"));
+  c.allowed_keys = read_allowlist(get(r, "allow-keys"));
+  return c;
+}
+
+curve_config client_curve(const cxxopts::ParseResult& r) {
+  curve_config c;
+  if (r.count("curve-key") != r.count("curve-server-key"))
+    throw usage_error("give --curve-key and --curve-server-key together (our key pair and the relay's public key)");
+  if (!r.count("curve-key")) return c;
+  c.keys = read_key_file(get(r, "curve-key"));
+  c.server_key = parse_server_key(get(r, "curve-server-key"));
+  return c;
+}
+
 }  // namespace
 
 std::size_t parse_size(const std::string& text, const std::string& what) {
@@ -123,9 +162,15 @@ std::size_t parse_size(const std::string& text, const std::string& what) {
   }
 }
 
+std::string parse_keygen(int argc, const char* const* argv) {
+  if (argc != 3 || argv[2][0] == '-' || argv[2][0] == '\0')
+    throw usage_error("usage: zrelay keygen NAME (writes NAME.key, the key pair, and NAME.pub, the public key)");
+  return argv[2];
+}
+
 parsed<relay_options> parse_relay(int argc, const char* const* argv) {
   cxxopts::Options o("zrelay", "zrelay: a ZeroMQ pub/sub relay with acknowledged publishing.\n");
-  o.custom_help("[OPTIONS]");
+  o.custom_help("[OPTIONS]  |  zrelay keygen NAME");
   o.add_options("Sockets")
       ("pub-bind", "XSUB socket for fire-and-forget publishers (PUB)", cxxopts::value<std::string>()->default_value("tcp://127.0.0.1:5559"), "EP")
       ("sub-bind", "XPUB socket for subscribers (SUB)", cxxopts::value<std::string>()->default_value("tcp://127.0.0.1:5560"), "EP")
@@ -134,21 +179,26 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
       ("on-full", "when a subscriber's queue is full: drop (after --full-wait, deliver to the others and count it; the subscriber sees the gap) or block (lossless back-pressure to acked publishers)", cxxopts::value<std::string>()->default_value("drop"), "drop|block")
       ("full-wait", "with drop: how long a full subscriber may hold the others up before its messages are dropped", cxxopts::value<std::string>()->default_value("100"), "MS")
       ("hwm", "high-water mark of each socket, in ZeroMQ messages (a batch is one)", cxxopts::value<std::string>()->default_value("1000"), "N")
-      ("max-msg-size", "largest message accepted from acked publishers (larger ones get a NACK 'too large'); 0 for no limit", cxxopts::value<std::string>()->default_value("1M"), "BYTES")
+      ("max-msg-size", "largest message accepted (acked publishers get a NACK 'too large'; a frame more than 64 KiB over it is cut off unread); 0 for no limit", cxxopts::value<std::string>()->default_value("1M"), "BYTES")
       ("heartbeat", "ZeroMQ heartbeat interval to every peer; a peer silent for 3 intervals is dropped (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
       ("stats-interval", "print the counters on stderr every SECONDS (a final line is always printed)", cxxopts::value<std::string>()->default_value("0"), "SECONDS")
       ("v,verbose", "log subscriptions, new publishers and every refused message")
       ("h,help", "print this help")
       ("version", "print the version");
+  add_security_options(o, false);
   auto r = parse_or_throw(o, argc, argv);
   parsed<relay_options> out;
   if (r.count("help")) {
-    out.print = help_text(o, {"Sockets", "Behaviour"},
+    out.print = help_text(o, {"Sockets", "Behaviour", "Security"},
         "\nEndpoints are tcp://HOST:PORT, ipc://PATH or inproc://NAME; tcp://127.0.0.1:* binds an ephemeral\n"
         "port. On start zrelay prints one line with the endpoints it bound. The defaults listen on loopback\n"
         "only: to accept other hosts bind an address of this machine (tcp://192.0.2.10:5559) or all of them\n"
-        "(tcp://*:5559), and keep the ports behind a firewall: there is no authentication yet.\n"
-        "\nExit status: 0 stopped by SIGINT/SIGTERM, 1 runtime error (cannot bind), 2 usage error.\n");
+        "(tcp://*:5559) - and then encrypt and authenticate: 'zrelay keygen relay' and 'zrelay keygen NAME'\n"
+        "per client write NAME.key (secret, mode 0600) and NAME.pub; start the relay with\n"
+        "--curve-key relay.key --allow-keys FILE (the clients' .pub lines), and give each client its own\n"
+        "--curve-key NAME.key and --curve-server-key relay.pub. A firewall in front still helps.\n"
+        "\nExit status: 0 stopped by SIGINT/SIGTERM, 1 runtime error (cannot bind, cannot read a key file),\n"
+        "2 usage error.\n");
     return out;
   }
   if (r.count("version")) {
@@ -170,6 +220,7 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
   c.max_msg_size = parse_size(get(r, "max-msg-size"), "--max-msg-size");
   out.options.stats_interval = parse_seconds(get(r, "stats-interval"), "--stats-interval", true);
   out.options.verbose = r.count("verbose") > 0;
+  c.curve = relay_curve(r);
   return out;
 }
 
@@ -184,7 +235,8 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
       ("l,lines", "one message per line (the default for standard input)")
       ("d,delimiter", "split input at DELIM instead of newline; \\0 \\n \\t \\r \\\\ \\xHH are escapes", cxxopts::value<std::string>(), "DELIM")
       ("skip-empty", "do not send empty lines")
-      ("topic-sep", "read each line as TOPIC<SEP>PAYLOAD", cxxopts::value<std::string>(), "SEP");
+      ("topic-sep", "read each line as TOPIC<SEP>PAYLOAD", cxxopts::value<std::string>(), "SEP")
+      ("max-msg-size", "refuse (and do not send) messages larger than BYTES, as the relay would; 0 for no limit", cxxopts::value<std::string>()->default_value("1M"), "BYTES");
   o.add_options("Delivery")
       ("H,host", "relay host: shorthand for --ack-connect tcp://HOST:5561 and --pub-connect tcp://HOST:5559", cxxopts::value<std::string>(), "HOST")
       ("ack-connect", "relay ack socket", cxxopts::value<std::string>(), "EP")
@@ -199,10 +251,11 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
       ("stats", "print sent/acked/nacked/retried and the rate on stderr at the end")
       ("h,help", "print this help")
       ("version", "print the version");
+  add_security_options(o, true);
   auto r = parse_or_throw(o, argc, argv);
   parsed<pub_options> out;
   if (r.count("help")) {
-    out.print = help_text(o, {"Message", "Delivery"},
+    out.print = help_text(o, {"Message", "Delivery", "Security"},
         "\nWith a terminal on standard input and no -m, -f or -s, zpub asks for the topic and then for one\n"
         "message per line, and shows each acknowledgment; Ctrl-D ends.\n"
         "\nExit status: 0 every message acknowledged, 1 runtime error (cannot connect, cannot read input),\n"
@@ -252,6 +305,7 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
     }
   }
   p.skip_empty = r.count("skip-empty") > 0;
+  p.max_msg_size = parse_size(get(r, "max-msg-size"), "--max-msg-size");
   if (!p.topic && !p.topic_sep && p.source != pub_source::prompt)
     throw usage_error("no topic: give -t TOPIC (or --topic-sep SEP to read it from each line)");
 
@@ -276,6 +330,7 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
   pc.connect_timeout = std::chrono::milliseconds(parse_uint(get(r, "connect-timeout"), "--connect-timeout", 0, 3'600'000));
   pc.heartbeat = std::chrono::milliseconds(parse_uint(get(r, "heartbeat"), "--heartbeat", 0, 600'000));
   p.stats = r.count("stats") > 0;
+  pc.curve = client_curve(r);
   return out;
 }
 
@@ -298,10 +353,11 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
       ("stats", "print received/gaps/duplicates on stderr at the end")
       ("h,help", "print this help")
       ("version", "print the version");
+  add_security_options(o, true);
   auto r = parse_or_throw(o, argc, argv);
   parsed<sub_options> out;
   if (r.count("help")) {
-    out.print = help_text(o, {"Subscription", "Output"},
+    out.print = help_text(o, {"Subscription", "Output", "Security"},
         "\nMessages the relay could not deliver to this subscriber (it was too slow) show up as a gap in the\n"
         "publisher's sequence numbers; zsub reports each gap on stderr with the number of messages missing.\n"
         "\nExit status: 0 done (-C reached, or SIGINT/SIGTERM), 1 runtime error (cannot connect, cannot\n"
@@ -340,6 +396,7 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
   if (r.count("count")) s.count = parse_uint(get(r, "count"), "-C", 1, std::numeric_limits<std::uint64_t>::max() / 2);
   if (r.count("timeout")) s.idle = parse_seconds(get(r, "timeout"), "-W", false);
   s.stats = r.count("stats") > 0;
+  s.subscriber.curve = client_curve(r);
   return out;
 }
 

@@ -45,6 +45,15 @@ bool connect_and_wait(zmq::context_t& ctx, zmq::socket_t& sock, const std::strin
   sock.connect(text);
 
   int retries = 0;
+  int vague = 0;  // handshakes that failed without a reason
+  const auto handshake_failed = [&] {
+    if (sock.get(zmq::sockopt::mechanism) == ZMQ_CURVE)
+      return "cannot connect to '" + text +
+             "': the CURVE handshake failed (does the relay use CURVE, and is --curve-server-key its public key?)";
+    return "cannot connect to '" + text +
+           "': the ZeroMQ handshake failed (is that a zrelay port? if it uses CURVE, give --curve-key and "
+           "--curve-server-key)";
+  };
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -62,12 +71,22 @@ bool connect_and_wait(zmq::context_t& ctx, zmq::socket_t& sock, const std::strin
     std::memcpy(&id, event.data(), sizeof id);
     if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) return true;
     if (id == ZMQ_EVENT_CONNECT_RETRIED) ++retries;
-    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
-      throw connect_error("cannot connect to '" + text +
-                          "': the ZeroMQ handshake failed (is that a zrelay port?)");
+    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+      std::uint32_t value = 0;
+      std::memcpy(&value, static_cast<const char*>(event.data()) + 2, sizeof value);
+      if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+        throw connect_error("cannot connect to '" + text +
+                            "': the relay and this client disagree on CURVE encryption (one side has a key, the "
+                            "other not: check --curve-key and --curve-server-key)");
+      // The peer closing first is all some attempts learn (a relay that dropped us for using
+      // the wrong mechanism, say); the next attempts, 100 ms apart, usually say more.
+      if (id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && ++vague < 5) continue;
+      throw connect_error(handshake_failed());
+    }
     if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
       throw connect_error("cannot connect to '" + text + "': the relay refused our credentials");
   }
+  if (vague > 0) throw connect_error(handshake_failed());
   throw connect_error("cannot connect to '" + text + "': " +
                       (retries > 0 ? "connection refused or unreachable"
                                    : "no answer") +

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 #include <deque>
+#include <mutex>
 #include <unordered_map>
 #include <vector>
 
@@ -79,7 +80,11 @@ struct relay::impl {
         xsub(ctx, zmq::socket_type::xsub),
         xpub(ctx, zmq::socket_type::xpub),
         router(ctx, zmq::socket_type::router) {
+    // CURVE: the ZAP handler answers before the first client can connect.
+    if (cfg.curve.enabled())
+      zap = std::make_unique<zap_handler>(ctx, cfg.curve.allowed_keys, [this](const zap_refusal& r) { refused(r); });
     for (auto* s : {&xsub, &xpub, &router}) {
+      apply_curve_server(*s, cfg.curve);
       s->set(zmq::sockopt::sndhwm, cfg.hwm);
       s->set(zmq::sockopt::rcvhwm, cfg.hwm);
       s->set(zmq::sockopt::linger, static_cast<int>(cfg.linger.count()));
@@ -95,6 +100,14 @@ struct relay::impl {
     // Replies are small and a lost NACK would let the ACK after it pass a refused message off
     // as accepted: give them room well beyond the data high-water mark.
     router.set(zmq::sockopt::sndhwm, std::max(cfg.hwm, 100000));
+    // A frame far over the limit is never read into memory: ZeroMQ drops the connection at its
+    // size header (so a 1 GiB message costs nothing). Up to one batch of headroom stays, so that a
+    // message just over the limit still gets its NACK on the ack socket.
+    if (cfg.max_msg_size != 0) {
+      const auto cap = static_cast<std::int64_t>(std::max<std::size_t>(cfg.max_msg_size, 64u << 10) + (64u << 10));
+      router.set(zmq::sockopt::maxmsgsize, cap);
+      xsub.set(zmq::sockopt::maxmsgsize, cap);
+    }
     xframes.resize(max_frames);
     bound.pub = bind(xsub, cfg.pub_bind);
     bound.sub = bind(xpub, cfg.sub_bind);
@@ -120,6 +133,16 @@ struct relay::impl {
       if (log) log(text + (verbose ? "" : " (further ones are counted, not logged)"));
       warned[i] = true;
     }
+  }
+
+  // On the ZAP handler's thread: log_mutex keeps set_logger from changing `log` meanwhile.
+  void refused(const zap_refusal& r) {
+    std::lock_guard<std::mutex> lock(log_mutex);
+    if (!log || (warned_refusal && !verbose)) return;
+    log("warning: refused a " + r.mechanism + " client from " + r.address +
+        (r.client_key.empty() ? "" : " with key " + r.client_key) + ": " + r.reason +
+        (verbose ? "" : " (further ones are not logged)"));
+    warned_refusal = true;
   }
 
   void note(const std::string& text) {
@@ -582,6 +605,9 @@ struct relay::impl {
   std::vector<zmq::message_t> xframes;
   std::deque<held_message> held;
   clock::time_point held_since;
+  std::mutex log_mutex;
+  bool warned_refusal = false;
+  std::unique_ptr<zap_handler> zap;  // last: stops before the sockets close
 };
 
 relay::relay(zmq::context_t& ctx, relay_config cfg) : impl_(std::make_unique<impl>(ctx, std::move(cfg))) {}
@@ -590,6 +616,7 @@ relay::~relay() = default;
 const bound_endpoints& relay::endpoints() const { return impl_->bound; }
 
 void relay::set_logger(log_fn log, bool verbose) {
+  std::lock_guard<std::mutex> lock(impl_->log_mutex);
   impl_->log = std::move(log);
   impl_->verbose = verbose;
 }

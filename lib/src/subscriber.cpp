@@ -24,6 +24,7 @@ subscriber::subscriber(zmq::context_t& ctx, subscriber_config cfg)
   // it silently, and a subscriber to thousands of topics would never hear some of them.
   sock_.set(zmq::sockopt::sndhwm, 0);
   sock_.set(zmq::sockopt::linger, 0);
+  apply_curve_client(sock_, cfg_.curve);
   if (cfg_.heartbeat.count() > 0) set_heartbeat(sock_, cfg_.heartbeat);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
-// The command-line layer shared by zrelay, zpub and zsub: parsing from an argv list (no I/O,
-// testable in-process), usage errors, and the exit statuses documented in README.md.
+// The command-line layer shared by zrelay, zpub and zsub: parsing from an argv list (no sockets,
+// testable in-process; only the key files named on it are read), usage errors, and the exit
+// statuses documented in README.md.
 
 #include <stdexcept>
 #include <string>
@@ -32,11 +33,14 @@ struct parsed {
   std::string print;
 };
 
-/// Parses zrelay's arguments; throws usage_error.
+/// Parses zrelay's arguments; throws usage_error, or key_error for a bad key file or allowlist.
 parsed<relay_options> parse_relay(int argc, const char* const* argv);
-/// Parses zpub's arguments; `stdin_is_terminal` decides whether it may prompt. Throws usage_error.
+/// The NAME of `zrelay keygen NAME` (argv[1] is "keygen"); throws usage_error.
+std::string parse_keygen(int argc, const char* const* argv);
+/// Parses zpub's arguments; `stdin_is_terminal` decides whether it may prompt. Throws usage_error
+/// (key_error for a bad key file).
 parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_terminal);
-/// Parses zsub's arguments; throws usage_error.
+/// Parses zsub's arguments; throws usage_error (key_error for a bad key file).
 parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_terminal);
 
 /// "1", "64k", "1M", "2G" (powers of 1024) as bytes; throws usage_error naming `what`.

@@ -34,6 +34,7 @@ struct pub_options {
   std::string delimiter = "\n";
   bool skip_empty = false;
   std::optional<std::string> topic_sep;
+  std::size_t max_msg_size = 1u << 20;  ///< refuse larger messages before sending (0: no limit)
   bool stats = false;
 };
 

@@ -16,6 +16,7 @@
 #include <zmq.hpp>
 
 #include "zrelay/connection.hpp"
+#include "zrelay/security.hpp"
 #include "zrelay/wire.hpp"
 
 namespace zrelay {
@@ -47,6 +48,7 @@ struct publisher_config {
   std::chrono::milliseconds subscription_wait{200};  ///< fire-and-forget: wait for subscriptions
   int hwm = 1000;
   int stop_fd = -1;  ///< readable => waiting stops with `interrupted`
+  curve_config curve;  ///< key pair + server_key: connect with CURVE
   std::chrono::milliseconds heartbeat{1000};  ///< ZeroMQ heartbeat interval (0: none); lost after 3
 };
 

@@ -14,6 +14,7 @@
 #include <zmq.hpp>
 
 #include "zrelay/connection.hpp"
+#include "zrelay/security.hpp"
 
 namespace zrelay {
 
@@ -43,6 +44,7 @@ struct subscriber_config {
   std::chrono::milliseconds connect_timeout{3000};
   int hwm = 1000;
   std::chrono::milliseconds heartbeat{1000};  ///< ZeroMQ heartbeat interval (0: none); lost after 3
+  curve_config curve;  ///< key pair + server_key: connect with CURVE
 };
 
 /// Counters so far.
