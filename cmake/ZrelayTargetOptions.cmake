@@ -9,6 +9,12 @@ function(zrelay_target_options target)
   endif()
   if(ZRELAY_SANITIZE)
     target_compile_options(${target} PRIVATE -fsanitize=${ZRELAY_SANITIZE} -fno-omit-frame-pointer)
-    target_link_options(${target} PRIVATE -fsanitize=${ZRELAY_SANITIZE})
+    # PUBLIC: whoever links the static library, installed or not, needs the sanitizer runtime.
+    target_link_options(${target} PUBLIC -fsanitize=${ZRELAY_SANITIZE})
+    # GCC 12's -Wmaybe-uninitialized misfires inside <regex> (used by cxxopts) once the
+    # sanitizers' instrumentation changes what it inlines; the warning is noise there.
+    if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+      target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized)
+    endif()
   endif()
 endfunction()

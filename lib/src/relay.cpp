@@ -108,6 +108,9 @@ struct relay::impl {
       router.set(zmq::sockopt::maxmsgsize, cap);
       xsub.set(zmq::sockopt::maxmsgsize, cap);
     }
+    // Subscribers send only subscriptions: a topic of 64 KiB is already absurd, and a garbage
+    // length must never reach malloc.
+    xpub.set(zmq::sockopt::maxmsgsize, std::int64_t{64 << 10});
     xframes.resize(max_frames);
     bound.pub = bind(xsub, cfg.pub_bind);
     bound.sub = bind(xpub, cfg.sub_bind);
@@ -263,8 +266,8 @@ struct relay::impl {
     r.count = count;
     r.why = why;
     r.text = detail;
+    relay_stats::add(stats.nacks, counted);  // counted before the reply: whoever reads it sees it
     send_reply(route.data(), route.size(), r);
-    relay_stats::add(stats.nacks, counted);
     warn(why, "warning: refused " + std::to_string(counted) + " message(s) from publisher " + to_hex(publisher) + ": " +
                   std::string(wire::reason_text(why)) + " (" + detail + ")");
   }
