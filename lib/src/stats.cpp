@@ -1,47 +1,50 @@
 #include "zrelay/stats.hpp"
 
+#include <array>
+#include <utility>
+
 namespace zrelay {
+namespace {
+
+// Every counter once: its name on the stats line, its place in the snapshot and in the live set.
+struct counter_field {
+  const char* name;
+  std::uint64_t relay_counters::*copy;
+  std::atomic<std::uint64_t> relay_stats::*live;
+};
+
+constexpr std::array<counter_field, 13> fields{{
+    {"msgs_in", &relay_counters::msgs_in, &relay_stats::msgs_in},
+    {"bytes_in", &relay_counters::bytes_in, &relay_stats::bytes_in},
+    {"msgs_out", &relay_counters::msgs_out, &relay_stats::msgs_out},
+    {"bytes_out", &relay_counters::bytes_out, &relay_stats::bytes_out},
+    {"acks", &relay_counters::acks, &relay_stats::acks},
+    {"nacks", &relay_counters::nacks, &relay_stats::nacks},
+    {"duplicates", &relay_counters::duplicates, &relay_stats::duplicates},
+    {"dropped", &relay_counters::dropped, &relay_stats::dropped},
+    {"blocked", &relay_counters::blocked, &relay_stats::blocked},
+    {"malformed", &relay_counters::malformed, &relay_stats::malformed},
+    {"subscriptions", &relay_counters::subscriptions, &relay_stats::subscriptions},
+    {"unsubscriptions", &relay_counters::unsubscriptions, &relay_stats::unsubscriptions},
+    {"publishers", &relay_counters::publishers, &relay_stats::publishers},
+}};
+
+}  // namespace
 
 relay_counters relay_stats::snapshot() const {
   relay_counters c;
-  const auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-  c.msgs_in = get(msgs_in);
-  c.bytes_in = get(bytes_in);
-  c.msgs_out = get(msgs_out);
-  c.bytes_out = get(bytes_out);
-  c.acks = get(acks);
-  c.nacks = get(nacks);
-  c.duplicates = get(duplicates);
-  c.dropped = get(dropped);
-  c.blocked = get(blocked);
-  c.malformed = get(malformed);
-  c.subscriptions = get(subscriptions);
-  c.unsubscriptions = get(unsubscriptions);
-  c.publishers = get(publishers);
+  for (const auto& f : fields) c.*f.copy = (this->*f.live).load(std::memory_order_relaxed);
   return c;
 }
 
 std::string format_counters(const relay_counters& c) {
   std::string s;
-  const auto put = [&s](const char* key, std::uint64_t v) {
+  for (const auto& f : fields) {
     if (!s.empty()) s += ' ';
-    s += key;
+    s += f.name;
     s += '=';
-    s += std::to_string(v);
-  };
-  put("msgs_in", c.msgs_in);
-  put("bytes_in", c.bytes_in);
-  put("msgs_out", c.msgs_out);
-  put("bytes_out", c.bytes_out);
-  put("acks", c.acks);
-  put("nacks", c.nacks);
-  put("duplicates", c.duplicates);
-  put("dropped", c.dropped);
-  put("blocked", c.blocked);
-  put("malformed", c.malformed);
-  put("subscriptions", c.subscriptions);
-  put("unsubscriptions", c.unsubscriptions);
-  put("publishers", c.publishers);
+    s += std::to_string(c.*f.copy);
+  }
   return s;
 }
 
