@@ -31,23 +31,28 @@ sub_pid=$BG_PID
 wait_subscribed t
 # The input comes from a writer process (not this shell: a relay started later would inherit the
 # pipe and zpub would never see its end): 100 000 lines at once, 90 000 on "go", 10 000 on "go".
+# The writer holds the control fifo open for reading and this shell for writing: reopening it
+# between lines could let a read see end-of-file and end the writer early.
 mkfifo "$TEST_TMP/feed" "$TEST_TMP/go"
-(cat "$TEST_TMP/first" && read -r _ <"$TEST_TMP/go" && cat "$TEST_TMP/second" &&
-  read -r _ <"$TEST_TMP/go" && cat "$TEST_TMP/third") >"$TEST_TMP/feed" &
+(exec 3<"$TEST_TMP/go" && cat "$TEST_TMP/first" && read -r _ <&3 && cat "$TEST_TMP/second" &&
+  read -r _ <&3 && cat "$TEST_TMP/third") >"$TEST_TMP/feed" &
 BG_PIDS+=($!)
 BG_STDIN=$TEST_TMP/feed bg "$TEST_TMP/pub.out" "$TEST_TMP/pub.err" \
   "$ZPUB" -t t --ack-connect "$ACK_EP" --ack-timeout 300 --retries 40 --heartbeat 200 --stats
 pub_pid=$BG_PID
+exec {gofd}>"$TEST_TMP/go"  # after zpub opens the feed: the writer opens the fifos in that order
 wait_for_line "$TEST_TMP/out" 050000 || fail "zsub did not receive line 050000; stderr: $(cat "$TEST_TMP/sub.err")"
 # Freeze the relay so that what zpub sends next is certainly unacknowledged when it dies.
 kill -STOP "$RELAY_PID"
-echo go >"$TEST_TMP/go"
+nudge() { (echo go >&"$1") 2>/dev/null ||
+  fail "zpub stopped reading its input; its stderr: $(cat "$TEST_TMP/pub.err" "$TEST_TMP/pub2.err" 2>/dev/null)"; }
+nudge "$gofd"
 wait_for_text "$TEST_TMP/pub.err" "lost the relay" || fail "zpub did not notice the frozen relay"
 kill_relay
 note "relay killed with SIGKILL with zpub's window in flight; restarting on $ACK_EP"
 start_relay "${eps[@]}"
 wait_subscribed t # zsub reconnected and subscribed again by itself
-echo go >"$TEST_TMP/go" # the last lines come after that, so a loss anywhere before shows as a gap
+nudge "$gofd" # the last lines come after that, so a loss anywhere before shows as a gap
 wait_bg "$pub_pid"
 [[ $BG_STATUS == 0 ]] || fail "zpub exited $BG_STATUS after the restart (expected 0); stderr: $(cat "$TEST_TMP/pub.err")"
 wait_bg "$sub_pid"
@@ -69,14 +74,15 @@ stop_relay
 # --- killed for good -------------------------------------------------------------------------
 start_relay
 mkfifo "$TEST_TMP/feed2" "$TEST_TMP/go2"
-(head -n 1000 "$TEST_TMP/in" && read -r _ <"$TEST_TMP/go2" && tail -n 500 "$TEST_TMP/in") >"$TEST_TMP/feed2" &
+(exec 3<"$TEST_TMP/go2" && head -n 1000 "$TEST_TMP/in" && read -r _ <&3 && tail -n 500 "$TEST_TMP/in") >"$TEST_TMP/feed2" &
 BG_PIDS+=($!)
 BG_STDIN=$TEST_TMP/feed2 bg "$TEST_TMP/pub2.out" "$TEST_TMP/pub2.err" \
   "$ZPUB" -t t --ack-connect "$ACK_EP" --ack-timeout 200 --retries 2 --heartbeat 200
 pub_pid=$BG_PID
+exec {gofd}>"$TEST_TMP/go2"  # after zpub opens the feed: the writer opens the fifos in that order
 wait_for_text "$RELAY_ERR" "connected, starting at sequence" || fail "zpub's first batch never reached the relay"
 kill_relay
-echo go >"$TEST_TMP/go2"
+nudge "$gofd"
 wait_bg "$pub_pid"
 [[ $BG_STATUS == 4 ]] || fail "zpub exited $BG_STATUS with the relay gone (expected 4); stderr: $(cat "$TEST_TMP/pub2.err")"
 grep -Eq "no acknowledgment from $ACK_EP after 2 retries; [0-9]+ message\(s\) not acknowledged" "$TEST_TMP/pub2.err" ||
