@@ -49,12 +49,7 @@ struct fake_relay {
   std::string ep;
 };
 
-publisher_config to_fake(const fake_relay& f) {
-  publisher_config c;
-  c.ack_endpoint = f.ep;
-  c.connect_timeout = 0ms;
-  return c;
-}
+publisher_config to_fake(const fake_relay& f) { return acked_publisher(f.ep); }
 
 }  // namespace
 
@@ -240,9 +235,7 @@ TEST_CASE("publisher gives up on a relay that stopped reading even when its queu
   deaf.set(zmq::sockopt::linger, 0);
   const auto ep = unique_inproc("deaf");
   deaf.bind(ep);
-  publisher_config c;
-  c.ack_endpoint = ep;
-  c.connect_timeout = 0ms;
+  auto c = acked_publisher(ep);
   c.hwm = 1;
   c.ack_timeout = 50ms;
   c.retries = 1;

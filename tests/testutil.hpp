@@ -11,6 +11,7 @@
 
 #include <zmq.hpp>
 
+#include "zrelay/publisher.hpp"
 #include "zrelay/relay.hpp"
 #include "zrelay/wire.hpp"
 
@@ -42,6 +43,14 @@ inline relay_config tcp_config() {
   relay_config c;
   c.pub_bind = c.sub_bind = c.ack_bind = "tcp://127.0.0.1:*";
   c.linger = 0ms;
+  return c;
+}
+
+/// An acknowledged publisher's config for `ack_endpoint`, connecting without waiting.
+inline publisher_config acked_publisher(const std::string& ack_endpoint) {
+  publisher_config c;
+  c.ack_endpoint = ack_endpoint;
+  c.connect_timeout = 0ms;
   return c;
 }
 
