@@ -2,7 +2,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <random>
+
+// Heap in use is measurable with glibc, not under AddressSanitizer's own allocator.
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
+#include <malloc.h>
+#define ZRELAY_TEST_HEAP_IN_USE 1
+#endif
 
 #include "testutil.hpp"
 #include "zrelay/endpoint.hpp"
@@ -17,6 +24,7 @@ namespace {
 zmq::socket_t make_sub(zmq::context_t& ctx, const std::string& ep, const std::string& topic, int hwm = 0) {
   zmq::socket_t s(ctx, zmq::socket_type::sub);
   s.set(zmq::sockopt::rcvhwm, hwm);
+  s.set(zmq::sockopt::sndhwm, 0);  // a SUB drops its own subscriptions past its send limit
   s.set(zmq::sockopt::linger, 0);
   s.set(zmq::sockopt::subscribe, topic);
   s.connect(ep);
@@ -476,4 +484,133 @@ TEST_CASE("relay serves legitimate clients after 5000 connect and disconnect cyc
   auto clean = make_dealer(ctx, r.ep().ack);
   CHECK(roundtrip(clean, batch("ok", 77, 1, {"still here"})).type == wire::kind::ack);
   CHECK(recv_parts(sub).size() == 3);
+}
+
+TEST_CASE("relay refuses a topic over the topic limit in subscriptions and in messages", "[relay]") {
+  zmq::context_t ctx;
+  auto cfg = tcp_config();  // the frame size cap is enforced by the TCP engine
+  cfg.max_topic = 16;
+  running_relay r(ctx, cfg);
+  const std::string ok(16, 'a'), too_long(17, 'b');
+  auto sub = make_sub(ctx, r.ep().sub, ok);
+  sub.set(zmq::sockopt::subscribe, too_long);  // refused: never applied, never passed up
+  REQUIRE(eventually([&] { return r.get().counters().subs_refused == 1; }));
+  CHECK(r.get().counters().topics == 1);
+  REQUIRE(wait_subscribed(ctx, r.ep(), ok));
+  zmq::socket_t pub(ctx, zmq::socket_type::xpub);
+  pub.set(zmq::sockopt::linger, 0);
+  pub.connect(r.ep().pub);
+  REQUIRE(recv_parts(pub) == std::vector<std::string>{"\1" + ok});  // and only that one went up
+
+  SECTION("a fire-and-forget message with a long topic frame is dropped and counted") {
+    send_parts(pub, {ok + "x", "refused"});
+    send_parts(pub, {ok, "delivered"});
+    CHECK(recv_parts(sub) == std::vector<std::string>{ok, "delivered"});
+    CHECK(r.get().counters().refused == 1);
+  }
+  SECTION("a one-frame message is all topic as far as matching goes, and is not held to it") {
+    send_parts(pub, {too_long + " and more"});  // matches only the refused subscription
+    send_parts(pub, {ok + " one frame"});
+    CHECK(recv_parts(sub) == std::vector<std::string>{ok + " one frame"});
+    CHECK(r.get().counters().refused == 0);
+  }
+  SECTION("an acked publisher gets a NACK, and its sequence goes on") {
+    auto dealer = make_dealer(ctx, r.ep().ack);
+    const auto rep = roundtrip(dealer, batch(ok + "x", 5, 1, {"refused"}));
+    CHECK(rep.type == wire::kind::nack);
+    CHECK(rep.why == wire::reason::too_large);
+    CHECK_THAT(rep.text, Catch::Contains("a topic of 17 bytes exceeds the limit of 16"));
+    // The refused one is acked as done (at once, or together with the next).
+    send_parts(dealer, batch(ok, 5, 2, {"delivered"}));
+    wire::reply next;
+    do {
+      const auto parts = recv_parts(dealer);
+      REQUIRE(parts.size() == 1);
+      next = reply_of(parts[0]);
+      REQUIRE(next.type == wire::kind::ack);
+    } while (next.seq < 2);
+    CHECK(next.seq == 2);
+    const auto parts = recv_parts(sub);
+    REQUIRE(parts.size() == 3);
+    CHECK(parts[0] == ok);
+  }
+  SECTION("a subscription frame far over the limit costs its sender the connection, no one else") {
+    auto rude = make_sub(ctx, r.ep().sub, std::string(16 + 1000, 'z'));
+    send_parts(pub, {ok, "still served"});
+    CHECK(recv_parts(sub) == std::vector<std::string>{ok, "still served"});
+  }
+}
+
+TEST_CASE("relay refuses subscriptions to new topics past its limit and frees room on unsubscribe", "[relay]") {
+  zmq::context_t ctx;
+  auto cfg = inproc_config();
+  cfg.max_subscriptions = 3;
+  running_relay r(ctx, cfg);
+  auto first = make_sub(ctx, r.ep().sub, "a");
+  for (const char* t : {"b", "c", "d"}) first.set(zmq::sockopt::subscribe, t);
+  REQUIRE(eventually([&] { return r.get().counters().subs_refused == 1; }));
+  CHECK(r.get().counters().topics == 3);
+  // A topic the relay already holds is no new topic: a second subscriber gets it.
+  auto second = make_sub(ctx, r.ep().sub, "a");
+  REQUIRE(eventually([&] { return r.get().counters().subscriptions == 5; }));
+  CHECK(r.get().counters().subs_refused == 1);
+  // "a" is still held by the second subscriber; "b" goes, which makes room.
+  first.set(zmq::sockopt::unsubscribe, "a");
+  first.set(zmq::sockopt::unsubscribe, "b");
+  REQUIRE(eventually([&] { return r.get().counters().topics == 2; }));
+  first.set(zmq::sockopt::subscribe, "e");
+  REQUIRE(wait_subscribed(ctx, r.ep(), "e"));
+  CHECK(r.get().counters().topics == 3);
+
+  zmq::socket_t pub(ctx, zmq::socket_type::xpub);
+  pub.set(zmq::sockopt::linger, 0);
+  pub.connect(r.ep().pub);
+  std::vector<std::string> heard;  // what the relay passes up: the topics it holds, nothing refused
+  while (heard.size() < 3) {
+    auto parts = recv_parts(pub);
+    REQUIRE(parts.size() == 1);
+    heard.push_back(parts[0]);
+  }
+  std::sort(heard.begin(), heard.end());
+  CHECK(heard == std::vector<std::string>{"\1a", "\1c", "\1e"});
+  for (const char* t : {"d", "b", "a", "e"}) send_parts(pub, {t, "x"});
+  CHECK(recv_parts(first) == std::vector<std::string>{"e", "x"});  // not d (refused), b or a (unsubscribed)
+  CHECK(recv_parts(second) == std::vector<std::string>{"a", "x"});
+  // A subscriber that goes away gives its topics back.
+  first.close();
+  REQUIRE(eventually([&] { return r.get().counters().topics == 1; }));
+}
+
+TEST_CASE("relay memory stays flat while 10000 subscriptions come and go in a loop", "[relay]") {
+  zmq::context_t ctx;
+  running_relay r(ctx, tcp_config());
+  const int topics = 10000, rounds = 12;
+  std::vector<std::string> names;
+  for (int i = 0; i < topics; ++i) names.push_back("churn." + std::to_string(i) + ".");
+  std::size_t in_use_after_warmup = 0;
+  for (int round = 1; round <= rounds; ++round) {
+    auto sub = make_sub(ctx, r.ep().sub, names[0]);
+    for (int i = 1; i < topics; ++i) sub.set(zmq::sockopt::subscribe, names[i]);
+    REQUIRE(eventually([&] { return r.get().counters().topics == static_cast<std::uint64_t>(topics); }));
+    // Half the rounds unsubscribe one by one, the other half just disconnect.
+    if (round % 2 == 0)
+      for (const auto& n : names) sub.set(zmq::sockopt::unsubscribe, n);
+    else
+      sub.close();
+    REQUIRE(eventually([&] { return r.get().counters().topics == 0; }));
+#ifdef ZRELAY_TEST_HEAP_IN_USE
+    const auto mi = mallinfo2();  // what malloc has handed out, all threads: from its heaps and mmap'd
+    const std::size_t in_use = mi.uordblks + mi.hblkhd;
+    if (round == 2) in_use_after_warmup = in_use;
+    if (round > 2) {
+      INFO("round " << round << ": " << in_use << " bytes in use, " << in_use_after_warmup << " after round 2");
+      CHECK(in_use < in_use_after_warmup + (512u << 10));
+    }
+#endif
+  }
+  const auto c = r.get().counters();
+  CHECK(c.subscriptions == static_cast<std::uint64_t>(topics) * rounds);
+  CHECK(c.unsubscriptions == static_cast<std::uint64_t>(topics) * rounds);
+  CHECK(c.subs_refused == 0);
+  (void)in_use_after_warmup;
 }

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -24,6 +25,9 @@ constexpr int burst = 512;
 // A plain publisher may send any number of frames; more than this is refused, not buffered.
 constexpr std::size_t max_frames = 64;
 constexpr std::chrono::milliseconds idle_poll{100};
+// A subscription frame is its topic plus a flag byte (ZMTP 3.0) or the command name
+// "\x09SUBSCRIBE" (ZMTP 3.1); a little more room than that costs nothing.
+constexpr std::size_t sub_frame_slack = 64;
 
 std::string printable(const void* data, std::size_t size, std::size_t limit = 80) {
   static constexpr char hex[] = "0123456789abcdef";
@@ -82,7 +86,7 @@ struct relay::impl {
         router(ctx, zmq::socket_type::router) {
     // CURVE: the ZAP handler answers before the first client can connect.
     if (cfg.curve.enabled())
-      zap = std::make_unique<zap_handler>(ctx, cfg.curve.allowed_keys, [this](const zap_refusal& r) { refused(r); });
+      zap = std::make_unique<zap_handler>(ctx, cfg.curve.allowed_keys, [this](const zap_refusal& r) { refused_client(r); });
     for (auto* s : {&xsub, &xpub, &router}) {
       apply_curve_server(*s, cfg.curve);
       s->set(zmq::sockopt::sndhwm, cfg.hwm);
@@ -92,6 +96,9 @@ struct relay::impl {
       if (cfg.heartbeat.count() > 0) set_heartbeat(*s, cfg.heartbeat);
     }
     xpub.set(zmq::sockopt::xpub_nodrop, 1);
+    // The relay decides which subscriptions take effect (topic length, how many topics): ZeroMQ
+    // hands each one over and applies it only when told to.
+    xpub.set(zmq::sockopt::xpub_manual, 1);
     // Subscriptions in (XPUB) and on to the publishers (XSUB) must never meet a high-water mark:
     // ZeroMQ drops subscription messages past it without a word, and a publisher that never
     // hears a subscription filters those messages out at its source.
@@ -108,9 +115,10 @@ struct relay::impl {
       router.set(zmq::sockopt::maxmsgsize, cap);
       xsub.set(zmq::sockopt::maxmsgsize, cap);
     }
-    // Subscribers send only subscriptions: a topic of 64 KiB is already absurd, and a garbage
-    // length must never reach malloc.
-    xpub.set(zmq::sockopt::maxmsgsize, std::int64_t{64 << 10});
+    // Subscribers send only subscriptions. One whose frame is far over the topic limit is cut off
+    // at its size header (a garbage length never reaches malloc); just over it, with room for
+    // ZMTP 3.1's "SUBSCRIBE" command name, it is read and refused.
+    xpub.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(cfg.max_topic + sub_frame_slack));
     xframes.resize(max_frames);
     bound.pub = bind(xsub, cfg.pub_bind);
     bound.sub = bind(xpub, cfg.sub_bind);
@@ -130,16 +138,22 @@ struct relay::impl {
     return s.get(zmq::sockopt::last_endpoint);
   }
 
-  void warn(wire::reason r, const std::string& text) {
-    const auto i = static_cast<std::size_t>(r) % warned.size();
-    if (verbose || !warned[i]) {
+  // Logs the first of a kind of bad input (all of them with verbose); the rest are counted.
+  void warn_once(bool& warned_already, const std::string& text) {
+    if (verbose || !warned_already) {
       if (log) log(text + (verbose ? "" : " (further ones are counted, not logged)"));
-      warned[i] = true;
+      warned_already = true;
     }
   }
 
-  // On the ZAP handler's thread: log_mutex keeps set_logger from changing `log` meanwhile.
-  void refused(const zap_refusal& r) {
+  void warn(wire::reason r, const std::string& text) {
+    warn_once(warned[static_cast<std::size_t>(r) % warned.size()], text);
+  }
+
+  // On the ZAP handler's thread: log_mutex keeps set_logger from changing `log` meanwhile. The
+  // counter has this one writer.
+  void refused_client(const zap_refusal& r) {
+    relay_stats::add(stats.clients_refused);
     std::lock_guard<std::mutex> lock(log_mutex);
     if (!log || (warned_refusal && !verbose)) return;
     log("warning: refused a " + r.mechanism + " client from " + r.address +
@@ -274,6 +288,10 @@ struct relay::impl {
 
   std::string too_large_text(std::size_t size) const {
     return "a message of " + std::to_string(size) + " bytes exceeds the limit of " + std::to_string(cfg.max_msg_size);
+  }
+
+  std::string topic_too_long_text(std::size_t size) const {
+    return "a topic of " + std::to_string(size) + " bytes exceeds the limit of " + std::to_string(cfg.max_topic);
   }
 
   // A batch with some records over the size limit: refuse those, forward the rest as batches
@@ -461,6 +479,13 @@ struct relay::impl {
       mark_ack(h.publisher, st);
       return step::next;
     }
+    if (topic.size() > cfg.max_topic) {
+      // Refused for good: the sequence moves past it, as for a batch of oversized records.
+      nack(rid, h.publisher, h.seq, h.count, h.count, wire::reason::too_large, topic_too_long_text(topic.size()));
+      st.next = end;
+      mark_ack(h.publisher, st);
+      return step::next;
+    }
     const bool out = too_large ? forward_without_oversized(rid, topic, h, body, end)
                                : emit(&rframes[1], 3, h.count, bytes, h.publisher, end);
     return out ? step::next : step::held;
@@ -495,26 +520,78 @@ struct relay::impl {
       if (wire::decode_header(xframes[1].data(), xframes[1].size(), h) == wire::status::ok) msgs = h.count;
     }
     relay_stats::add(stats.msgs_in, msgs);
+    // A message of one frame is all topic as far as prefix matching goes: only a separate topic
+    // frame is held to the limit.
+    if (n >= 2 && xframes[0].size() > cfg.max_topic) {
+      relay_stats::add(stats.refused, msgs);
+      warn_once(warned_long_topic, "warning: dropped " + std::to_string(msgs) +
+                                       " message(s) from a fire-and-forget publisher: " +
+                                       topic_too_long_text(xframes[0].size()));
+      return step::next;
+    }
     return emit(xframes.data(), n, msgs, bytes, 0, 0) ? step::next : step::held;
   }
 
-  // Subscriptions travel from XPUB up to XSUB, so that publishers filter at the source.
+  // Subscriptions come in on XPUB one at a time (manual mode); the relay applies each to the
+  // connection that sent it, or refuses it, and passes a topic's first subscription and its last
+  // unsubscription up to XSUB, so that publishers filter at the source.
   void handle_subscriptions() {
     zmq::message_t m;
     for (int i = 0; i < burst; ++i) {
       if (!xpub.recv(m, zmq::recv_flags::dontwait)) return;
-      if (m.size() >= 1) {
-        const auto* p = static_cast<const unsigned char*>(m.data());
-        if (p[0] == 1) {
-          relay_stats::add(stats.subscriptions);
-          note("subscribe '" + printable(p + 1, m.size() - 1) + "'");
-        } else if (p[0] == 0) {
-          relay_stats::add(stats.unsubscriptions);
-          note("unsubscribe '" + printable(p + 1, m.size() - 1) + "'");
-        }
+      const auto* p = static_cast<const unsigned char*>(m.data());
+      if (m.size() == 0 || p[0] > 1 || m.more()) {
+        // A subscriber sent something that is not a subscription: nothing goes upstream.
+        relay_stats::add(stats.malformed);
+        warn_once(warned_not_subscription, "warning: ignored a message from a subscriber that is not a subscription");
+        drain(xpub, m.more());
+        continue;
       }
-      (void)xsub.send(m, zmq::send_flags::dontwait);
+      const std::string_view topic(reinterpret_cast<const char*>(p + 1), m.size() - 1);
+      if (p[0] == 1)
+        subscribe(topic, m);
+      else
+        unsubscribe(topic, m);
     }
+  }
+
+  void subscribe(std::string_view topic, zmq::message_t& frame) {
+    relay_stats::add(stats.subscriptions);
+    if (topic.size() > cfg.max_topic) {
+      relay_stats::add(stats.subs_refused);
+      warn_once(warned_sub_topic, "warning: refused a subscription: " + topic_too_long_text(topic.size()));
+      return;
+    }
+    auto it = topics.find(topic);
+    if (it == topics.end()) {
+      if (cfg.max_subscriptions != 0 && topics.size() >= cfg.max_subscriptions) {
+        relay_stats::add(stats.subs_refused);
+        warn_once(warned_sub_cap, "warning: refused a subscription to '" + printable(topic.data(), topic.size()) +
+                                      "': the relay holds its limit of " + std::to_string(cfg.max_subscriptions) +
+                                      " topics (--max-subscriptions)");
+        return;
+      }
+      it = topics.emplace(std::string(topic), 0).first;
+      stats.topics.store(topics.size(), std::memory_order_relaxed);
+      (void)xsub.send(frame, zmq::send_flags::dontwait);  // the first one: publishers need to hear it
+    }
+    ++it->second;
+    xpub.set(zmq::sockopt::subscribe, topic);
+    note("subscribe '" + printable(topic.data(), topic.size()) + "'");
+  }
+
+  // Also what ZeroMQ reports, without a connection to apply it to, for each topic of a
+  // subscriber that went away.
+  void unsubscribe(std::string_view topic, zmq::message_t& frame) {
+    relay_stats::add(stats.unsubscriptions);
+    xpub.set(zmq::sockopt::unsubscribe, topic);
+    note("unsubscribe '" + printable(topic.data(), topic.size()) + "'");
+    auto it = topics.find(topic);
+    if (it == topics.end()) return;  // refused, or never subscribed
+    if (--it->second != 0) return;
+    topics.erase(it);
+    stats.topics.store(topics.size(), std::memory_order_relaxed);
+    (void)xsub.send(frame, zmq::send_flags::dontwait);  // the last one
   }
 
   void forget_idle_publishers(clock::time_point now) {
@@ -600,6 +677,10 @@ struct relay::impl {
   bool verbose = false;
   std::array<bool, 8> warned{};
   bool warned_drop = false;
+  bool warned_long_topic = false, warned_sub_topic = false, warned_sub_cap = false, warned_not_subscription = false;
+  // Each subscribed topic and how many subscriptions hold it.
+  // (std::less<> looks up a string_view without a copy.)
+  std::map<std::string, std::uint64_t, std::less<>> topics;
   tick_fn tick;
   std::chrono::milliseconds tick_every{1000};
   std::unordered_map<std::uint64_t, publisher_state> publishers;
