@@ -13,6 +13,7 @@
 #include "zrelay/connection.hpp"
 #include "zrelay/input.hpp"
 #include "zrelay/publisher.hpp"
+#include "zrelay/relay.hpp"
 #include "zrelay/signals.hpp"
 
 namespace {
@@ -230,10 +231,18 @@ int run(const pub_options& opt, signal_watch& signals) {
         }
       }
     } else {
-      record_splitter split(opt.delimiter);
-      const std::function<void(std::string_view)> each = [&route](std::string_view rec) { route(rec); };
-      stopped = !pump(fd, signals.fd(), pub, [&](std::string_view c) { split.feed(c, each); });
-      if (!stopped) split.finish(each);
+      // A record too long to send is not held in memory either, however long it gets. With
+      // topics in the records, room for the longest topic the relay takes and the separator.
+      const std::size_t max_record =
+          opt.max_msg_size == 0 ? 0 : opt.max_msg_size + (opt.topic_sep ? max_topic_limit + opt.topic_sep->size() : 0);
+      record_splitter split(opt.delimiter, max_record);
+      const record_splitter::record_fn each = [&route](std::string_view rec) { route(rec); };
+      const record_splitter::oversized_fn skipped = [&route](std::uint64_t size) {
+        ++route.records;
+        route.too_large(static_cast<std::size_t>(size));
+      };
+      stopped = !pump(fd, signals.fd(), pub, [&](std::string_view c) { split.feed(c, each, skipped); });
+      if (!stopped) split.finish(each, skipped);
     }
     // Everything read is sent; wait for the acknowledgments (the publisher gives up by itself
     // after its retries, so this bound is only a backstop).

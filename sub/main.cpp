@@ -8,6 +8,7 @@
 
 #include "zrelay/cli.hpp"
 #include "zrelay/format.hpp"
+#include "zrelay/relay.hpp"
 #include "zrelay/signals.hpp"
 #include "zrelay/subscriber.hpp"
 
@@ -58,6 +59,13 @@ int run(sub_options opt, signal_watch& signals) {
     if (!std::getline(std::cin, topic)) return cli::exit_ok;
     opt.subscriber.topics.push_back(topic);
   }
+  // The relay cannot tell a subscriber that it refused a subscription, so say it here.
+  const auto relay_limit = relay_config{}.max_topic;
+  for (const auto& t : opt.subscriber.topics)
+    if (t.size() > relay_limit)
+      std::cerr << "zsub: warning: a topic of " << t.size() << " bytes is over zrelay's default --max-topic ("
+                << relay_limit << "); unless the relay was started with a larger one, it refuses the subscription"
+                << std::endl;
   zmq::context_t ctx(1);
   subscriber sub(ctx, opt.subscriber);
   sub.on_gap([](const gap_info& g) {

@@ -16,20 +16,25 @@ namespace {
 
 using records = std::vector<std::string>;
 
+// What a split reports for a record over its limit.
+std::string oversized(std::uint64_t size) { return "<" + std::to_string(size) + " bytes>"; }
+
 // Feeds `input` in chunks of the given sizes (the last size repeats), then finishes.
-records split(const std::string& delim, const std::string& input, const std::vector<std::size_t>& chunks) {
+records split(const std::string& delim, const std::string& input, const std::vector<std::size_t>& chunks,
+              std::size_t limit = 0) {
   records out;
-  const auto collect = [&out](std::string_view r) { out.emplace_back(r); };
-  record_splitter s(delim);
+  const record_splitter::record_fn collect = [&out](std::string_view r) { out.emplace_back(r); };
+  const record_splitter::oversized_fn skipped = [&out](std::uint64_t size) { out.push_back(oversized(size)); };
+  record_splitter s(delim, limit);
   std::size_t at = 0;
   std::size_t i = 0;
   while (at < input.size()) {
     const std::size_t n = std::min(chunks[std::min(i, chunks.size() - 1)], input.size() - at);
-    s.feed(std::string_view(input).substr(at, n), collect);
+    s.feed(std::string_view(input).substr(at, n), collect, skipped);
     at += n;
     ++i;
   }
-  s.finish(collect);
+  s.finish(collect, skipped);
   return out;
 }
 
@@ -129,7 +134,40 @@ TEST_CASE("record_splitter agrees with a reference split for arbitrary chunkings
       for (int i = 0; i < 20; ++i) chunks.push_back(std::uniform_int_distribution<std::size_t>(1, 7)(rng));
       INFO("delimiter '" << delim << "' input '" << input << "'");
       CHECK(split(delim, input, chunks) == want);
+      // With a limit, each record over it is reported by its length instead.
+      const auto limit = std::uniform_int_distribution<std::size_t>(1, 8)(rng);
+      records capped;
+      for (const auto& r : want) capped.push_back(r.size() > limit ? oversized(r.size()) : r);
+      INFO("limit " << limit);
+      CHECK(split(delim, input, chunks, limit) == capped);
     }
+  }
+}
+
+TEST_CASE("record_splitter with a limit skips a huge record without holding it", "[input]") {
+  const std::size_t limit = 1000;
+  records out;
+  const record_splitter::record_fn collect = [&out](std::string_view r) { out.emplace_back(r); };
+  const record_splitter::oversized_fn skipped = [&out](std::uint64_t size) { out.push_back(oversized(size)); };
+  record_splitter s("\r\n", limit);
+  s.feed("before\r\n", collect, skipped);
+  const std::string chunk(65536, 'x');
+  std::size_t most_held = 0;
+  for (int i = 0; i < 1600; ++i) {  // 100 MiB without a delimiter
+    s.feed(chunk, collect, skipped);
+    most_held = std::max(most_held, s.pending());
+  }
+  CHECK(most_held <= 1);  // what could begin the delimiter
+  s.feed("\r", collect, skipped);  // the delimiter split across reads
+  s.feed("\nexactly", collect, skipped);
+  s.feed(std::string(limit - 7, 'y') + "\r\nlast without a delimiter, over the limit", collect, skipped);
+  s.finish(collect, skipped);
+  CHECK(out == records{"before", oversized(1600ull * 65536), "exactly" + std::string(limit - 7, 'y'),
+                       "last without a delimiter, over the limit"});
+  SECTION("a last record over the limit is reported at finish()") {
+    s.feed(std::string(limit + 1, 'z'), collect, skipped);
+    s.finish(collect, skipped);
+    CHECK(out.back() == oversized(limit + 1));
   }
 }
 

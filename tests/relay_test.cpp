@@ -534,10 +534,13 @@ TEST_CASE("relay refuses a topic over the topic limit in subscriptions and in me
     REQUIRE(parts.size() == 3);
     CHECK(parts[0] == ok);
   }
-  SECTION("a subscription frame far over the limit costs its sender the connection, no one else") {
-    auto rude = make_sub(ctx, r.ep().sub, std::string(16 + 1000, 'z'));
+  SECTION("a subscription frame over 64 KiB costs its sender the connection, no one else") {
+    auto rude = make_sub(ctx, r.ep().sub, std::string((64 << 10) + 100, 'z'));
+    auto refused = make_sub(ctx, r.ep().sub, std::string(64 << 10, 'z'));  // read and refused
+    REQUIRE(eventually([&] { return r.get().counters().subs_refused == 2; }));
     send_parts(pub, {ok, "still served"});
     CHECK(recv_parts(sub) == std::vector<std::string>{ok, "still served"});
+    CHECK(r.get().counters().subs_refused == 2);
   }
 }
 

@@ -6,11 +6,22 @@
 
 namespace zrelay {
 
-record_splitter::record_splitter(std::string delimiter) : delim_(std::move(delimiter)) {
+record_splitter::record_splitter(std::string delimiter, std::size_t max_record)
+    : delim_(std::move(delimiter)), max_(max_record) {
   if (delim_.empty()) throw std::invalid_argument("the delimiter must not be empty");
 }
 
-void record_splitter::feed(std::string_view data, const record_fn& fn) {
+void record_splitter::emit(std::string_view data, std::uint64_t size, const record_fn& fn,
+                           const oversized_fn& on_oversized) {
+  skipped_ = 0;
+  if (max_ != 0 && size > max_) {
+    if (on_oversized) on_oversized(size);
+  } else {
+    fn(data);
+  }
+}
+
+void record_splitter::feed(std::string_view data, const record_fn& fn, const oversized_fn& on_oversized) {
   // Compact before growing, so the buffer holds at most one partial record plus one chunk.
   if (start_ > 0 && start_ >= buf_.size() / 2) {
     buf_.erase(0, start_);
@@ -31,18 +42,25 @@ void record_splitter::feed(std::string_view data, const record_fn& fn) {
       hit = std::string_view(base, size).find(delim_, pos);
       if (hit == std::string_view::npos) break;
     }
-    fn(std::string_view(base + start_, hit - start_));
+    emit(std::string_view(base + start_, hit - start_), skipped_ + (hit - start_), fn, on_oversized);
     start_ = hit + delim_.size();
     pos = start_;
   }
   if (start_ == buf_.size()) {
     buf_.clear();
     start_ = 0;
+  } else if (max_ != 0 && (skipped_ > 0 || pending() > max_ + delim_.size() - 1)) {
+    // Over the limit and not finished (the last bytes may yet begin a delimiter split across
+    // reads): drop what is held but those.
+    const std::size_t drop = pending() - std::min(pending(), delim_.size() - 1);
+    skipped_ += drop;
+    start_ += drop;
   }
 }
 
-void record_splitter::finish(const record_fn& fn) {
-  if (start_ < buf_.size()) fn(std::string_view(buf_.data() + start_, buf_.size() - start_));
+void record_splitter::finish(const record_fn& fn, const oversized_fn& on_oversized) {
+  if (start_ < buf_.size() || skipped_ > 0)
+    emit(std::string_view(buf_.data() + start_, buf_.size() - start_), skipped_ + pending(), fn, on_oversized);
   buf_.clear();
   start_ = 0;
 }

@@ -115,10 +115,11 @@ struct relay::impl {
       router.set(zmq::sockopt::maxmsgsize, cap);
       xsub.set(zmq::sockopt::maxmsgsize, cap);
     }
-    // Subscribers send only subscriptions. One whose frame is far over the topic limit is cut off
-    // at its size header (a garbage length never reaches malloc); just over it, with room for
-    // ZMTP 3.1's "SUBSCRIBE" command name, it is read and refused.
-    xpub.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(cfg.max_topic + sub_frame_slack));
+    // Subscribers send only subscriptions. A frame of more than 64 KiB (the most --max-topic can
+    // be) is cut off at its size header, so a garbage length never reaches malloc; anything
+    // shorter is read, and refused and counted if its topic is over the limit (dropping the
+    // connection instead would only make a subscriber reconnect and try again, forever).
+    xpub.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(max_topic_limit + sub_frame_slack));
     xframes.resize(max_frames);
     bound.pub = bind(xsub, cfg.pub_bind);
     bound.sub = bind(xpub, cfg.sub_bind);

@@ -177,6 +177,27 @@ relay_stops_answering() {
   expect_stderr_one_line
   (((t1 - t0) / 1000000 < 5000)) || fail "zpub took $(((t1 - t0) / 1000000)) ms to give up (--ack-timeout 200 --retries 2)"
 }
+limits() {
+  expect_status 2 "$ZRELAY" --max-topic 0 --pub-bind "$ANY" --sub-bind "$ANY" --ack-bind "$ANY"
+  expect_stderr_contains "--max-topic must be from 1 to 65536 bytes"
+  expect_stderr_one_line
+  expect_status 2 "$ZRELAY" --max-subscriptions lots --pub-bind "$ANY" --sub-bind "$ANY" --ack-bind "$ANY"
+  expect_stderr_contains "--max-subscriptions must be a whole number"
+  local long
+  long=$(head -c 2000 /dev/zero | tr '\0' T)
+  # The relay's default --max-topic is 1024: a NACK for the publisher, a warning for the subscriber
+  # (the relay counts the refused subscription; checked at the end).
+  expect_status 3 "$ZPUB" -t "$long" -m hi --ack-connect "$ACK_EP"
+  expect_stderr_contains "relay refused 1 message(s): too large: a topic of 2000 bytes exceeds the limit of 1024"
+  expect_stderr_one_line
+  expect_status 5 "$ZSUB" -t "$long" -W 0.3 --sub-connect "$SUB_EP"
+  expect_stderr_contains "a topic of 2000 bytes is over zrelay's default --max-topic (1024)"
+  # One 64 MiB line with no newline is refused by zpub itself, without holding it.
+  head -c 64M /dev/zero | tr '\0' L >"$TEST_TMP/line.in"
+  expect_status 3 "$ZPUB" -t big --max-msg-size 1k --ack-connect "$ACK_EP" <"$TEST_TMP/line.in"
+  expect_stderr_contains "1 message(s) larger than --max-msg-size (1024 bytes) not sent (first: record 1, 67108864 bytes)"
+  rm -f "$TEST_TMP/line.in"
+}
 
 case_ "malformed endpoints (status 2)" malformed_endpoints
 case_ "zrelay binding a name that does not resolve (status 1, no such host)" unresolvable_bind
@@ -187,12 +208,15 @@ case_ "zpub/zsub -H no-such-host.invalid (status 1, cannot resolve)" unresolvabl
 case_ "empty or missing topics (status 2)" topics
 case_ "zsub -W with nothing published (status 5)" idle_subscriber
 case_ "message over --max-msg-size (status 3, too large)" too_large
+case_ "topics over --max-topic, a 64 MiB line, bad limits (status 3, 5, 2)" limits
 case_ "relay stops answering (status 4, after 2 retries)" relay_stops_answering
 
 # Whatever happened above, the relay still serves.
 expect_relay_alive "after the bad inputs"
 check_pubsub after 'still serving'
 stop_relay
+[[ $(relay_counter subs_refused) -ge 1 ]] ||
+  fail "the relay did not count the subscription it refused: $RELAY_FINAL"
 
 ((${#FAILED[@]} == 0)) || fail "${#FAILED[@]} case(s) failed: $(printf '[%s] ' "${FAILED[@]}")"
 pass "every bad input got its status and message; the relay kept serving"

@@ -33,6 +33,9 @@ enum class full_policy {
 /// Parses "drop" or "block"; throws std::invalid_argument otherwise.
 full_policy parse_full_policy(std::string_view text);
 
+/// The largest topic limit a relay can be given (relay_config::max_topic).
+inline constexpr std::size_t max_topic_limit = 64u << 10;
+
 /// How to build a relay. The defaults bind loopback only.
 struct relay_config {
   std::string pub_bind = "tcp://127.0.0.1:5559";  ///< XSUB: fire-and-forget publishers connect here
