@@ -617,3 +617,30 @@ TEST_CASE("relay memory stays flat while 10000 subscriptions come and go in a lo
   CHECK(c.subs_refused == 0);
   (void)in_use_after_warmup;
 }
+
+TEST_CASE("relay ignores and counts bogus subscription frames and still applies real ones", "[relay]") {
+  zmq::context_t ctx;
+  running_relay r(ctx, tcp_config());
+  // An XSUB may send any frame upstream: here, to the relay's subscriber socket.
+  zmq::socket_t rogue(ctx, zmq::socket_type::xsub);
+  rogue.set(zmq::sockopt::linger, 0);
+  rogue.connect(r.ep().sub);
+  send_parts(rogue, {"\x02not a subscription"});
+  send_parts(rogue, {""});
+  // ZeroMQ takes each frame of a message on its own: a subscription, then garbage.
+  send_parts(rogue, {"\x01two", "frames"});
+  send_parts(rogue, {"\x01real"});
+  REQUIRE(wait_subscribed(ctx, r.ep(), "real"));
+  const auto c = r.get().counters();
+  CHECK(c.malformed == 3);
+  CHECK(c.topics == 2);
+  CHECK(c.subscriptions == 2);
+  zmq::socket_t pub(ctx, zmq::socket_type::xpub);
+  pub.set(zmq::sockopt::linger, 0);
+  pub.connect(r.ep().pub);
+  std::vector<std::string> heard{recv_parts(pub).at(0), recv_parts(pub).at(0)};
+  std::sort(heard.begin(), heard.end());
+  CHECK(heard == std::vector<std::string>{"\1real", "\1two"});
+  send_parts(pub, {"real", "delivered"});
+  CHECK(recv_parts(rogue) == std::vector<std::string>{"real", "delivered"});
+}

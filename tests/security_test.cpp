@@ -310,6 +310,7 @@ TEST_CASE("security: a CURVE relay serves a listed client and refuses the others
     subscriber sub(ctx, subscriber_to(r.ep(), "t", client_curve(mallory, server)));
     CHECK_THROWS_WITH(sub.connect(), "cannot connect to '" + r.ep().sub + "': the relay refused our credentials");
     CHECK(eventually([&] { return log.contains("refused a CURVE client from 127.0.0.1 with key " + mallory.public_key); }));
+    CHECK(eventually([&] { return r.get().counters().clients_refused >= 2; }));  // and counts it
   }
   SECTION("a client without CURVE is refused, and told about the keys") {
     // Depending on who closes first, ZeroMQ reports the mechanism mismatch or only a failure.
