@@ -34,13 +34,16 @@ bool connect_and_wait(zmq::context_t& ctx, zmq::socket_t& sock, const std::strin
     return true;
   }
   const auto name = monitor_name(sock);
+  // Declared before the guard, so closed after it: libzmq sends each event with a blocking send
+  // while holding the socket's monitor lock, and a PAIR with no peer never takes it. Stopping
+  // the monitor after its reader had gone could wait on that lock forever.
+  zmq::socket_t mon(ctx, zmq::socket_type::pair);
   if (zmq_socket_monitor(sock.handle(), name.c_str(),
                          ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
                              ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                              ZMQ_EVENT_CONNECT_RETRIED) != 0)
     throw connect_error("cannot connect to '" + text + "': cannot monitor socket: " + zmq_strerror(zmq_errno()));
   monitor_guard guard{sock};
-  zmq::socket_t mon(ctx, zmq::socket_type::pair);
   mon.connect(name);
   sock.connect(text);
 
