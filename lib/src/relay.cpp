@@ -22,6 +22,8 @@ using clock = std::chrono::steady_clock;
 // How many messages one socket may hand over before the loop looks at the others
 // (zmq_proxy reads in bursts the same way).
 constexpr int burst = 512;
+// Subscriptions are cheap to apply and ordered before the messages that follow them.
+constexpr int subscription_burst = 100000;
 // A plain publisher may send any number of frames; more than this is refused, not buffered.
 constexpr std::size_t max_frames = 64;
 constexpr std::chrono::milliseconds idle_poll{100};
@@ -538,7 +540,10 @@ struct relay::impl {
   // unsubscription up to XSUB, so that publishers filter at the source.
   void handle_subscriptions() {
     zmq::message_t m;
-    for (int i = 0; i < burst; ++i) {
+    // All that are waiting, within reason: a subscriber that sent thousands at once expects them
+    // all in effect together (ZeroMQ itself applies what has arrived in one go), not a burst at a
+    // time between messages that would miss the rest.
+    for (int i = 0; i < subscription_burst; ++i) {
       if (!xpub.recv(m, zmq::recv_flags::dontwait)) return;
       const auto* p = static_cast<const unsigned char*>(m.data());
       if (m.size() == 0 || p[0] > 1 || m.more()) {
