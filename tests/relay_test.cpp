@@ -643,3 +643,26 @@ TEST_CASE("relay ignores and counts bogus subscription frames and still applies 
   send_parts(pub, {"real", "delivered"});
   CHECK(recv_parts(rogue) == std::vector<std::string>{"real", "delivered"});
 }
+
+TEST_CASE("relay keeps a topic for its subscriber when one refused earlier unsubscribes", "[relay]") {
+  zmq::context_t ctx;
+  auto cfg = inproc_config();
+  cfg.max_subscriptions = 1;
+  running_relay r(ctx, cfg);
+  auto a = make_sub(ctx, r.ep().sub, "x");
+  REQUIRE(wait_subscribed(ctx, r.ep(), "x"));
+  auto b = make_sub(ctx, r.ep().sub, "y");  // no room: refused
+  REQUIRE(eventually([&] { return r.get().counters().subs_refused == 1; }));
+  a.set(zmq::sockopt::unsubscribe, "x");    // room again
+  REQUIRE(eventually([&] { return r.get().counters().topics == 0; }));
+  auto c = make_sub(ctx, r.ep().sub, "y");  // applied
+  REQUIRE(wait_subscribed(ctx, r.ep(), "y"));
+  b.set(zmq::sockopt::unsubscribe, "y");    // ends b's refused subscription, not c's
+  REQUIRE(eventually([&] { return r.get().counters().unsubscriptions == 2; }));
+  CHECK(r.get().counters().topics == 1);
+  // Fire-and-forget publishers still send "y" (the relay did not pass the unsubscription up).
+  auto pub = make_connected(ctx, zmq::socket_type::xpub, r.ep().pub);
+  REQUIRE(recv_parts(pub) == std::vector<std::string>{"\1y"});
+  send_parts(pub, {"y", "for c"});
+  CHECK(recv_parts(c) == std::vector<std::string>{"y", "for c"});
+}

@@ -572,6 +572,12 @@ struct relay::impl {
     if (it == topics.end()) {
       if (cfg.max_subscriptions != 0 && topics.size() >= cfg.max_subscriptions) {
         relay_stats::add(stats.subs_refused);
+        // Its subscriber will unsubscribe one day, and that must not take the topic from
+        // someone it is later applied to (remembered within the same limit).
+        if (auto r = refused_topics.find(topic); r != refused_topics.end())
+          ++r->second;
+        else if (refused_topics.size() < cfg.max_subscriptions)
+          refused_topics.emplace(std::string(topic), 1);
         warn_once(warned_sub_cap, "warning: refused a subscription to '" + printable(topic.data(), topic.size()) +
                                       "': the relay holds its limit of " + std::to_string(cfg.max_subscriptions) +
                                       " topics (--max-subscriptions)");
@@ -592,8 +598,14 @@ struct relay::impl {
     relay_stats::add(stats.unsubscriptions);
     xpub.set(zmq::sockopt::unsubscribe, topic);
     note("unsubscribe '" + printable(topic.data(), topic.size()) + "'");
+    // Which subscription an unsubscription ends cannot be told (ZeroMQ does not say which
+    // connection sent it): a refused one first, so that a topic stays while anyone may hold it.
+    if (auto r = refused_topics.find(topic); r != refused_topics.end()) {
+      if (--r->second == 0) refused_topics.erase(r);
+      return;
+    }
     auto it = topics.find(topic);
-    if (it == topics.end()) return;  // refused, or never subscribed
+    if (it == topics.end()) return;  // refused for its length, or never subscribed
     if (--it->second != 0) return;
     topics.erase(it);
     stats.topics.store(topics.size(), std::memory_order_relaxed);
@@ -687,6 +699,8 @@ struct relay::impl {
   // Each subscribed topic and how many subscriptions hold it.
   // (std::less<> looks up a string_view without a copy.)
   std::map<std::string, std::uint64_t, std::less<>> topics;
+  // Topics refused for want of room, and how many subscriptions asked for each.
+  std::map<std::string, std::uint64_t, std::less<>> refused_topics;
   tick_fn tick;
   std::chrono::milliseconds tick_every{1000};
   std::unordered_map<std::uint64_t, publisher_state> publishers;
