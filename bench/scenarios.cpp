@@ -87,11 +87,6 @@ public:
   virtual int pid() const { return 0; }
 };
 
-// Room in the relay for every topic the run subscribes to (--topics goes past the default limit).
-std::size_t topic_room(const options& opt) {
-  return std::max(zrelay::relay_config{}.max_subscriptions, static_cast<std::size_t>(opt.topics));
-}
-
 class embedded_relay : public middle {
 public:
   embedded_relay(const options& opt, const std::string& scenario) : ctx_(2), scenario_(scenario) {
@@ -100,7 +95,6 @@ public:
     c.on_full = opt.on_full;
     c.hwm = opt.hwm;
     c.linger = std::chrono::milliseconds(0);
-    c.max_subscriptions = topic_room(opt);
     relay_ = std::make_unique<zrelay::relay>(ctx_, c);
     thread_ = std::thread([this] { relay_->run(); });
   }
@@ -130,11 +124,10 @@ public:
     if (pid_ == 0) {
       ::dup2(out[1], 1);
       const std::string hwm = std::to_string(opt.hwm);
-      const std::string topics = std::to_string(topic_room(opt));
       const char* policy = opt.on_full == zrelay::full_policy::block ? "block" : "drop";
       ::execl(opt.zrelay_path.c_str(), "zrelay", "--pub-bind", "tcp://127.0.0.1:*", "--sub-bind",
               "tcp://127.0.0.1:*", "--ack-bind", "tcp://127.0.0.1:*", "--hwm", hwm.c_str(), "--on-full", policy,
-              "--max-subscriptions", topics.c_str(), static_cast<char*>(nullptr));
+              static_cast<char*>(nullptr));
       ::_exit(127);
     }
     ::close(out[1]);

@@ -64,7 +64,8 @@ int run(sub_options opt, signal_watch& signals) {
   for (const auto& t : opt.subscriber.topics)
     if (t.size() > relay_limit)
       std::cerr << "zsub: warning: a topic of " << t.size() << " bytes is over zrelay's default --max-topic ("
-                << relay_limit << "); unless the relay was started with a larger one, it refuses the subscription"
+                << relay_limit << "): unless the relay was started with a larger one, it drops this connection (and zsub "
+                   "reconnects, in vain)"
                 << std::endl;
   zmq::context_t ctx(1);
   subscriber sub(ctx, opt.subscriber);

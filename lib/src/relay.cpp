@@ -4,7 +4,6 @@
 #include <array>
 #include <cstring>
 #include <deque>
-#include <map>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -22,14 +21,14 @@ using clock = std::chrono::steady_clock;
 // How many messages one socket may hand over before the loop looks at the others
 // (zmq_proxy reads in bursts the same way).
 constexpr int burst = 512;
-// Subscriptions are cheap to apply and ordered before the messages that follow them.
+// Subscriptions are few and cheap to pass on; publishers should hear them before more messages.
 constexpr int subscription_burst = 100000;
 // A plain publisher may send any number of frames; more than this is refused, not buffered.
 constexpr std::size_t max_frames = 64;
 constexpr std::chrono::milliseconds idle_poll{100};
-// A subscription frame is its topic plus a flag byte (ZMTP 3.0) or the command name
-// "\x09SUBSCRIBE" (ZMTP 3.1); a little more room than that costs nothing.
-constexpr std::size_t sub_frame_slack = 64;
+// A subscription frame is its topic after the command name "\x09SUBSCRIBE" (ZMTP 3.1, libzmq
+// 4.3) or a flag byte (ZMTP 3.0).
+constexpr std::size_t sub_frame_overhead = 10;
 
 std::string printable(const void* data, std::size_t size, std::size_t limit = 80) {
   static constexpr char hex[] = "0123456789abcdef";
@@ -98,9 +97,6 @@ struct relay::impl {
       if (cfg.heartbeat.count() > 0) set_heartbeat(*s, cfg.heartbeat);
     }
     xpub.set(zmq::sockopt::xpub_nodrop, 1);
-    // The relay decides which subscriptions take effect (topic length, how many topics): ZeroMQ
-    // hands each one over and applies it only when told to.
-    xpub.set(zmq::sockopt::xpub_manual, 1);
     // Subscriptions in (XPUB) and on to the publishers (XSUB) must never meet a high-water mark:
     // ZeroMQ drops subscription messages past it without a word, and a publisher that never
     // hears a subscription filters those messages out at its source.
@@ -117,11 +113,11 @@ struct relay::impl {
       router.set(zmq::sockopt::maxmsgsize, cap);
       xsub.set(zmq::sockopt::maxmsgsize, cap);
     }
-    // Subscribers send only subscriptions. A frame of more than 64 KiB (the most --max-topic can
-    // be) is cut off at its size header, so a garbage length never reaches malloc; anything
-    // shorter is read, and refused and counted if its topic is over the limit (dropping the
-    // connection instead would only make a subscriber reconnect and try again, forever).
-    xpub.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(max_topic_limit + sub_frame_slack));
+    // Subscribers send only subscriptions, and ZeroMQ applies them itself (its manual mode, which
+    // would let the relay refuse one, can use a freed connection in libzmq 4.3.4). So the topic
+    // limit is a frame limit: ZeroMQ drops a subscriber whose subscription frame is longer, at
+    // its size header, before applying it or reading it into memory.
+    xpub.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(cfg.max_topic + sub_frame_overhead));
     xframes.resize(max_frames);
     bound.pub = bind(xsub, cfg.pub_bind);
     bound.sub = bind(xpub, cfg.sub_bind);
@@ -535,81 +531,26 @@ struct relay::impl {
     return emit(xframes.data(), n, msgs, bytes, 0, 0) ? step::next : step::held;
   }
 
-  // Subscriptions come in on XPUB one at a time (manual mode); the relay applies each to the
-  // connection that sent it, or refuses it, and passes a topic's first subscription and its last
-  // unsubscription up to XSUB, so that publishers filter at the source.
+  // Subscriptions travel from XPUB up to XSUB, so that publishers filter at the source. ZeroMQ
+  // has applied each to its connection already, and hands over a topic's first subscription
+  // and its last unsubscription (of all subscribers together).
   void handle_subscriptions() {
     zmq::message_t m;
-    // All that are waiting, within reason: a subscriber that sent thousands at once expects them
-    // all in effect together (ZeroMQ itself applies what has arrived in one go), not a burst at a
-    // time between messages that would miss the rest.
+    // All that are waiting, within reason, before the next messages.
     for (int i = 0; i < subscription_burst; ++i) {
       if (!xpub.recv(m, zmq::recv_flags::dontwait)) return;
       const auto* p = static_cast<const unsigned char*>(m.data());
-      if (m.size() == 0 || p[0] > 1 || m.more()) {
-        // A subscriber sent something that is not a subscription: nothing goes upstream.
+      if (m.size() == 0 || p[0] > 1) {
+        // Not a subscription (ZeroMQ passes each frame on by itself): nothing goes upstream.
         relay_stats::add(stats.malformed);
         warn_once(warned_not_subscription, "warning: ignored a message from a subscriber that is not a subscription");
-        drain(xpub, m.more());
         continue;
       }
-      const std::string_view topic(reinterpret_cast<const char*>(p + 1), m.size() - 1);
-      if (p[0] == 1)
-        subscribe(topic, m);
-      else
-        unsubscribe(topic, m);
+      const bool subscribe = p[0] == 1;
+      relay_stats::add(subscribe ? stats.subscriptions : stats.unsubscriptions);
+      note(std::string(subscribe ? "subscribe '" : "unsubscribe '") + printable(p + 1, m.size() - 1) + "'");
+      (void)xsub.send(m, zmq::send_flags::dontwait);
     }
-  }
-
-  void subscribe(std::string_view topic, zmq::message_t& frame) {
-    relay_stats::add(stats.subscriptions);
-    if (topic.size() > cfg.max_topic) {
-      relay_stats::add(stats.subs_refused);
-      warn_once(warned_sub_topic, "warning: refused a subscription: " + topic_too_long_text(topic.size()));
-      return;
-    }
-    auto it = topics.find(topic);
-    if (it == topics.end()) {
-      if (cfg.max_subscriptions != 0 && topics.size() >= cfg.max_subscriptions) {
-        relay_stats::add(stats.subs_refused);
-        // Its subscriber will unsubscribe one day, and that must not take the topic from
-        // someone it is later applied to (remembered within the same limit).
-        if (auto r = refused_topics.find(topic); r != refused_topics.end())
-          ++r->second;
-        else if (refused_topics.size() < cfg.max_subscriptions)
-          refused_topics.emplace(std::string(topic), 1);
-        warn_once(warned_sub_cap, "warning: refused a subscription to '" + printable(topic.data(), topic.size()) +
-                                      "': the relay holds its limit of " + std::to_string(cfg.max_subscriptions) +
-                                      " topics (--max-subscriptions)");
-        return;
-      }
-      it = topics.emplace(std::string(topic), 0).first;
-      stats.topics.store(topics.size(), std::memory_order_relaxed);
-      (void)xsub.send(frame, zmq::send_flags::dontwait);  // the first one: publishers need to hear it
-    }
-    ++it->second;
-    xpub.set(zmq::sockopt::subscribe, topic);
-    note("subscribe '" + printable(topic.data(), topic.size()) + "'");
-  }
-
-  // Also what ZeroMQ reports, without a connection to apply it to, for each topic of a
-  // subscriber that went away.
-  void unsubscribe(std::string_view topic, zmq::message_t& frame) {
-    relay_stats::add(stats.unsubscriptions);
-    xpub.set(zmq::sockopt::unsubscribe, topic);
-    note("unsubscribe '" + printable(topic.data(), topic.size()) + "'");
-    // Which subscription an unsubscription ends cannot be told (ZeroMQ does not say which
-    // connection sent it): a refused one first, so that a topic stays while anyone may hold it.
-    if (auto r = refused_topics.find(topic); r != refused_topics.end()) {
-      if (--r->second == 0) refused_topics.erase(r);
-      return;
-    }
-    auto it = topics.find(topic);
-    if (it == topics.end()) return;  // refused for its length, or never subscribed
-    if (--it->second != 0) return;
-    topics.erase(it);
-    stats.topics.store(topics.size(), std::memory_order_relaxed);
-    (void)xsub.send(frame, zmq::send_flags::dontwait);  // the last one
   }
 
   void forget_idle_publishers(clock::time_point now) {
@@ -695,12 +636,7 @@ struct relay::impl {
   bool verbose = false;
   std::array<bool, 8> warned{};
   bool warned_drop = false;
-  bool warned_long_topic = false, warned_sub_topic = false, warned_sub_cap = false, warned_not_subscription = false;
-  // Each subscribed topic and how many subscriptions hold it.
-  // (std::less<> looks up a string_view without a copy.)
-  std::map<std::string, std::uint64_t, std::less<>> topics;
-  // Topics refused for want of room, and how many subscriptions asked for each.
-  std::map<std::string, std::uint64_t, std::less<>> refused_topics;
+  bool warned_long_topic = false, warned_not_subscription = false;
   tick_fn tick;
   std::chrono::milliseconds tick_every{1000};
   std::unordered_map<std::uint64_t, publisher_state> publishers;

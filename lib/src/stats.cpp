@@ -13,7 +13,7 @@ struct counter_field {
   std::atomic<std::uint64_t> relay_stats::*live;
 };
 
-constexpr std::array<counter_field, 17> fields{{
+constexpr std::array<counter_field, 15> fields{{
     {"msgs_in", &relay_counters::msgs_in, &relay_stats::msgs_in},
     {"bytes_in", &relay_counters::bytes_in, &relay_stats::bytes_in},
     {"msgs_out", &relay_counters::msgs_out, &relay_stats::msgs_out},
@@ -26,10 +26,8 @@ constexpr std::array<counter_field, 17> fields{{
     {"malformed", &relay_counters::malformed, &relay_stats::malformed},
     {"subscriptions", &relay_counters::subscriptions, &relay_stats::subscriptions},
     {"unsubscriptions", &relay_counters::unsubscriptions, &relay_stats::unsubscriptions},
-    {"subs_refused", &relay_counters::subs_refused, &relay_stats::subs_refused},
     {"refused", &relay_counters::refused, &relay_stats::refused},
     {"clients_refused", &relay_counters::clients_refused, &relay_stats::clients_refused},
-    {"topics", &relay_counters::topics, &relay_stats::topics},
     {"publishers", &relay_counters::publishers, &relay_stats::publishers},
 }};
 

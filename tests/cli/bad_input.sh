@@ -181,12 +181,12 @@ limits() {
   expect_status 2 "$ZRELAY" --max-topic 0 --pub-bind "$ANY" --sub-bind "$ANY" --ack-bind "$ANY"
   expect_stderr_contains "--max-topic must be from 1 to 65536 bytes"
   expect_stderr_one_line
-  expect_status 2 "$ZRELAY" --max-subscriptions lots --pub-bind "$ANY" --sub-bind "$ANY" --ack-bind "$ANY"
-  expect_stderr_contains "--max-subscriptions must be a whole number"
+  expect_status 2 "$ZRELAY" --max-topic 65537 --pub-bind "$ANY" --sub-bind "$ANY" --ack-bind "$ANY"
+  expect_status 2 "$ZRELAY" --max-topic lots --pub-bind "$ANY" --sub-bind "$ANY" --ack-bind "$ANY"
   local long
   long=$(head -c 2000 /dev/zero | tr '\0' T)
-  # The relay's default --max-topic is 1024: a NACK for the publisher, a warning for the subscriber
-  # (the relay counts the refused subscription; checked at the end).
+  # The relay's default --max-topic is 1024: a NACK for the publisher; the subscriber is warned
+  # (the relay drops its connection at the oversized subscription frame).
   expect_status 3 "$ZPUB" -t "$long" -m hi --ack-connect "$ACK_EP"
   expect_stderr_contains "relay refused 1 message(s): too large: a topic of 2000 bytes exceeds the limit of 1024"
   expect_stderr_one_line
@@ -215,8 +215,6 @@ case_ "relay stops answering (status 4, after 2 retries)" relay_stops_answering
 expect_relay_alive "after the bad inputs"
 check_pubsub after 'still serving'
 stop_relay
-[[ $(relay_counter subs_refused) -ge 1 ]] ||
-  fail "the relay did not count the subscription it refused: $RELAY_FINAL"
 
 ((${#FAILED[@]} == 0)) || fail "${#FAILED[@]} case(s) failed: $(printf '[%s] ' "${FAILED[@]}")"
 pass "every bad input got its status and message; the relay kept serving"

@@ -45,7 +45,6 @@ struct relay_config {
   int hwm = 1000;                        ///< high-water mark (ZeroMQ messages) of every socket
   std::size_t max_msg_size = 1u << 20;   ///< largest message accepted on the ack socket (0 = none)
   std::size_t max_topic = 1024;          ///< longest topic of a subscription or a message, in bytes
-  std::size_t max_subscriptions = 100000;  ///< distinct topics subscribed at once, all subscribers together (0 = none)
   std::chrono::milliseconds full_wait{100};  ///< drop policy: how long a full subscriber may hold the others up
   std::chrono::milliseconds linger{1000};  ///< how long shutdown may spend flushing queues
   std::chrono::seconds publisher_idle{600};  ///< forget an acked publisher idle this long
