@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <functional>
@@ -28,7 +29,6 @@ namespace {
 constexpr std::size_t stamp_size = 16;
 constexpr std::uint64_t seq_mask = (std::uint64_t{1} << 48) - 1;
 
-std::string topic_name(std::uint64_t k) { return "bench." + std::to_string(k); }
 
 // What a publisher sends through: the library's publisher (relay scenarios) or a raw PUB
 // socket sending [topic][payload] (the direct and zmq-proxy baselines).
@@ -151,6 +151,12 @@ void write_line(int fd, const std::string& line) {
     }
     done += static_cast<std::size_t>(n);
   }
+}
+
+std::string topic_name(std::uint64_t k) {
+  char name[32];
+  std::snprintf(name, sizeof name, "bench.%07llu", static_cast<unsigned long long>(k));
+  return name;
 }
 
 std::string encode_result(const client_result& r) {

@@ -42,6 +42,10 @@ private:
 void write_line(int fd, const std::string& line);
 
 /// Publisher i of a run.
+/// Topic k of a run: all of one width, so that no topic is a prefix of another (a probe on the
+/// last one matches only its own subscription).
+std::string topic_name(std::uint64_t k);
+
 void run_publisher(const options& opt, const wiring& w, int index, const channel& ch);
 /// Subscriber i of a run.
 void run_subscriber(const options& opt, const wiring& w, int index, const channel& ch);

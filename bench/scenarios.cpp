@@ -364,7 +364,7 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
       // The same for NATS: a small receive buffer, subscribed (confirmed by a PONG), never read.
       for (int i = 0; i < opt.stuck; ++i) {
         stuck_nats.push_back(std::make_unique<nats::connection>(w.sub_endpoint, std::chrono::seconds(5), 4096));
-        for (int k = 0; k < opt.topics; ++k) stuck_nats.back()->subscribe("bench." + std::to_string(k), k + 1);
+        for (int k = 0; k < opt.topics; ++k) stuck_nats.back()->subscribe(topic_name(static_cast<std::uint64_t>(k)), k + 1);
         if (!stuck_nats.back()->round_trip(std::chrono::seconds(5))) abort_all("a stuck nats subscriber could not subscribe");
       }
     } else if (scenario != "direct") {
@@ -373,7 +373,7 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
         stuck.back().set(zmq::sockopt::rcvhwm, 1);
         stuck.back().set(zmq::sockopt::rcvbuf, 4096);
         stuck.back().set(zmq::sockopt::linger, 0);
-        for (int k = 0; k < opt.topics; ++k) stuck.back().set(zmq::sockopt::subscribe, "bench." + std::to_string(k));
+        for (int k = 0; k < opt.topics; ++k) stuck.back().set(zmq::sockopt::subscribe, topic_name(static_cast<std::uint64_t>(k)));
         stuck.back().connect(w.sub_endpoint);
       }
     }

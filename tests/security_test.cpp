@@ -400,3 +400,28 @@ TEST_CASE("security: command lines take --curve-key, --curve-server-key and --al
     CHECK_THROWS_AS(cli::parse_keygen(static_cast<int>(v.size()), v.data()), cli::usage_error);
   }
 }
+
+TEST_CASE("security: under CURVE a subscription of exactly the topic limit is served", "[security]") {
+  // CURVE wraps each frame in 33 bytes more, which ZeroMQ's frame limit must allow for.
+  zmq::context_t ctx;
+  const auto server = generate_key_pair();
+  const auto alice = generate_key_pair();
+  auto cfg = curve_relay(server, {alice.public_key});
+  cfg.max_topic = min_max_topic;
+  running_relay r(ctx, cfg);
+  const std::string topic(min_max_topic, 't');
+  subscriber sub(ctx, subscriber_to(r.ep(), topic, client_curve(alice, server)));
+  REQUIRE(sub.connect());
+  REQUIRE(eventually([&] { return r.get().counters().subscriptions == 1; }));
+  publisher pub(ctx, acked_publisher(r.ep(), client_curve(alice, server)));
+  pub.connect();
+  pub.publish(topic, "at the limit");
+  REQUIRE(pub.drain(deadline));
+  CHECK(pub.stats().acked == 1);
+  std::string got;
+  CHECK(sub.receive(deadline, [&](const message_view& m) {
+    got = std::string(m.payload);
+    return false;
+  }) == subscriber::result::stopped);
+  CHECK(got == "at the limit");
+}

@@ -180,7 +180,7 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
       ("full-wait", "with drop: how long a full subscriber may hold the others up before its messages are dropped", cxxopts::value<std::string>()->default_value("100"), "MS")
       ("hwm", "high-water mark of each socket, in ZeroMQ messages (a batch is one)", cxxopts::value<std::string>()->default_value("1000"), "N")
       ("max-msg-size", "largest message accepted (acked publishers get a NACK 'too large'; a frame more than 64 KiB over it is cut off unread); 0 for no limit", cxxopts::value<std::string>()->default_value("1M"), "BYTES")
-      ("max-topic", "longest topic (at most 64k): a message with a longer topic frame is refused (acked publishers get a NACK) and counted; a subscriber sending a longer subscription is disconnected by ZeroMQ", cxxopts::value<std::string>()->default_value("1024"), "BYTES")
+      ("max-topic", "longest topic (512 to 64k): a message with a longer topic frame is refused (acked publishers get a NACK) and counted; a subscriber sending a longer subscription is disconnected by ZeroMQ", cxxopts::value<std::string>()->default_value("1024"), "BYTES")
       ("heartbeat", "ZeroMQ heartbeat interval to every peer; a peer silent for 3 intervals is dropped (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
       ("stats-interval", "print the counters on stderr every SECONDS (a final line is always printed)", cxxopts::value<std::string>()->default_value("0"), "SECONDS")
       ("v,verbose", "log subscriptions, new publishers and every refused message")
@@ -220,9 +220,9 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
   c.heartbeat = std::chrono::milliseconds(parse_uint(get(r, "heartbeat"), "--heartbeat", 0, 600'000));
   c.max_msg_size = parse_size(get(r, "max-msg-size"), "--max-msg-size");
   c.max_topic = parse_size(get(r, "max-topic"), "--max-topic");
-  if (c.max_topic == 0 || c.max_topic > max_topic_limit)
-    throw usage_error("--max-topic must be from 1 to " + std::to_string(max_topic_limit) + " bytes, not '" +
-                      get(r, "max-topic") + "'");
+  if (c.max_topic < min_max_topic || c.max_topic > max_topic_limit)
+    throw usage_error("--max-topic must be from " + std::to_string(min_max_topic) + " to " +
+                      std::to_string(max_topic_limit) + " bytes, not '" + get(r, "max-topic") + "'");
   out.options.stats_interval = parse_seconds(get(r, "stats-interval"), "--stats-interval", true);
   out.options.verbose = r.count("verbose") > 0;
   c.curve = relay_curve(r);

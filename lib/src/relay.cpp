@@ -27,8 +27,10 @@ constexpr int subscription_burst = 100000;
 constexpr std::size_t max_frames = 64;
 constexpr std::chrono::milliseconds idle_poll{100};
 // A subscription frame is its topic after the command name "\x09SUBSCRIBE" (ZMTP 3.1, libzmq
-// 4.3) or a flag byte (ZMTP 3.0).
+// 4.3.3 on) or a flag byte (ZMTP 3.0); CURVE wraps it in a MESSAGE command (name, nonce, flags,
+// MAC).
 constexpr std::size_t sub_frame_overhead = 10;
+constexpr std::size_t curve_frame_overhead = 33;
 
 std::string printable(const void* data, std::size_t size, std::size_t limit = 80) {
   static constexpr char hex[] = "0123456789abcdef";
@@ -117,7 +119,14 @@ struct relay::impl {
     // would let the relay refuse one, can use a freed connection in libzmq 4.3.4). So the topic
     // limit is a frame limit: ZeroMQ drops a subscriber whose subscription frame is longer, at
     // its size header, before applying it or reading it into memory.
-    xpub.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(cfg.max_topic + sub_frame_overhead));
+    // The limit holds for the handshake's frames too: min_max_topic leaves room for them (CURVE's
+    // INITIATE is the largest, about 300 bytes).
+    if (cfg.max_topic < min_max_topic || cfg.max_topic > max_topic_limit)
+      throw std::invalid_argument("the topic limit must be from " + std::to_string(min_max_topic) + " to " +
+                                  std::to_string(max_topic_limit) + " bytes");
+    const auto sub_frame =
+        cfg.max_topic + sub_frame_overhead + (cfg.curve.enabled() ? curve_frame_overhead : 0);
+    xpub.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(sub_frame));
     xframes.resize(max_frames);
     bound.pub = bind(xsub, cfg.pub_bind);
     bound.sub = bind(xpub, cfg.sub_bind);

@@ -178,8 +178,8 @@ relay_stops_answering() {
   (((t1 - t0) / 1000000 < 5000)) || fail "zpub took $(((t1 - t0) / 1000000)) ms to give up (--ack-timeout 200 --retries 2)"
 }
 limits() {
-  expect_status 2 "$ZRELAY" --max-topic 0 --pub-bind "$ANY" --sub-bind "$ANY" --ack-bind "$ANY"
-  expect_stderr_contains "--max-topic must be from 1 to 65536 bytes"
+  expect_status 2 "$ZRELAY" --max-topic 511 --pub-bind "$ANY" --sub-bind "$ANY" --ack-bind "$ANY"
+  expect_stderr_contains "--max-topic must be from 512 to 65536 bytes"
   expect_stderr_one_line
   expect_status 2 "$ZRELAY" --max-topic 65537 --pub-bind "$ANY" --sub-bind "$ANY" --ack-bind "$ANY"
   expect_status 2 "$ZRELAY" --max-topic lots --pub-bind "$ANY" --sub-bind "$ANY" --ack-bind "$ANY"

@@ -33,7 +33,9 @@ enum class full_policy {
 /// Parses "drop" or "block"; throws std::invalid_argument otherwise.
 full_policy parse_full_policy(std::string_view text);
 
-/// The largest topic limit a relay can be given (relay_config::max_topic).
+/// The range of the topic limit (relay_config::max_topic). Below the minimum, ZeroMQ's frame
+/// limit on the subscriber socket would cut off handshakes.
+inline constexpr std::size_t min_max_topic = 512;
 inline constexpr std::size_t max_topic_limit = 64u << 10;
 
 /// How to build a relay. The defaults bind loopback only.
@@ -44,7 +46,7 @@ struct relay_config {
   full_policy on_full = full_policy::drop;
   int hwm = 1000;                        ///< high-water mark (ZeroMQ messages) of every socket
   std::size_t max_msg_size = 1u << 20;   ///< largest message accepted on the ack socket (0 = none)
-  std::size_t max_topic = 1024;          ///< longest topic of a subscription or a message, in bytes
+  std::size_t max_topic = 1024;          ///< longest topic of a subscription or a message, in bytes (min_max_topic to max_topic_limit)
   std::chrono::milliseconds full_wait{100};  ///< drop policy: how long a full subscriber may hold the others up
   std::chrono::milliseconds linger{1000};  ///< how long shutdown may spend flushing queues
   std::chrono::seconds publisher_idle{600};  ///< forget an acked publisher idle this long
@@ -66,7 +68,8 @@ public:
   /// Called every stats interval from the relay thread.
   using tick_fn = std::function<void(const relay_counters&)>;
 
-  /// Validates and binds all three sockets; throws endpoint_error or bind_error.
+  /// Validates and binds all three sockets; throws endpoint_error or bind_error (and
+  /// std::invalid_argument for a topic limit out of range).
   relay(zmq::context_t& ctx, relay_config cfg);
   ~relay();
   relay(const relay&) = delete;

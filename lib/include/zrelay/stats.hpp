@@ -26,7 +26,8 @@ struct relay_counters {
   std::uint64_t publishers = 0;      ///< acked publishers currently known
 };
 
-/// The live counters. Single writer (the relay thread); relaxed atomics make reads safe.
+/// The live counters. Each has a single writer (the relay thread; clients_refused, the security
+/// handler's thread); relaxed atomics make reads safe.
 class relay_stats {
 public:
   /// Adds n to a counter: a relaxed load and store, no read-modify-write on the hot path.
