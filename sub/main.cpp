@@ -59,7 +59,9 @@ int run(sub_options opt, signal_watch& signals) {
     if (!std::getline(std::cin, topic)) return cli::exit_ok;
     opt.subscriber.topics.push_back(topic);
   }
-  // The relay cannot tell a subscriber that it refused a subscription, so say it here.
+  // A relay drops a subscriber whose subscription is over its topic limit, with no word to it
+  // (ZeroMQ has no reply to a subscription), and zsub would reconnect again and again: say why
+  // up front.
   const auto relay_limit = relay_config{}.max_topic;
   for (const auto& t : opt.subscriber.topics)
     if (t.size() > relay_limit)
