@@ -147,14 +147,17 @@ struct relay::impl {
   }
 
   // Logs the first of a kind of bad input (all of them with verbose); the rest are counted.
-  void warn_once(bool& warned_already, const std::string& text) {
+  // `text()` builds the line only when it is logged: a flood of bad input costs no formatting.
+  template <typename TextFn>
+  void warn_once(bool& warned_already, const TextFn& text) {
     if (verbose || !warned_already) {
-      if (log) log(text + (verbose ? "" : " (further ones are counted, not logged)"));
+      if (log) log(text() + (verbose ? "" : " (further ones are counted, not logged)"));
       warned_already = true;
     }
   }
 
-  void warn(wire::reason r, const std::string& text) {
+  template <typename TextFn>
+  void warn(wire::reason r, const TextFn& text) {
     warn_once(warned[static_cast<std::size_t>(r) % warned.size()], text);
   }
 
@@ -182,15 +185,20 @@ struct relay::impl {
         if (i == 0) return false;
         // Cannot happen (the high-water mark counts whole messages) but must not tear a
         // message in two: finish it lossily.
-        xpub.set(zmq::sockopt::xpub_nodrop, 0);
-        for (; i < n; ++i)
-          (void)xpub.send(frames[i], (i + 1 < n ? zmq::send_flags::sndmore : zmq::send_flags::none) |
-                                         zmq::send_flags::dontwait);
-        xpub.set(zmq::sockopt::xpub_nodrop, 1);
+        send_dropping(frames + i, n - i);
         return true;
       }
     }
     return true;
+  }
+
+  // Sends frames[0..n) past any full subscriber, which misses them.
+  void send_dropping(zmq::message_t* frames, std::size_t n) {
+    xpub.set(zmq::sockopt::xpub_nodrop, 0);
+    for (std::size_t i = 0; i < n; ++i)
+      (void)xpub.send(frames[i],
+                      (i + 1 < n ? zmq::send_flags::sndmore : zmq::send_flags::none) | zmq::send_flags::dontwait);
+    xpub.set(zmq::sockopt::xpub_nodrop, 1);
   }
 
   // The message is out (or, dropped for a full subscriber, out to everyone else): count it and
@@ -239,9 +247,7 @@ struct relay::impl {
       if (!try_send(h.frames.data(), h.frames.size())) {
         const bool waited = clock::now() - held_since >= cfg.full_wait;
         if (!give_up && (cfg.on_full == full_policy::block || !waited)) return false;
-        xpub.set(zmq::sockopt::xpub_nodrop, 0);
-        (void)try_send(h.frames.data(), h.frames.size());
-        xpub.set(zmq::sockopt::xpub_nodrop, 1);
+        send_dropping(h.frames.data(), h.frames.size());
         relay_stats::add(stats.dropped, h.msgs);
         // Shutting down: what a full subscriber misses now is not acknowledged, so an acked
         // publisher sends it again to the relay that comes next.
@@ -290,8 +296,10 @@ struct relay::impl {
     r.text = detail;
     relay_stats::add(stats.nacks, counted);  // counted before the reply: whoever reads it sees it
     send_reply(route.data(), route.size(), r);
-    warn(why, "warning: refused " + std::to_string(counted) + " message(s) from publisher " + to_hex(publisher) + ": " +
-                  std::string(wire::reason_text(why)) + " (" + detail + ")");
+    warn(why, [&] {
+      return "warning: refused " + std::to_string(counted) + " message(s) from publisher " + to_hex(publisher) + ": " +
+             std::string(wire::reason_text(why)) + " (" + detail + ")";
+    });
   }
 
   std::string too_large_text(std::size_t size) const {
@@ -305,8 +313,10 @@ struct relay::impl {
   // A batch with some records over the size limit: refuse those, forward the rest as batches
   // of their own, with the sequence numbers they had (so subscribers see a gap exactly where a
   // message was refused). False: something is held.
+  // `largest` is the largest record (validate_body found it).
   bool forward_without_oversized(const zmq::message_t& rid, const zmq::message_t& topic, const wire::batch_header& h,
-                                 const zmq::message_t& body, std::uint64_t end) {
+                                 const zmq::message_t& body, std::size_t largest, publisher_state& st,
+                                 std::uint64_t end) {
     struct segment {
       std::uint32_t first, count;
       std::size_t from, to;
@@ -315,7 +325,6 @@ struct relay::impl {
     const auto* base = static_cast<const char*>(body.data());
     wire::record_reader rd(body.data(), body.size(), h.count);
     std::uint32_t i = 0;
-    std::size_t largest = 0;
     while (auto rec = rd.next()) {
       const auto to = static_cast<std::size_t>(rec->data() + rec->size() - base);
       const auto from = static_cast<std::size_t>(rec->data() - base) - wire::record_prefix_size;
@@ -326,13 +335,11 @@ struct relay::impl {
       } else {
         runs.push_back({i, 1, from, to});
       }
-      if (rec->size() > cfg.max_msg_size) largest = std::max(largest, rec->size());
       ++i;
     }
     for (const auto& run : refused)
       nack(rid, h.publisher, h.seq + run.first, run.count, run.count, wire::reason::too_large, too_large_text(largest));
     if (segments.empty()) {
-      auto& st = publishers[h.publisher];
       st.next = end;
       mark_ack(h.publisher, st);
       return true;
@@ -494,7 +501,7 @@ struct relay::impl {
       mark_ack(h.publisher, st);
       return step::next;
     }
-    const bool out = too_large ? forward_without_oversized(rid, topic, h, body, end)
+    const bool out = too_large ? forward_without_oversized(rid, topic, h, body, largest, st, end)
                                : emit(&rframes[1], 3, h.count, bytes, h.publisher, end);
     return out ? step::next : step::held;
   }
@@ -518,8 +525,9 @@ struct relay::impl {
       drain(xsub, more);
       relay_stats::add(stats.msgs_in);
       relay_stats::add(stats.malformed);
-      warn(wire::reason::malformed, "warning: dropped a message of more than " + std::to_string(max_frames) +
-                                        " frames from a publisher");
+      warn(wire::reason::malformed, [] {
+        return "warning: dropped a message of more than " + std::to_string(max_frames) + " frames from a publisher";
+      });
       return step::next;
     }
     std::uint64_t msgs = 1;
@@ -532,9 +540,10 @@ struct relay::impl {
     // frame is held to the limit.
     if (n >= 2 && xframes[0].size() > cfg.max_topic) {
       relay_stats::add(stats.refused, msgs);
-      warn_once(warned_long_topic, "warning: dropped " + std::to_string(msgs) +
-                                       " message(s) from a fire-and-forget publisher: " +
-                                       topic_too_long_text(xframes[0].size()));
+      warn_once(warned_long_topic, [&] {
+        return "warning: dropped " + std::to_string(msgs) + " message(s) from a fire-and-forget publisher: " +
+               topic_too_long_text(xframes[0].size());
+      });
       return step::next;
     }
     return emit(xframes.data(), n, msgs, bytes, 0, 0) ? step::next : step::held;
@@ -552,7 +561,8 @@ struct relay::impl {
       if (m.size() == 0 || p[0] > 1) {
         // Not a subscription (ZeroMQ passes each frame on by itself): nothing goes upstream.
         relay_stats::add(stats.malformed);
-        warn_once(warned_not_subscription, "warning: ignored a message from a subscriber that is not a subscription");
+        warn_once(warned_not_subscription,
+                  [] { return std::string("warning: ignored a message from a subscriber that is not a subscription"); });
         continue;
       }
       const bool subscribe = p[0] == 1;
