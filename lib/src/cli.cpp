@@ -99,6 +99,11 @@ std::string checked_endpoint(const std::string& text, endpoint_use use) {
 
 std::string get(const cxxopts::ParseResult& r, const char* name) { return r[name].as<std::string>(); }
 
+// --heartbeat MS, the same on every tool.
+std::chrono::milliseconds get_heartbeat(const cxxopts::ParseResult& r) {
+  return std::chrono::milliseconds(parse_uint(get(r, "heartbeat"), "--heartbeat", 0, 600'000));
+}
+
 std::string help_text(cxxopts::Options& o, const std::vector<std::string>& groups, const std::string& after) {
   return o.help(groups) + after;
 }
@@ -217,7 +222,7 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
   }
   c.hwm = static_cast<int>(parse_uint(get(r, "hwm"), "--hwm", 1, 10'000'000));
   c.full_wait = std::chrono::milliseconds(parse_uint(get(r, "full-wait"), "--full-wait", 0, 3'600'000));
-  c.heartbeat = std::chrono::milliseconds(parse_uint(get(r, "heartbeat"), "--heartbeat", 0, 600'000));
+  c.heartbeat = get_heartbeat(r);
   c.max_msg_size = parse_size(get(r, "max-msg-size"), "--max-msg-size");
   c.max_topic = parse_size(get(r, "max-topic"), "--max-topic");
   if (c.max_topic < min_max_topic || c.max_topic > max_topic_limit)
@@ -333,7 +338,7 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
   pc.ack_timeout = std::chrono::milliseconds(parse_uint(get(r, "ack-timeout"), "--ack-timeout", 1, 3'600'000));
   pc.retries = static_cast<int>(parse_uint(get(r, "retries"), "--retries", 0, 1000));
   pc.connect_timeout = std::chrono::milliseconds(parse_uint(get(r, "connect-timeout"), "--connect-timeout", 0, 3'600'000));
-  pc.heartbeat = std::chrono::milliseconds(parse_uint(get(r, "heartbeat"), "--heartbeat", 0, 600'000));
+  pc.heartbeat = get_heartbeat(r);
   p.stats = r.count("stats") > 0;
   pc.curve = client_curve(r);
   return out;
@@ -394,7 +399,7 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
   s.subscriber.connect_timeout =
       std::chrono::milliseconds(parse_uint(get(r, "connect-timeout"), "--connect-timeout", 0, 3'600'000));
   s.subscriber.dedup = r.count("dedup") > 0;
-  s.subscriber.heartbeat = std::chrono::milliseconds(parse_uint(get(r, "heartbeat"), "--heartbeat", 0, 600'000));
+  s.subscriber.heartbeat = get_heartbeat(r);
   if (r.count("json") && r.count("verbose")) throw usage_error("--json already includes the topic; drop -v");
   s.format = r.count("json") ? sub_format::json : r.count("verbose") ? sub_format::topic_payload : sub_format::payload;
   if (r.count("null")) s.terminator = '\0';

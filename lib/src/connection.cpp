@@ -12,6 +12,25 @@ std::string monitor_name(const zmq::socket_t& sock) {
   return "inproc://zrelay-monitor-" + std::to_string(reinterpret_cast<std::uintptr_t>(sock.handle()));
 }
 
+// One socket monitor event: its id (0 for a short, unreadable one) and value.
+struct monitor_event {
+  std::uint16_t id = 0;
+  std::uint32_t value = 0;
+};
+
+// Takes the next event off a monitor's PAIR socket without waiting; false when there is none.
+bool next_event(zmq::socket_t& pair, monitor_event& ev) {
+  zmq::message_t event, addr;
+  if (!pair.recv(event, zmq::recv_flags::dontwait)) return false;
+  if (event.more()) (void)pair.recv(addr);
+  ev = monitor_event{};
+  if (event.size() >= 6) {
+    std::memcpy(&ev.id, event.data(), sizeof ev.id);
+    std::memcpy(&ev.value, static_cast<const char*>(event.data()) + 2, sizeof ev.value);
+  }
+  return true;
+}
+
 // Stops the monitor whatever way the wait ends.
 struct monitor_guard {
   zmq::socket_t& sock;
@@ -65,19 +84,13 @@ bool connect_and_wait(zmq::context_t& ctx, zmq::socket_t& sock, const std::strin
     zmq::pollitem_t items[] = {{mon.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, stop_fd, ZMQ_POLLIN, 0}};
     zmq::poll(items, stop_fd >= 0 ? 2 : 1, left);
     if (stop_fd >= 0 && (items[1].revents & ZMQ_POLLIN)) return false;
-    if (!(items[0].revents & ZMQ_POLLIN)) continue;
-    zmq::message_t event, addr;
-    (void)mon.recv(event);
-    if (event.more()) (void)mon.recv(addr);
-    if (event.size() < 6) continue;
-    std::uint16_t id = 0;
-    std::memcpy(&id, event.data(), sizeof id);
+    monitor_event ev;
+    if (!(items[0].revents & ZMQ_POLLIN) || !next_event(mon, ev)) continue;
+    const auto id = ev.id;
     if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) return true;
     if (id == ZMQ_EVENT_CONNECT_RETRIED) ++retries;
     if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
-      std::uint32_t value = 0;
-      std::memcpy(&value, static_cast<const char*>(event.data()) + 2, sizeof value);
-      if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+      if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && ev.value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
         throw connect_error("cannot connect to '" + text +
                             "': the relay and this client disagree on CURVE encryption (one side has a key, the "
                             "other not: check --curve-key and --curve-server-key)");
@@ -97,6 +110,7 @@ bool connect_and_wait(zmq::context_t& ctx, zmq::socket_t& sock, const std::strin
 }
 
 void set_heartbeat(zmq::socket_t& sock, std::chrono::milliseconds interval) {
+  if (interval.count() <= 0) return;  // ZeroMQ's default: none
   const auto ivl = static_cast<int>(interval.count());
   sock.set(zmq::sockopt::heartbeat_ivl, ivl);
   sock.set(zmq::sockopt::heartbeat_timeout, 3 * ivl);
@@ -116,12 +130,9 @@ link_monitor::~link_monitor() { zmq_socket_monitor(sock_.handle(), nullptr, 0); 
 zmq::pollitem_t link_monitor::poll_item() { return {pair_.handle(), 0, ZMQ_POLLIN, 0}; }
 
 void link_monitor::drain(const change_fn& fn) {
-  zmq::message_t event, addr;
-  while (pair_.recv(event, zmq::recv_flags::dontwait)) {
-    if (event.more()) (void)pair_.recv(addr);
-    if (event.size() < 6) continue;
-    std::uint16_t id = 0;
-    std::memcpy(&id, event.data(), sizeof id);
+  monitor_event ev;
+  while (next_event(pair_, ev)) {
+    const auto id = ev.id;
     if (id == ZMQ_EVENT_DISCONNECTED && !lost_) {
       lost_ = true;
       if (fn) fn(change::lost);

@@ -35,7 +35,7 @@ publisher::publisher(zmq::context_t& ctx, publisher_config cfg)
   sock_.set(zmq::sockopt::rcvhwm, cfg_.hwm);
   sock_.set(zmq::sockopt::linger, static_cast<int>(std::max(cfg_.ack_timeout.count(), std::int64_t{1000})));
   apply_curve_client(sock_, cfg_.curve);
-  if (cfg_.heartbeat.count() > 0) set_heartbeat(sock_, cfg_.heartbeat);
+  set_heartbeat(sock_, cfg_.heartbeat);
   if (!cfg_.acked) {
     // Wait for room rather than drop when the relay is slow (send is blocking, in steps of a
     // second so that the stop descriptor is looked at).

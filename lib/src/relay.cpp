@@ -96,7 +96,7 @@ struct relay::impl {
       s->set(zmq::sockopt::rcvhwm, cfg.hwm);
       s->set(zmq::sockopt::linger, static_cast<int>(cfg.linger.count()));
       // Peers that vanish without closing (a stopped process, a cut cable) are dropped.
-      if (cfg.heartbeat.count() > 0) set_heartbeat(*s, cfg.heartbeat);
+      set_heartbeat(*s, cfg.heartbeat);
     }
     xpub.set(zmq::sockopt::xpub_nodrop, 1);
     // Subscriptions in (XPUB) and on to the publishers (XSUB) must never meet a high-water mark:

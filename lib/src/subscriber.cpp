@@ -25,7 +25,7 @@ subscriber::subscriber(zmq::context_t& ctx, subscriber_config cfg)
   sock_.set(zmq::sockopt::sndhwm, 0);
   sock_.set(zmq::sockopt::linger, 0);
   apply_curve_client(sock_, cfg_.curve);
-  if (cfg_.heartbeat.count() > 0) set_heartbeat(sock_, cfg_.heartbeat);
+  set_heartbeat(sock_, cfg_.heartbeat);
 }
 
 bool subscriber::connect(int stop_fd) {
