@@ -48,6 +48,12 @@ struct router {
     return true;
   }
 
+  // A record of `size` bytes that was skipped without being kept (it is over the limit).
+  void skipped(std::uint64_t size) {
+    ++records;
+    too_large(static_cast<std::size_t>(size));
+  }
+
   void operator()(std::string_view rec) {
     ++records;
     if (opt.skip_empty && rec.empty()) return;
@@ -224,8 +230,7 @@ int run(const pub_options& opt, signal_watch& signals) {
       });
       if (!stopped) {
         if (total > all.size()) {
-          ++route.records;
-          route.too_large(total);
+          route.skipped(total);
         } else {
           route(all);
         }
@@ -237,10 +242,7 @@ int run(const pub_options& opt, signal_watch& signals) {
           opt.max_msg_size == 0 ? 0 : opt.max_msg_size + (opt.topic_sep ? max_topic_limit + opt.topic_sep->size() : 0);
       record_splitter split(opt.delimiter, max_record);
       const record_splitter::record_fn each = [&route](std::string_view rec) { route(rec); };
-      const record_splitter::oversized_fn skipped = [&route](std::uint64_t size) {
-        ++route.records;
-        route.too_large(static_cast<std::size_t>(size));
-      };
+      const record_splitter::oversized_fn skipped = [&route](std::uint64_t size) { route.skipped(size); };
       stopped = !pump(fd, signals.fd(), pub, [&](std::string_view c) { split.feed(c, each, skipped); });
       if (!stopped) split.finish(each, skipped);
     }
