@@ -127,6 +127,7 @@ void prompt_loop(const pub_options& opt, publisher& pub, int sig_fd) {
     if (topic.empty()) std::cout << "The topic must not be empty.\n";
   }
   const auto wait = opt.publisher.ack_timeout * (opt.publisher.retries + 2);
+  std::cout << std::fixed << std::setprecision(2);  // every time shown alike
   while (auto msg = ask("Message (Ctrl-D to end): ", sig_fd, &pub)) {
     const auto before = pub.stats();
     const auto t0 = clock_type::now();
@@ -141,7 +142,7 @@ void prompt_loop(const pub_options& opt, publisher& pub, int sig_fd) {
     if (pub.stats().nacked > before.nacked)
       std::cout << "refused by the relay: " << pub.stats().first_refusal << '\n';
     else if (done)
-      std::cout << "acknowledged in " << std::fixed << std::setprecision(2) << ms << " ms\n";
+      std::cout << "acknowledged in " << ms << " ms\n";
     else
       std::cout << "not acknowledged yet after " << ms << " ms\n";
   }
