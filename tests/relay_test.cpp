@@ -41,18 +41,20 @@ zmq::socket_t make_connected(zmq::context_t& ctx, zmq::socket_type type, const s
 }
 
 zmq::socket_t make_dealer(zmq::context_t& ctx, const std::string& ep) {
-  zmq::socket_t d(ctx, zmq::socket_type::dealer);
-  d.set(zmq::sockopt::linger, 0);
-  d.connect(ep);
-  return d;
+  return make_connected(ctx, zmq::socket_type::dealer, ep);
+}
+
+// The next reply the relay sends a DEALER (one frame).
+wire::reply next_reply(zmq::socket_t& dealer) {
+  const auto parts = recv_parts(dealer);
+  REQUIRE(parts.size() == 1);
+  return reply_of(parts[0]);
 }
 
 // Sends [topic][header][body] on a DEALER and returns the reply.
 wire::reply roundtrip(zmq::socket_t& dealer, const std::vector<std::string>& frames) {
   send_parts(dealer, frames);
-  const auto parts = recv_parts(dealer);
-  REQUIRE(parts.size() == 1);
-  return reply_of(parts[0]);
+  return next_reply(dealer);
 }
 
 }  // namespace
@@ -112,9 +114,7 @@ TEST_CASE("relay acks a window of batches cumulatively and forwards them in orde
   std::uint64_t acked = 0;
   int replies = 0;
   while (acked < 20) {
-    const auto parts = recv_parts(dealer);
-    REQUIRE(parts.size() == 1);
-    const auto rep = reply_of(parts[0]);
+    const auto rep = next_reply(dealer);
     REQUIRE(rep.type == wire::kind::ack);
     CHECK(rep.publisher == id);
     CHECK(rep.seq > acked);
@@ -238,12 +238,8 @@ TEST_CASE("relay survives random frames on every socket", "[relay]") {
     return s;
   };
   auto dealer = make_dealer(ctx, r.ep().ack);
-  zmq::socket_t pub(ctx, zmq::socket_type::pub);
-  pub.set(zmq::sockopt::linger, 0);
-  pub.connect(r.ep().pub);
-  zmq::socket_t xsub(ctx, zmq::socket_type::xsub);
-  xsub.set(zmq::sockopt::linger, 0);
-  xsub.connect(r.ep().sub);
+  auto pub = make_connected(ctx, zmq::socket_type::pub, r.ep().pub);
+  auto xsub = make_connected(ctx, zmq::socket_type::xsub, r.ep().sub);
   for (int i = 0; i < 2000; ++i) {
     std::vector<std::string> frames(1 + rng() % 6);
     for (auto& f : frames) f = random_bytes(rng() % 3 == 0 ? 64 : 4096);
@@ -380,9 +376,7 @@ TEST_CASE("relay refuses only the oversized messages of a batch and forwards the
   // A NACK for each oversized message, then an ACK for the whole batch.
   std::vector<wire::reply> replies;
   while (replies.empty() || replies.back().type != wire::kind::ack) {
-    const auto parts = recv_parts(dealer);
-    REQUIRE(parts.size() == 1);
-    replies.push_back(reply_of(parts[0]));
+    replies.push_back(next_reply(dealer));
   }
   REQUIRE(replies.size() == 3);
   CHECK((replies[0].type == wire::kind::nack && replies[0].seq == 12 && replies[0].count == 1));
@@ -534,9 +528,7 @@ TEST_CASE("relay holds messages and subscriptions to the topic limit", "[relay]"
     send_parts(dealer, batch(ok, 5, 2, {"delivered"}));
     wire::reply next;
     do {
-      const auto parts = recv_parts(dealer);
-      REQUIRE(parts.size() == 1);
-      next = reply_of(parts[0]);
+      next = next_reply(dealer);
       REQUIRE(next.type == wire::kind::ack);
     } while (next.seq < 2);
     CHECK(next.seq == 2);

@@ -80,9 +80,10 @@ curve_config client_curve(const key_pair& own, const key_pair& server) {
   return c;
 }
 
-publisher_config acked_publisher(const bound_endpoints& ep, const curve_config& curve) {
-  publisher_config c;
-  c.ack_endpoint = ep.ack;
+// An acked publisher with these CURVE settings, waiting for its handshake (connect() reports
+// a refusal).
+publisher_config curve_publisher(const bound_endpoints& ep, const curve_config& curve) {
+  auto c = acked_publisher(ep.ack);
   c.connect_timeout = deadline;
   c.curve = curve;
   return c;
@@ -291,7 +292,7 @@ TEST_CASE("security: a CURVE relay serves a listed client and refuses the others
     subscriber sub(ctx, subscriber_to(r.ep(), "t", client_curve(alice, server)));
     REQUIRE(sub.connect());
     REQUIRE(eventually([&] { return r.get().counters().subscriptions >= 1; }));
-    publisher pub(ctx, acked_publisher(r.ep(), client_curve(alice, server)));
+    publisher pub(ctx, curve_publisher(r.ep(), client_curve(alice, server)));
     pub.connect();
     pub.publish("t", "secret hello");
     REQUIRE(pub.drain(deadline));
@@ -305,7 +306,7 @@ TEST_CASE("security: a CURVE relay serves a listed client and refuses the others
     CHECK(got == "secret hello");
   }
   SECTION("an unlisted key is refused, and the relay says so") {
-    publisher pub(ctx, acked_publisher(r.ep(), client_curve(mallory, server)));
+    publisher pub(ctx, curve_publisher(r.ep(), client_curve(mallory, server)));
     CHECK_THROWS_WITH(pub.connect(), "cannot connect to '" + r.ep().ack + "': the relay refused our credentials");
     subscriber sub(ctx, subscriber_to(r.ep(), "t", client_curve(mallory, server)));
     CHECK_THROWS_WITH(sub.connect(), "cannot connect to '" + r.ep().sub + "': the relay refused our credentials");
@@ -314,7 +315,7 @@ TEST_CASE("security: a CURVE relay serves a listed client and refuses the others
   }
   SECTION("a client without CURVE is refused, and told about the keys") {
     // Depending on who closes first, ZeroMQ reports the mechanism mismatch or only a failure.
-    publisher pub(ctx, acked_publisher(r.ep(), curve_config{}));
+    publisher pub(ctx, curve_publisher(r.ep(), curve_config{}));
     CHECK_THROWS_WITH(pub.connect(), Contains("cannot connect to '" + r.ep().ack + "': ") &&
                                          Contains("CURVE") && Contains("--curve-key and --curve-server-key"));
     subscriber sub(ctx, subscriber_to(r.ep(), "t", curve_config{}));
@@ -322,7 +323,7 @@ TEST_CASE("security: a CURVE relay serves a listed client and refuses the others
                                          Contains("--curve-key and --curve-server-key"));
   }
   SECTION("a client that trusts another server key cannot connect") {
-    publisher pub(ctx, acked_publisher(r.ep(), client_curve(alice, mallory)));
+    publisher pub(ctx, curve_publisher(r.ep(), client_curve(alice, mallory)));
     CHECK_THROWS_WITH(pub.connect(), "cannot connect to '" + r.ep().ack +
                                          "': the CURVE handshake failed (does the relay use CURVE, and is "
                                          "--curve-server-key its public key?)");
@@ -413,7 +414,7 @@ TEST_CASE("security: under CURVE a subscription of exactly the topic limit is se
   subscriber sub(ctx, subscriber_to(r.ep(), topic, client_curve(alice, server)));
   REQUIRE(sub.connect());
   REQUIRE(eventually([&] { return r.get().counters().subscriptions == 1; }));
-  publisher pub(ctx, acked_publisher(r.ep(), client_curve(alice, server)));
+  publisher pub(ctx, curve_publisher(r.ep(), client_curve(alice, server)));
   pub.connect();
   pub.publish(topic, "at the limit");
   REQUIRE(pub.drain(deadline));
