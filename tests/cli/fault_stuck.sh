@@ -12,8 +12,7 @@ start_relay --hwm 100
 bg /dev/null "$TEST_TMP/stuck.err" "$ZSUB" -t t --sub-connect "$SUB_EP"
 stuck_tpid=$BG_PID
 wait_subscribed t
-stuck=$(cat "/proc/$stuck_tpid/task/$stuck_tpid/children" 2>/dev/null)
-stuck=${stuck%% *}
+stuck=$(child_pid "$stuck_tpid")
 [[ -n $stuck ]] || fail "cannot find the stuck zsub's pid"
 kill -STOP "$stuck"
 

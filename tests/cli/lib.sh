@@ -95,6 +95,15 @@ wait_bg() {
   BG_STATUS=$?
 }
 
+# child_pid PID: print the pid of PID's (first) child process, or nothing if it has none.
+child_pid() {
+  local pid
+  pid=$(cat "/proc/$1/task/$1/children" 2>/dev/null)
+  pid=${pid%% *}
+  [[ -n $pid ]] || pid=$(ps -o pid= --ppid "$1" | head -n1 | tr -d ' ')
+  echo "$pid"
+}
+
 # start_relay [EXTRA ARGS...]: start zrelay on ephemeral loopback ports with -v and wait (with a
 # deadline) for its ready line. Exports PUB_EP SUB_EP ACK_EP, RELAY_PID (zrelay itself, for
 # kill -STOP), RELAY_ERR (its stderr file) and RELAY_INDEX (for stop_relay).
@@ -119,9 +128,7 @@ start_relay() {
   [[ $PUB_EP != *'*'* && $SUB_EP != *'*'* && $ACK_EP != *'*'* ]] ||
     fail "zrelay reported an unresolved wildcard endpoint: '$line'"
   # timeout forked zrelay and has already exec'd it (it printed), so this is the relay's pid.
-  pid=$(cat "/proc/$tpid/task/$tpid/children" 2>/dev/null)
-  pid=${pid%% *}
-  [[ -n $pid ]] || pid=$(ps -o pid= --ppid "$tpid" | head -n1 | tr -d ' ')
+  pid=$(child_pid "$tpid")
   [[ -n $pid ]] || fail "cannot find zrelay's pid (child of $tpid)"
   RELAY_PIDS[i]=$pid
   RELAY_PID=$pid RELAY_ERR=$base.err RELAY_INDEX=$i
@@ -157,28 +164,25 @@ relay_counter() {
   echo "$v"
 }
 
-# wait_for_line FILE LINE [COUNT]: wait (deadline WAIT_LIMIT) until FILE holds COUNT (default 1)
-# lines equal to LINE. Follows the file with tail -F, so it wakes on the write, not on a timer.
-wait_for_line() {
-  local file=$1 want=$2 count=${3:-1} got tailpid tailfd
+# _wait_for_match FILE TEXT COUNT [GREP OPTION...]: the body of wait_for_line and wait_for_text;
+# the options (-x) go to grep, which matches TEXT as a fixed string.
+_wait_for_match() {
+  local file=$1 want=$2 count=$3 got tailpid tailfd
+  shift 3
   exec {tailfd}< <(exec timeout "$WAIT_LIMIT" tail -n +1 -F "$file" 2>/dev/null)
   tailpid=$!
-  got=$(grep -a -c -m "$count" -x -F -- "$want" <&"$tailfd")
+  got=$(grep -a -c -m "$count" "$@" -F -- "$want" <&"$tailfd")
   exec {tailfd}<&-
   kill "$tailpid" 2>/dev/null
   [[ ${got:-0} -ge $count ]]
 }
 
+# wait_for_line FILE LINE [COUNT]: wait (deadline WAIT_LIMIT) until FILE holds COUNT (default 1)
+# lines equal to LINE. Follows the file with tail -F, so it wakes on the write, not on a timer.
+wait_for_line() { _wait_for_match "$1" "$2" "${3:-1}" -x; }
+
 # wait_for_text FILE TEXT [COUNT]: like wait_for_line, for lines that contain TEXT.
-wait_for_text() {
-  local file=$1 want=$2 count=${3:-1} got tailpid tailfd
-  exec {tailfd}< <(exec timeout "$WAIT_LIMIT" tail -n +1 -F "$file" 2>/dev/null)
-  tailpid=$!
-  got=$(grep -a -c -m "$count" -F -- "$want" <&"$tailfd")
-  exec {tailfd}<&-
-  kill "$tailpid" 2>/dev/null
-  [[ ${got:-0} -ge $count ]]
-}
+wait_for_text() { _wait_for_match "$1" "$2" "${3:-1}"; }
 
 # wait_subscribed TOPIC [COUNT]: wait until the current relay logged its COUNT-th (default first)
 # "subscribe 'TOPIC'": from then on a message on TOPIC reaches that subscriber.

@@ -67,6 +67,22 @@ zmtp_session() {
   cat "$stream" >&"$fd"
 }
 
+# zmtp_deliver ENDPOINT SOCKET-TYPE STREAM-FILE OUT-FILE SENTINEL: connect to ENDPOINT, run
+# zmtp_session and keep the connection until OUT-FILE (a zsub's output) holds the line SENTINEL,
+# so nothing is discarded on close. Status 1: no connection, 3: the ZMTP handshake failed,
+# 2: SENTINEL did not arrive within WAIT_LIMIT.
+zmtp_deliver() {
+  local host port type=$2 stream=$3 out=$4 sentinel=$5
+  read -r host port < <(hostport "$1")
+  (
+    trap '' PIPE
+    exec {s}<>"/dev/tcp/$host/$port" || exit 1
+    zmtp_session "$s" "$type" "$stream" || exit 3
+    wait_for_line "$out" "$sentinel" || exit 2
+    exec {s}>&-
+  )
+}
+
 # frame NAME COMMAND...: the output of COMMAND becomes frame file $TEST_TMP/f.NAME (NULs kept).
 frame() {
   local name=$1
@@ -143,7 +159,6 @@ bg "$TEST_TMP/sub.out" "$TEST_TMP/sub.err" "$ZSUB" -t garbage --sub-connect "$SU
 sub=$BG_PID
 wait_subscribed garbage
 
-read -r host port < <(hostport "$ACK_EP")
 {
   F one                               # 1 frame
   F topic zr                          # 2 frames, header truncated
@@ -164,14 +179,8 @@ read -r host port < <(hostport "$ACK_EP")
   F topic sentinel_hdr sentinel_body  # a valid batch: must be delivered
 } >"$TEST_TMP/ack.stream"
 [[ -n ${KEEP_STREAM:-} ]] && cp "$TEST_TMP/ack.stream" "$KEEP_STREAM"
-(
-  trap '' PIPE
-  exec {s}<>"/dev/tcp/$host/$port" || exit 1
-  zmtp_session "$s" DEALER "$TEST_TMP/ack.stream" || exit 3
-  # Keep the connection until the sentinel is through, so nothing is discarded on close.
-  wait_for_line "$TEST_TMP/sub.out" 'sentinel after garbage' || exit 2
-  exec {s}>&-
-) || fail "the valid batch sent after the malformed ones on $ACK_EP never reached zsub (status $?; 3: the ZMTP handshake failed); relay stderr: $(tail -n 8 "$RELAY_ERR")"
+zmtp_deliver "$ACK_EP" DEALER "$TEST_TMP/ack.stream" "$TEST_TMP/sub.out" 'sentinel after garbage' ||
+  fail "the valid batch sent after the malformed ones on $ACK_EP never reached zsub (status $?; 3: the ZMTP handshake failed); relay stderr: $(tail -n 8 "$RELAY_ERR")"
 expect_relay_alive "after malformed frames on the ack socket"
 for reason in "unsupported version" "expected 3 frames" "header: " "body: " "must not be zero"; do
   grep -a -q -F "$reason" "$RELAY_ERR" ||
@@ -180,7 +189,6 @@ done
 note "relay refused: $(grep -a -c 'warning: refused' "$RELAY_ERR") malformed batches on the ack socket"
 
 # ---- 3. a PUB on the XSUB port: too many frames, then a plain message --------------------------
-read -r host port < <(hostport "$PUB_EP")
 frame plain_payload printf 'plain sentinel'
 many=()
 for i in {1..70}; do many+=(topic); done
@@ -189,13 +197,8 @@ for i in {1..70}; do many+=(topic); done
   F topic empty
   F topic plain_payload
 } >"$TEST_TMP/pub.stream"
-(
-  trap '' PIPE
-  exec {s}<>"/dev/tcp/$host/$port" || exit 1
-  zmtp_session "$s" PUB "$TEST_TMP/pub.stream" || exit 3
-  wait_for_line "$TEST_TMP/sub.out" 'plain sentinel' || exit 2
-  exec {s}>&-
-) || fail "the plain message sent after a 70-frame one on $PUB_EP never reached zsub; relay stderr: $(tail -n 8 "$RELAY_ERR")"
+zmtp_deliver "$PUB_EP" PUB "$TEST_TMP/pub.stream" "$TEST_TMP/sub.out" 'plain sentinel' ||
+  fail "the plain message sent after a 70-frame one on $PUB_EP never reached zsub; relay stderr: $(tail -n 8 "$RELAY_ERR")"
 wait_bg "$sub"
 [[ $BG_STATUS == 0 ]] || fail "zsub -t garbage -C 3 exited with status $BG_STATUS; stderr: $(cat "$TEST_TMP/sub.err")"
 printf 'sentinel after garbage\n\nplain sentinel\n' | cmp -s - "$TEST_TMP/sub.out" ||
