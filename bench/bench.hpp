@@ -2,6 +2,7 @@
 // zbench's pieces: options, the client roles (run as threads or processes), scenarios, reports.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -17,6 +18,11 @@ inline const std::vector<std::string> scenario_names = {"relay", "relay-ack", "d
 /// Scenarios only run when named: they need software outside this project (nats-server), which
 /// CI does not have.
 inline const std::vector<std::string> extra_scenario_names = {"nats"};
+
+/// Every payload starts with 16 bytes: the send time (ns, the scheduled one under --rate) and
+/// (publisher index << 48 | sequence). Sequence 0 is a probe, sent until the run starts. --size
+/// is never smaller.
+inline constexpr std::size_t stamp_size = 16;
 
 /// What the user asked for.
 struct options {
@@ -62,7 +68,6 @@ struct client_result {
   std::uint64_t received = 0, lost = 0, duplicates = 0;        ///< subscriber
   std::uint64_t start_ns = 0, end_ns = 0;  ///< first send / last send, or first / last receive
   histogram latency;
-  std::string error;
 };
 
 /// One run of one scenario.

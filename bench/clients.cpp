@@ -4,6 +4,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -24,11 +25,8 @@
 namespace zbench {
 namespace {
 
-// Every payload starts with 16 bytes: the send time (ns, the scheduled one under --rate) and
-// (publisher index << 48 | sequence). Sequence 0 is a probe, sent until the run starts.
-constexpr std::size_t stamp_size = 16;
+// The low 48 bits of a payload's second stamp word (see stamp_size): the sequence.
 constexpr std::uint64_t seq_mask = (std::uint64_t{1} << 48) - 1;
-
 
 // What a publisher sends through: the library's publisher (relay scenarios) or a raw PUB
 // socket sending [topic][payload] (the direct and zmq-proxy baselines).
@@ -78,14 +76,11 @@ private:
   zmq::socket_t sock_;
 };
 
-// nats-server's core protocol: PUBs coalesced in 64 KiB writes, as NATS clients do.
+// nats-server's core protocol: PUBs coalesced in 64 KiB writes, as NATS clients do. (--size
+// was checked against the server's max_payload before any client started: see nats_middle.)
 class nats_sender : public sender {
 public:
-  nats_sender(const std::string& url, std::size_t size) : conn_(url, std::chrono::seconds(5)) {
-    if (size > conn_.max_payload())
-      throw std::runtime_error("--size " + std::to_string(size) + " exceeds nats-server's max_payload of " +
-                               std::to_string(conn_.max_payload()) + " bytes");
-  }
+  explicit nats_sender(const std::string& url) : conn_(url, std::chrono::seconds(5)) {}
   void send(const std::string& topic, std::string_view payload) override { conn_.publish(topic, payload); }
   void flush() override { conn_.flush(); }
   void service() override { conn_.service(); }
@@ -159,6 +154,13 @@ std::string topic_name(std::uint64_t k) {
   return name;
 }
 
+std::vector<std::string> topic_names(int n) {
+  std::vector<std::string> names;
+  names.reserve(static_cast<std::size_t>(std::max(n, 0)));
+  for (int k = 0; k < n; ++k) names.push_back(topic_name(static_cast<std::uint64_t>(k)));
+  return names;
+}
+
 std::string encode_result(const client_result& r) {
   std::ostringstream o;
   o << r.role << ' ' << r.index << ' ' << r.sent << ' ' << r.acked << ' ' << r.nacked << ' ' << r.retried << ' '
@@ -196,13 +198,12 @@ void run_publisher(const options& opt, const wiring& w, int index, const channel
     } else if (w.scenario == "direct") {
       out = std::make_unique<raw_sender>(ctx, w.sub_endpoints);
     } else if (w.scenario == "nats") {
-      out = std::make_unique<nats_sender>(w.pub_endpoint, std::max(opt.size, stamp_size));
+      out = std::make_unique<nats_sender>(w.pub_endpoint);
     } else {
       out = std::make_unique<raw_sender>(ctx, std::vector<std::string>{w.pub_endpoint});
     }
-    std::vector<std::string> topics;
-    for (int k = 0; k < opt.topics; ++k) topics.push_back(topic_name(static_cast<std::uint64_t>(k)));
-    std::string payload(std::max(opt.size, stamp_size), 'x');
+    const auto topics = topic_names(opt.topics);
+    std::string payload(opt.size, 'x');  // opt.size >= stamp_size: main() rejects less
     const auto stamp = [&payload, index](std::uint64_t t, std::uint64_t seq) {
       const std::uint64_t id = (static_cast<std::uint64_t>(index) << 48) | seq;
       std::memcpy(payload.data(), &t, 8);
@@ -377,7 +378,8 @@ void subscriber_loop(const options& opt, const channel& ch, tally& t,
 void run_nats_subscriber(const options& opt, const wiring& w, int index, const channel& ch, tally& t) {
   nats::connection conn(w.sub_endpoint, std::chrono::seconds(5));
   conn.on_message([&t](std::string_view payload) { t.on_payload(payload); });
-  for (int k = 0; k < opt.topics; ++k) conn.subscribe(topic_name(static_cast<std::uint64_t>(k)), k + 1);
+  int sid = 0;
+  for (const auto& topic : topic_names(opt.topics)) conn.subscribe(topic, ++sid);
   if (!conn.round_trip(std::chrono::seconds(5)))
     throw std::runtime_error("nats-server did not confirm the subscriptions within 5 s" +
                              (conn.error().empty() ? std::string() : ": " + conn.error()));
@@ -418,7 +420,7 @@ void run_subscriber(const options& opt, const wiring& w, int index, const channe
     zrelay::subscriber_config c;
     c.bind = w.scenario == "direct";
     c.endpoint = c.bind ? "tcp://127.0.0.1:*" : w.sub_endpoint;
-    for (int k = 0; k < opt.topics; ++k) c.topics.push_back(topic_name(static_cast<std::uint64_t>(k)));
+    c.topics = topic_names(opt.topics);
     c.connect_timeout = std::chrono::seconds(5);
     c.hwm = 10000;
     zrelay::subscriber sub(ctx, c);

@@ -9,8 +9,10 @@
 //                    "progress N" (publisher: sent so far)
 //                    "result …" / "error TEXT"
 
+#include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "bench.hpp"
 
@@ -31,7 +33,6 @@ public:
   /// A complete line if one is buffered or can be read without blocking; else empty and
   /// `eof` tells whether the writer is gone.
   bool next(std::string& line, bool& eof);
-  int fd() const { return fd_; }
 
 private:
   int fd_;
@@ -41,11 +42,13 @@ private:
 /// Writes one line (adds the newline).
 void write_line(int fd, const std::string& line);
 
-/// Publisher i of a run.
 /// Topic k of a run: all of one width, so that no topic is a prefix of another (a probe on the
 /// last one matches only its own subscription).
 std::string topic_name(std::uint64_t k);
+/// Topics 0 to n - 1 of a run.
+std::vector<std::string> topic_names(int n);
 
+/// Publisher i of a run.
 void run_publisher(const options& opt, const wiring& w, int index, const channel& ch);
 /// Subscriber i of a run.
 void run_subscriber(const options& opt, const wiring& w, int index, const channel& ch);

@@ -136,7 +136,7 @@ zbench::options parse(int argc, char** argv, std::string& print) {
   opt.msgs = number<std::uint64_t>(r, "msgs", 1, 1e12);
   if (r.count("duration")) opt.duration = number<double>(r, "duration", 0.001, 86400);
   opt.size = zrelay::cli::parse_size(r["size"].as<std::string>(), "--size");
-  if (opt.size < 16 || opt.size > (64u << 20)) throw usage_error("--size must be from 16 bytes to 64M");
+  if (opt.size < zbench::stamp_size || opt.size > (64u << 20)) throw usage_error("--size must be from 16 bytes to 64M");
   opt.pubs = number<int>(r, "pubs", 1, 1000);
   opt.subs = number<int>(r, "subs", 1, 1000);
   opt.topics = number<int>(r, "topics", 1, 1'000'000);

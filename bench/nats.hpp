@@ -71,7 +71,6 @@ public:
   /// bounded burst. `closed`: the server closed the connection (see error()).
   result receive(std::chrono::milliseconds timeout, int wake_fd = -1);
 
-  bool closed() const { return closed_; }
   /// The server's last -ERR line, or why the connection closed; empty if neither happened.
   const std::string& error() const { return error_; }
 

@@ -87,6 +87,12 @@ public:
   virtual int pid() const { return 0; }
 };
 
+// The relay scenarios' wiring: publishers at the relay's XSUB, or its ROUTER when acknowledged;
+// subscribers at its XPUB.
+wiring relay_wiring(const std::string& scenario, const zrelay::bound_endpoints& ep) {
+  return {scenario, scenario == "relay-ack" ? ep.ack : ep.pub, {}, ep.sub};
+}
+
 class embedded_relay : public middle {
 public:
   embedded_relay(const options& opt, const std::string& scenario) : ctx_(2), scenario_(scenario) {
@@ -102,10 +108,7 @@ public:
     relay_->request_stop();
     thread_.join();
   }
-  wiring wire() const override {
-    const auto& ep = relay_->endpoints();
-    return {scenario_, scenario_ == "relay-ack" ? ep.ack : ep.pub, {}, ep.sub};
-  }
+  wiring wire() const override { return relay_wiring(scenario_, relay_->endpoints()); }
 
 private:
   zmq::context_t ctx_;
@@ -114,10 +117,25 @@ private:
   std::thread thread_;
 };
 
-// The zrelay binary in its own process, on ephemeral ports; its ready line gives the endpoints.
-class relay_process : public middle {
+// A relay in another process (--relay): its endpoints, and the process whose CPU and memory are
+// sampled (0: none).
+class external_relay : public middle {
 public:
-  relay_process(const options& opt, const std::string& scenario) : scenario_(scenario) {
+  external_relay(const std::string& scenario, const zrelay::bound_endpoints& ep, int pid)
+      : scenario_(scenario), ep_(ep), pid_(pid) {}
+  wiring wire() const override { return relay_wiring(scenario_, ep_); }
+  int pid() const override { return pid_; }
+
+protected:
+  std::string scenario_;
+  zrelay::bound_endpoints ep_;
+  pid_t pid_;
+};
+
+// The zrelay binary in its own process, on ephemeral ports; its ready line gives the endpoints.
+class relay_process : public external_relay {
+public:
+  relay_process(const options& opt, const std::string& scenario) : external_relay(scenario, {}, -1) {
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
     pid_ = ::fork();
@@ -157,27 +175,6 @@ public:
     int status = 0;
     ::waitpid(pid_, &status, 0);
   }
-  wiring wire() const override { return {scenario_, scenario_ == "relay-ack" ? ep_.ack : ep_.pub, {}, ep_.sub}; }
-  int pid() const override { return pid_; }
-
-private:
-  std::string scenario_;
-  pid_t pid_ = -1;
-  zrelay::bound_endpoints ep_;
-};
-
-class external_relay : public middle {
-public:
-  external_relay(const options& opt, const std::string& scenario) : opt_(opt), scenario_(scenario) {}
-  wiring wire() const override {
-    const auto& ep = *opt_.external;
-    return {scenario_, scenario_ == "relay-ack" ? ep.ack : ep.pub, {}, ep.sub};
-  }
-  int pid() const override { return opt_.relay_pid; }
-
-private:
-  const options& opt_;
-  std::string scenario_;
 };
 
 // The baseline: zmq_proxy between XSUB and XPUB, XPUB_NODROP, high-water marks of 10 000.
@@ -222,7 +219,7 @@ public:
     // Fail before any client starts: a publisher failing while subscribers wait for its probes
     // would only be noticed at the 30 s deadline.
     const nats::connection probe(server_.url(), std::chrono::seconds(5));
-    if (std::max<std::size_t>(opt.size, 16) > probe.max_payload())
+    if (opt.size > probe.max_payload())  // opt.size >= stamp_size: main() rejects less
       throw std::runtime_error("--size " + std::to_string(opt.size) + " exceeds nats-server's max_payload of " +
                                std::to_string(probe.max_payload()) + " bytes");
   }
@@ -242,7 +239,7 @@ std::unique_ptr<middle> make_middle(const options& opt, const std::string& scena
   if (scenario == "zmq-proxy") return std::make_unique<zmq_proxy>();
   if (scenario == "direct") return std::make_unique<nothing>();
   if (scenario == "nats") return std::make_unique<nats_middle>(opt);
-  if (opt.external) return std::make_unique<external_relay>(opt, scenario);
+  if (opt.external) return std::make_unique<external_relay>(scenario, *opt.external, opt.relay_pid);
   if (opt.relay_process) return std::make_unique<relay_process>(opt, scenario);
   return std::make_unique<embedded_relay>(opt, scenario);
 }
@@ -364,7 +361,8 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
       // The same for NATS: a small receive buffer, subscribed (confirmed by a PONG), never read.
       for (int i = 0; i < opt.stuck; ++i) {
         stuck_nats.push_back(std::make_unique<nats::connection>(w.sub_endpoint, std::chrono::seconds(5), 4096));
-        for (int k = 0; k < opt.topics; ++k) stuck_nats.back()->subscribe(topic_name(static_cast<std::uint64_t>(k)), k + 1);
+        int sid = 0;
+        for (const auto& topic : topic_names(opt.topics)) stuck_nats.back()->subscribe(topic, ++sid);
         if (!stuck_nats.back()->round_trip(std::chrono::seconds(5))) abort_all("a stuck nats subscriber could not subscribe");
       }
     } else if (scenario != "direct") {
@@ -373,7 +371,7 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
         stuck.back().set(zmq::sockopt::rcvhwm, 1);
         stuck.back().set(zmq::sockopt::rcvbuf, 4096);
         stuck.back().set(zmq::sockopt::linger, 0);
-        for (int k = 0; k < opt.topics; ++k) stuck.back().set(zmq::sockopt::subscribe, topic_name(static_cast<std::uint64_t>(k)));
+        for (const auto& topic : topic_names(opt.topics)) stuck.back().set(zmq::sockopt::subscribe, topic);
         stuck.back().connect(w.sub_endpoint);
       }
     }
