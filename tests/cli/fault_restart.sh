@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# label: slow
 # Faults: the relay is killed with SIGKILL while zpub streams 200 000 acknowledged lines, then
 # started again on the same endpoints. zpub must reconnect, resend what was not acknowledged and
 # exit 0; zsub (--dedup) must see every line once, except lines the dead relay had acknowledged

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# label: slow
 # Faults: the relay is frozen (SIGSTOP) for longer than the heartbeat timeout, then thawed
 # (SIGCONT). zpub and zsub must notice (heartbeats), say so on stderr, and recover without
 # being restarted: zpub exits 0 with everything acknowledged, zsub gets the messages sent after.

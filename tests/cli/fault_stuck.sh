@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# label: slow
 # Faults: a stuck subscriber (a zsub frozen with SIGSTOP, so it never reads) under the default
 # policy. The other subscriber must still get every line, zpub must exit 0, the relay must count
 # drops and its memory must stay bounded (peak RSS well under 256 MiB).
