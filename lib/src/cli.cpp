@@ -255,7 +255,7 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
       ("plain", "with --no-ack: send plain [topic][payload] messages, one per line, no zrelay header")
       ("max-inflight", "messages sent and not yet acknowledged, at most", cxxopts::value<std::string>()->default_value("50000"), "N")
       ("ack-timeout", "resend what is not acknowledged after MS milliseconds", cxxopts::value<std::string>()->default_value("3000"), "MS")
-      ("retries", "resends before giving up", cxxopts::value<std::string>()->default_value("3"), "N")
+      ("retries", "resends before giving up: a message unacknowledged for --ack-timeout x (N+1) ends zpub with status 4 (12 s by default)", cxxopts::value<std::string>()->default_value("3"), "N")
       ("connect-timeout", "give up if the relay does not answer within MS milliseconds", cxxopts::value<std::string>()->default_value("3000"), "MS")
       ("heartbeat", "ZeroMQ heartbeat interval; the relay is reported lost after 3 silent intervals (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
       ("stats", "print sent/acked/nacked/retried and the rate on stderr at the end")
