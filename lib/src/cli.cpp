@@ -249,7 +249,7 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
       ("max-msg-size", "refuse (and do not send) messages larger than BYTES, as the relay would; 0 for no limit", cxxopts::value<std::string>()->default_value("1M"), "BYTES");
   o.add_options("Delivery")
       ("H,host", "relay host: shorthand for --ack-connect tcp://HOST:5561 and --pub-connect tcp://HOST:5559", cxxopts::value<std::string>(), "HOST")
-      ("ack-connect", "relay ack socket", cxxopts::value<std::string>(), "EP")
+      ("ack-connect", "relay ack socket (acknowledged publishing)", cxxopts::value<std::string>(), "EP")
       ("pub-connect", "relay publisher socket, with --no-ack", cxxopts::value<std::string>(), "EP")
       ("no-ack", "fire and forget: no acknowledgment, nothing resent (PUB to the relay's XSUB)")
       ("plain", "with --no-ack: send plain [topic][payload] messages, one per line, no zrelay header")
@@ -332,6 +332,11 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
       throw usage_error(std::string("-H: ") + e.what());
     }
   }
+  // Each mode talks to one socket of the relay: an endpoint for the other would be ignored.
+  if (!pc.acked && r.count("ack-connect"))
+    throw usage_error("--ack-connect does not apply with --no-ack (fire and forget goes to --pub-connect)");
+  if (pc.acked && r.count("pub-connect"))
+    throw usage_error("--pub-connect needs --no-ack (acknowledged messages go to --ack-connect)");
   if (r.count("ack-connect")) pc.ack_endpoint = checked_endpoint(get(r, "ack-connect"), endpoint_use::connect);
   if (r.count("pub-connect")) pc.pub_endpoint = checked_endpoint(get(r, "pub-connect"), endpoint_use::connect);
   pc.max_inflight = parse_uint(get(r, "max-inflight"), "--max-inflight", 1, 100'000'000);
