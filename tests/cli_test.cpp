@@ -284,6 +284,9 @@ TEST_CASE("parse_pub --help and --version set the text to print", "[cli]") {
     const auto p = pub({"--help"});
     CHECK_THAT(p.print, Catch::Contains("--topic") && Catch::Contains("--no-ack") &&
                             Catch::Contains("3 the relay refused a message"));
+    // The bound on giving up, and the signals that stop zpub, as README states them.
+    CHECK_THAT(p.print, Catch::Contains("--ack-timeout x (N+1)") && Catch::Contains("(12 s by default)") &&
+                            Catch::Contains("SIGINT, SIGTERM and SIGHUP"));
   }
   SECTION("-h needs no topic") { CHECK_FALSE(pub({"-h"}).print.empty()); }
   SECTION("--version") { CHECK(pub({"--version"}).print == "zpub 0.1.0\n"); }

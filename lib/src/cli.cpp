@@ -270,7 +270,8 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
         "message per line, and shows each acknowledgment; Ctrl-D ends.\n"
         "\nExit status: 0 every message acknowledged, 1 runtime error (cannot connect, cannot read input),\n"
         "2 usage error, 3 the relay refused a message (the reason is printed), 4 a message was never\n"
-        "acknowledged (the relay went away).\n");
+        "acknowledged (the relay went away, or a signal stopped zpub first). SIGINT, SIGTERM and SIGHUP\n"
+        "stop it alike: it reads no more and exits 4 if messages were still unacknowledged.\n");
     return out;
   }
   if (r.count("version")) {
