@@ -27,17 +27,29 @@ public:
   using std::runtime_error::runtime_error;
 };
 
+// Records of one kind that were not sent: how many, and the first one's number.
+struct skipped_records {
+  std::uint64_t count = 0;
+  std::uint64_t first = 0;
+
+  void add(std::uint64_t record) {
+    if (count++ == 0) first = record;
+  }
+};
+
 // Routes records to topics and remembers those it could not route.
 struct router {
   const pub_options& opt;
   publisher& pub;
   std::uint64_t records = 0;
-  std::uint64_t unrouted = 0;
-  std::uint64_t first_unrouted = 0;
+  skipped_records no_separator;  // --topic-sep and no -t: a record without the separator
+  skipped_records empty_topic;   // ... or with nothing before it
 
   std::uint64_t oversized = 0;
   std::uint64_t first_oversized = 0;
   std::size_t first_oversized_size = 0;
+
+  router(const pub_options& o, publisher& p) : opt(o), pub(p) {}
 
   // A message the relay would refuse is refused here, before it costs a round trip.
   bool too_large(std::size_t size) {
@@ -59,12 +71,15 @@ struct router {
     ++records;
     if (opt.skip_empty && rec.empty()) return;
     if (opt.topic_sep) {
-      if (auto split = split_topic(rec, *opt.topic_sep); split && !split->first.empty()) {
+      const auto split = split_topic(rec, *opt.topic_sep);
+      if (split && !split->first.empty()) {
         if (!too_large(split->second.size())) pub.publish(split->first, split->second);
         return;
       }
+      // A record that names no topic goes to -t whole; without -t it is an error, and the two
+      // ways of naming none are told apart (":x" has the separator, its topic is empty).
       if (!opt.topic) {
-        if (unrouted++ == 0) first_unrouted = records;
+        (split ? empty_topic : no_separator).add(records);
         return;
       }
     }
@@ -160,10 +175,16 @@ int finish(const pub_options& opt, publisher& pub, const router& route, bool int
               << " msgs/s" << std::endl;
   }
   int status = cli::exit_ok;
-  if (route.unrouted > 0) {
-    std::cerr << "zpub: error: " << route.unrouted << " record(s) had no topic separator '" << *opt.topic_sep
-              << "' and there is no -t to fall back on (first: record " << route.first_unrouted << ")"
-              << std::endl;
+  if (route.no_separator.count > 0) {
+    std::cerr << "zpub: error: " << route.no_separator.count << " record(s) had no topic separator '"
+              << *opt.topic_sep << "' and there is no -t to fall back on (first: record "
+              << route.no_separator.first << ")" << std::endl;
+    status = cli::exit_error;
+  }
+  if (route.empty_topic.count > 0) {
+    std::cerr << "zpub: error: " << route.empty_topic.count << " record(s) had an empty topic (nothing before '"
+              << *opt.topic_sep << "') and there is no -t to fall back on (first: record "
+              << route.empty_topic.first << ")" << std::endl;
     status = cli::exit_error;
   }
   if (route.oversized > 0) {
