@@ -1,5 +1,6 @@
 // zpub: read messages (stdin lines, -m, -f, or a prompt) and publish them through a zrelay.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -87,9 +88,10 @@ struct router {
   }
 };
 
-// Reads fd to its end, feeding the splitter, flushing the publisher whenever input pauses and
-// servicing acks while it waits. Returns false when interrupted.
-bool pump(int fd, int sig_fd, publisher& pub, const std::function<void(std::string_view)>& chunk) {
+// Reads fd (named `name` in errors) to its end, feeding the splitter, flushing the publisher
+// whenever input pauses and servicing acks while it waits. Returns false when interrupted.
+bool pump(int fd, const std::string& name, int sig_fd, publisher& pub,
+          const std::function<void(std::string_view)>& chunk) {
   std::vector<char> buf(256 * 1024);
   for (;;) {
     zmq::pollitem_t items[] = {pub.poll_item(), {nullptr, fd, ZMQ_POLLIN, 0}, {nullptr, sig_fd, ZMQ_POLLIN, 0}};
@@ -100,7 +102,7 @@ bool pump(int fd, int sig_fd, publisher& pub, const std::function<void(std::stri
       if (n == 0) return true;
       if (n < 0) {
         if (errno == EINTR || errno == EAGAIN) continue;
-        throw input_error(std::string("cannot read input: ") + std::strerror(errno));
+        throw input_error("cannot read " + name + ": " + std::strerror(errno));
       }
       chunk(std::string_view(buf.data(), static_cast<std::size_t>(n)));
       pub.flush();  // nothing waits in a batch while the input is quiet
@@ -223,9 +225,18 @@ int run(const pub_options& opt, signal_watch& signals) {
       std::cerr << "zpub: reconnected to " << pub.endpoint() << std::endl;
   });
   int fd = 0;
+  std::string input_name = "standard input";
   if (opt.source == pub_source::file) {
+    input_name = "'" + opt.file + "'";
     fd = ::open(opt.file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw input_error("cannot open '" + opt.file + "': " + std::strerror(errno));
+    if (fd < 0) throw input_error("cannot open " + input_name + ": " + std::strerror(errno));
+  }
+  // A directory opens but cannot be read: say so now, before connecting to the relay.
+  struct stat st{};
+  if ((opt.source == pub_source::file || opt.source == pub_source::stdin_stream) && ::fstat(fd, &st) == 0 &&
+      S_ISDIR(st.st_mode)) {
+    if (fd > 0) ::close(fd);
+    throw input_error("cannot read " + input_name + ": " + std::strerror(EISDIR));
   }
   try {
     pub.connect();
@@ -247,7 +258,7 @@ int run(const pub_options& opt, signal_watch& signals) {
       std::string all;
       std::size_t total = 0;
       const std::size_t keep = opt.max_msg_size == 0 ? SIZE_MAX : opt.max_msg_size + 1;
-      stopped = !pump(fd, signals.fd(), pub, [&](std::string_view c) {
+      stopped = !pump(fd, input_name, signals.fd(), pub, [&](std::string_view c) {
         total += c.size();
         if (all.size() < keep) all.append(c.substr(0, std::min(c.size(), keep - all.size())));
       });
@@ -266,7 +277,7 @@ int run(const pub_options& opt, signal_watch& signals) {
       record_splitter split(opt.delimiter, max_record);
       const record_splitter::record_fn each = [&route](std::string_view rec) { route(rec); };
       const record_splitter::oversized_fn skipped = [&route](std::uint64_t size) { route.skipped(size); };
-      stopped = !pump(fd, signals.fd(), pub, [&](std::string_view c) { split.feed(c, each, skipped); });
+      stopped = !pump(fd, input_name, signals.fd(), pub, [&](std::string_view c) { split.feed(c, each, skipped); });
       if (!stopped) split.finish(each, skipped);
     }
     // Everything read is sent; wait for the acknowledgments (the publisher gives up by itself
