@@ -1,8 +1,10 @@
 // zpub: read messages (stdin lines, -m, -f, or a prompt) and publish them through a zrelay.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <deque>
 #include <iomanip>
@@ -26,17 +28,29 @@ public:
   using std::runtime_error::runtime_error;
 };
 
+// Records of one kind that were not sent: how many, and the first one's number.
+struct skipped_records {
+  std::uint64_t count = 0;
+  std::uint64_t first = 0;
+
+  void add(std::uint64_t record) {
+    if (count++ == 0) first = record;
+  }
+};
+
 // Routes records to topics and remembers those it could not route.
 struct router {
   const pub_options& opt;
   publisher& pub;
   std::uint64_t records = 0;
-  std::uint64_t unrouted = 0;
-  std::uint64_t first_unrouted = 0;
+  skipped_records no_separator;  // --topic-sep and no -t: a record without the separator
+  skipped_records empty_topic;   // ... or with nothing before it
 
   std::uint64_t oversized = 0;
   std::uint64_t first_oversized = 0;
   std::size_t first_oversized_size = 0;
+
+  router(const pub_options& o, publisher& p) : opt(o), pub(p) {}
 
   // A message the relay would refuse is refused here, before it costs a round trip.
   bool too_large(std::size_t size) {
@@ -58,12 +72,15 @@ struct router {
     ++records;
     if (opt.skip_empty && rec.empty()) return;
     if (opt.topic_sep) {
-      if (auto split = split_topic(rec, *opt.topic_sep); split && !split->first.empty()) {
+      const auto split = split_topic(rec, *opt.topic_sep);
+      if (split && !split->first.empty()) {
         if (!too_large(split->second.size())) pub.publish(split->first, split->second);
         return;
       }
+      // A record that names no topic goes to -t whole; without -t it is an error, and the two
+      // ways of naming none are told apart (":x" has the separator, its topic is empty).
       if (!opt.topic) {
-        if (unrouted++ == 0) first_unrouted = records;
+        (split ? empty_topic : no_separator).add(records);
         return;
       }
     }
@@ -71,9 +88,10 @@ struct router {
   }
 };
 
-// Reads fd to its end, feeding the splitter, flushing the publisher whenever input pauses and
-// servicing acks while it waits. Returns false when interrupted.
-bool pump(int fd, int sig_fd, publisher& pub, const std::function<void(std::string_view)>& chunk) {
+// Reads fd (named `name` in errors) to its end, feeding the splitter, flushing the publisher
+// whenever input pauses and servicing acks while it waits. Returns false when interrupted.
+bool pump(int fd, const std::string& name, int sig_fd, publisher& pub,
+          const std::function<void(std::string_view)>& chunk) {
   std::vector<char> buf(256 * 1024);
   for (;;) {
     zmq::pollitem_t items[] = {pub.poll_item(), {nullptr, fd, ZMQ_POLLIN, 0}, {nullptr, sig_fd, ZMQ_POLLIN, 0}};
@@ -84,7 +102,7 @@ bool pump(int fd, int sig_fd, publisher& pub, const std::function<void(std::stri
       if (n == 0) return true;
       if (n < 0) {
         if (errno == EINTR || errno == EAGAIN) continue;
-        throw input_error(std::string("cannot read input: ") + std::strerror(errno));
+        throw input_error("cannot read " + name + ": " + std::strerror(errno));
       }
       chunk(std::string_view(buf.data(), static_cast<std::size_t>(n)));
       pub.flush();  // nothing waits in a batch while the input is quiet
@@ -159,10 +177,16 @@ int finish(const pub_options& opt, publisher& pub, const router& route, bool int
               << " msgs/s" << std::endl;
   }
   int status = cli::exit_ok;
-  if (route.unrouted > 0) {
-    std::cerr << "zpub: error: " << route.unrouted << " record(s) had no topic separator '" << *opt.topic_sep
-              << "' and there is no -t to fall back on (first: record " << route.first_unrouted << ")"
-              << std::endl;
+  if (route.no_separator.count > 0) {
+    std::cerr << "zpub: error: " << route.no_separator.count << " record(s) had no topic separator '"
+              << *opt.topic_sep << "' and there is no -t to fall back on (first: record "
+              << route.no_separator.first << ")" << std::endl;
+    status = cli::exit_error;
+  }
+  if (route.empty_topic.count > 0) {
+    std::cerr << "zpub: error: " << route.empty_topic.count << " record(s) had an empty topic (nothing before '"
+              << *opt.topic_sep << "') and there is no -t to fall back on (first: record "
+              << route.empty_topic.first << ")" << std::endl;
     status = cli::exit_error;
   }
   if (route.oversized > 0) {
@@ -201,9 +225,18 @@ int run(const pub_options& opt, signal_watch& signals) {
       std::cerr << "zpub: reconnected to " << pub.endpoint() << std::endl;
   });
   int fd = 0;
+  std::string input_name = "standard input";
   if (opt.source == pub_source::file) {
+    input_name = "'" + opt.file + "'";
     fd = ::open(opt.file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw input_error("cannot open '" + opt.file + "': " + std::strerror(errno));
+    if (fd < 0) throw input_error("cannot open " + input_name + ": " + std::strerror(errno));
+  }
+  // A directory opens but cannot be read: say so now, before connecting to the relay.
+  struct stat st{};
+  if ((opt.source == pub_source::file || opt.source == pub_source::stdin_stream) && ::fstat(fd, &st) == 0 &&
+      S_ISDIR(st.st_mode)) {
+    if (fd > 0) ::close(fd);
+    throw input_error("cannot read " + input_name + ": " + std::strerror(EISDIR));
   }
   try {
     pub.connect();
@@ -225,7 +258,7 @@ int run(const pub_options& opt, signal_watch& signals) {
       std::string all;
       std::size_t total = 0;
       const std::size_t keep = opt.max_msg_size == 0 ? SIZE_MAX : opt.max_msg_size + 1;
-      stopped = !pump(fd, signals.fd(), pub, [&](std::string_view c) {
+      stopped = !pump(fd, input_name, signals.fd(), pub, [&](std::string_view c) {
         total += c.size();
         if (all.size() < keep) all.append(c.substr(0, std::min(c.size(), keep - all.size())));
       });
@@ -244,7 +277,7 @@ int run(const pub_options& opt, signal_watch& signals) {
       record_splitter split(opt.delimiter, max_record);
       const record_splitter::record_fn each = [&route](std::string_view rec) { route(rec); };
       const record_splitter::oversized_fn skipped = [&route](std::uint64_t size) { route.skipped(size); };
-      stopped = !pump(fd, signals.fd(), pub, [&](std::string_view c) { split.feed(c, each, skipped); });
+      stopped = !pump(fd, input_name, signals.fd(), pub, [&](std::string_view c) { split.feed(c, each, skipped); });
       if (!stopped) split.finish(each, skipped);
     }
     // Everything read is sent; wait for the acknowledgments (the publisher gives up by itself
@@ -263,7 +296,8 @@ int run(const pub_options& opt, signal_watch& signals) {
 
 int main(int argc, char** argv) {
   try {
-    zrelay::signal_watch signals;
+    // SIGHUP too: closing the terminal zpub runs in ends it as SIGTERM does, not with status 129.
+    zrelay::signal_watch signals({SIGINT, SIGTERM, SIGHUP});
     const auto args = zrelay::cli::parse_pub(argc, argv, ::isatty(0) == 1);
     if (!args.print.empty()) {
       std::cout << args.print;

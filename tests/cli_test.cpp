@@ -245,10 +245,10 @@ TEST_CASE("parse_pub reads every message and delivery flag", "[cli]") {
     CHECK(c.ack_endpoint == "tcp://[::1]:5561");
     CHECK(c.pub_endpoint == "tcp://[::1]:5559");
   }
-  SECTION("explicit endpoints") {
-    const auto c =
-        pub({"-t", "x", "--ack-connect", "ipc:///tmp/ack", "--pub-connect", "inproc://pub"}).options.publisher;
-    CHECK(c.ack_endpoint == "ipc:///tmp/ack");
+  SECTION("explicit endpoints, each with its mode") {
+    CHECK(pub({"-t", "x", "--ack-connect", "ipc:///tmp/ack"}).options.publisher.ack_endpoint == "ipc:///tmp/ack");
+    const auto c = pub({"-t", "x", "--no-ack", "--pub-connect", "inproc://pub"}).options.publisher;
+    CHECK_FALSE(c.acked);
     CHECK(c.pub_endpoint == "inproc://pub");
   }
   SECTION("--no-ack, and --plain with it") {
@@ -284,6 +284,9 @@ TEST_CASE("parse_pub --help and --version set the text to print", "[cli]") {
     const auto p = pub({"--help"});
     CHECK_THAT(p.print, Catch::Contains("--topic") && Catch::Contains("--no-ack") &&
                             Catch::Contains("3 the relay refused a message"));
+    // The bound on giving up, and the signals that stop zpub, as README states them.
+    CHECK_THAT(p.print, Catch::Contains("--ack-timeout x (N+1)") && Catch::Contains("(12 s by default)") &&
+                            Catch::Contains("SIGINT, SIGTERM and SIGHUP"));
   }
   SECTION("-h needs no topic") { CHECK_FALSE(pub({"-h"}).print.empty()); }
   SECTION("--version") { CHECK(pub({"--version"}).print == "zpub 0.1.0\n"); }
@@ -345,6 +348,17 @@ TEST_CASE("parse_pub refuses bad delivery options", "[cli]") {
     CHECK_THROWS_MATCHES(pub({"-t", "x", "--plain"}), usage_error,
                          Catch::Message("--plain needs --no-ack (the relay acknowledges only zrelay batches)"));
   }
+  SECTION("an endpoint of the other mode would be ignored") {
+    CHECK_THROWS_MATCHES(
+        pub({"-t", "x", "--ack-connect", "tcp://relay:5561", "--no-ack"}), usage_error,
+        Catch::Message("--ack-connect does not apply with --no-ack (fire and forget goes to --pub-connect)"));
+    CHECK_THROWS_WITH(pub({"-t", "x", "--no-ack", "--plain", "--ack-connect", "tcp://relay:5561"}),
+                      "--ack-connect does not apply with --no-ack (fire and forget goes to --pub-connect)");
+    CHECK_THROWS_MATCHES(pub({"-t", "x", "--pub-connect", "tcp://relay:5559"}), usage_error,
+                         Catch::Message("--pub-connect needs --no-ack (acknowledged messages go to --ack-connect)"));
+    CHECK_THROWS_WITH(pub({"-t", "x", "--ack-connect", "tcp://relay:5561", "--pub-connect", "tcp://relay:5559"}),
+                      "--pub-connect needs --no-ack (acknowledged messages go to --ack-connect)");
+  }
   SECTION("-H together with --ack-connect") {
     CHECK_THROWS_MATCHES(pub({"-t", "x", "-H", "relay", "--ack-connect", "tcp://relay:5561"}), usage_error,
                          Catch::Message("give either -H HOST or --ack-connect/--pub-connect, not both"));
@@ -362,7 +376,7 @@ TEST_CASE("parse_pub refuses bad delivery options", "[cli]") {
   SECTION("malformed connect endpoints") {
     CHECK_THROWS_MATCHES(pub({"-t", "x", "--ack-connect", "tcp://*:5561"}), usage_error,
                          Catch::Message("malformed endpoint 'tcp://*:5561': '*' as host is only for binding"));
-    CHECK_THROWS_WITH(pub({"-t", "x", "--pub-connect", "tcp://127.0.0.1:*"}),
+    CHECK_THROWS_WITH(pub({"-t", "x", "--no-ack", "--pub-connect", "tcp://127.0.0.1:*"}),
                       "malformed endpoint 'tcp://127.0.0.1:*': '*' as port is only for binding");
     CHECK_THROWS_WITH(pub({"-t", "x", "--ack-connect", "relay:5561"}),
                       "malformed endpoint 'relay:5561': expected tcp://HOST:PORT, ipc://PATH or inproc://NAME");

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <memory>
+
 #include "testutil.hpp"
 #include "zrelay/connection.hpp"
 #include "zrelay/publisher.hpp"
@@ -247,5 +249,36 @@ TEST_CASE("publisher gives up on a relay that stopped reading even when its queu
   }
   const auto started = std::chrono::steady_clock::now();
   CHECK_THROWS_WITH(pub.drain(deadline), "no acknowledgment from " + ep + " after 1 retry");
+  CHECK(std::chrono::steady_clock::now() - started < deadline);
+}
+
+TEST_CASE("an acked publisher closes at once, not lingering over what the relay never acknowledged", "[publisher]") {
+  // What is still queued when an acked publisher closes is unacknowledged and counted so: zpub
+  // lingered an --ack-timeout over it after giving up on a relay that was gone (15 s, not 12).
+  zmq::context_t ctx;
+  zmq::socket_t relay(ctx, zmq::socket_type::router);
+  relay.set(zmq::sockopt::linger, 0);
+  relay.bind("tcp://127.0.0.1:*");
+  auto cfg = acked_publisher(relay.get(zmq::sockopt::last_endpoint));
+  cfg.connect_timeout = deadline;
+  cfg.ack_timeout = 3 * deadline;  // what the publisher used to linger for
+  auto pub = std::make_unique<publisher>(ctx, cfg);
+  bool lost = false;
+  pub->on_link([&lost](link_monitor::change c) { lost = lost || c == link_monitor::change::lost; });
+  pub->connect();
+  relay.close();  // the relay is gone: nothing will take what the publisher sends
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (!lost && std::chrono::steady_clock::now() < until) {
+    auto item = pub->poll_item();
+    zmq::poll(&item, 1, std::chrono::milliseconds(10));
+    pub->service();
+  }
+  REQUIRE(lost);
+  pub->publish("t", "never acknowledged");
+  pub->flush();
+  CHECK(pub->outstanding() == 1);
+  const auto started = std::chrono::steady_clock::now();
+  pub.reset();
+  ctx.close();
   CHECK(std::chrono::steady_clock::now() - started < deadline);
 }

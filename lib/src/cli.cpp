@@ -249,13 +249,13 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
       ("max-msg-size", "refuse (and do not send) messages larger than BYTES, as the relay would; 0 for no limit", cxxopts::value<std::string>()->default_value("1M"), "BYTES");
   o.add_options("Delivery")
       ("H,host", "relay host: shorthand for --ack-connect tcp://HOST:5561 and --pub-connect tcp://HOST:5559", cxxopts::value<std::string>(), "HOST")
-      ("ack-connect", "relay ack socket", cxxopts::value<std::string>(), "EP")
+      ("ack-connect", "relay ack socket (acknowledged publishing)", cxxopts::value<std::string>(), "EP")
       ("pub-connect", "relay publisher socket, with --no-ack", cxxopts::value<std::string>(), "EP")
       ("no-ack", "fire and forget: no acknowledgment, nothing resent (PUB to the relay's XSUB)")
       ("plain", "with --no-ack: send plain [topic][payload] messages, one per line, no zrelay header")
       ("max-inflight", "messages sent and not yet acknowledged, at most", cxxopts::value<std::string>()->default_value("50000"), "N")
       ("ack-timeout", "resend what is not acknowledged after MS milliseconds", cxxopts::value<std::string>()->default_value("3000"), "MS")
-      ("retries", "resends before giving up", cxxopts::value<std::string>()->default_value("3"), "N")
+      ("retries", "resends before giving up: a message unacknowledged for --ack-timeout x (N+1) ends zpub with status 4 (12 s by default)", cxxopts::value<std::string>()->default_value("3"), "N")
       ("connect-timeout", "give up if the relay does not answer within MS milliseconds", cxxopts::value<std::string>()->default_value("3000"), "MS")
       ("heartbeat", "ZeroMQ heartbeat interval; the relay is reported lost after 3 silent intervals (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
       ("stats", "print sent/acked/nacked/retried and the rate on stderr at the end")
@@ -270,7 +270,8 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
         "message per line, and shows each acknowledgment; Ctrl-D ends.\n"
         "\nExit status: 0 every message acknowledged, 1 runtime error (cannot connect, cannot read input),\n"
         "2 usage error, 3 the relay refused a message (the reason is printed), 4 a message was never\n"
-        "acknowledged (the relay went away).\n");
+        "acknowledged (the relay went away, or a signal stopped zpub first). SIGINT, SIGTERM and SIGHUP\n"
+        "stop it alike: it reads no more and exits 4 if messages were still unacknowledged.\n");
     return out;
   }
   if (r.count("version")) {
@@ -332,6 +333,11 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
       throw usage_error(std::string("-H: ") + e.what());
     }
   }
+  // Each mode talks to one socket of the relay: an endpoint for the other would be ignored.
+  if (!pc.acked && r.count("ack-connect"))
+    throw usage_error("--ack-connect does not apply with --no-ack (fire and forget goes to --pub-connect)");
+  if (pc.acked && r.count("pub-connect"))
+    throw usage_error("--pub-connect needs --no-ack (acknowledged messages go to --ack-connect)");
   if (r.count("ack-connect")) pc.ack_endpoint = checked_endpoint(get(r, "ack-connect"), endpoint_use::connect);
   if (r.count("pub-connect")) pc.pub_endpoint = checked_endpoint(get(r, "pub-connect"), endpoint_use::connect);
   pc.max_inflight = parse_uint(get(r, "max-inflight"), "--max-inflight", 1, 100'000'000);

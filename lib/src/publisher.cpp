@@ -33,7 +33,11 @@ publisher::publisher(zmq::context_t& ctx, publisher_config cfg)
       id_(random_id()) {
   sock_.set(zmq::sockopt::sndhwm, cfg_.hwm);
   sock_.set(zmq::sockopt::rcvhwm, cfg_.hwm);
-  sock_.set(zmq::sockopt::linger, static_cast<int>(std::max(cfg_.ack_timeout.count(), std::int64_t{1000})));
+  // Acked, whatever is still queued at close is unacknowledged by definition and already counted
+  // as such: lingering for it only held the exit back by an --ack-timeout after giving up on a
+  // relay that is gone. Fire and forget has no other way to get its last messages out.
+  sock_.set(zmq::sockopt::linger,
+            cfg_.acked ? 0 : static_cast<int>(std::max(cfg_.ack_timeout.count(), std::int64_t{1000})));
   apply_curve_client(sock_, cfg_.curve);
   set_heartbeat(sock_, cfg_.heartbeat);
   if (!cfg_.acked) {

@@ -11,11 +11,14 @@
 
 namespace zrelay {
 
-signal_watch::signal_watch() {
+signal_watch::signal_watch() : signal_watch({SIGINT, SIGTERM}) {}
+
+signal_watch::signal_watch(std::initializer_list<int> signals) {
   sigset_t set;
   sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
+  for (const int s : signals) {
+    if (sigaddset(&set, s) != 0) throw std::invalid_argument("cannot watch signal " + std::to_string(s));
+  }
   if (pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0)
     throw std::runtime_error("cannot block signals");
   fd_ = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);

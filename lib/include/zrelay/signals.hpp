@@ -1,13 +1,19 @@
 #pragma once
-// SIGINT/SIGTERM as a file descriptor to poll: no handler, no global flag.
+// Stop signals (SIGINT, SIGTERM, and whatever else a tool names) as a file descriptor to poll:
+// no handler, no global flag.
+
+#include <initializer_list>
 
 namespace zrelay {
 
-/// Blocks SIGINT and SIGTERM in the calling thread (and the threads it starts afterwards) and
+/// Blocks the stop signals in the calling thread (and the threads it starts afterwards) and
 /// delivers them through a signalfd. Create it first in main(), before any thread exists.
 class signal_watch {
 public:
+  /// Watches SIGINT and SIGTERM.
   signal_watch();
+  /// Watches the signals given (zpub adds SIGHUP: a closed terminal ends it as SIGTERM does).
+  explicit signal_watch(std::initializer_list<int> signals);
   ~signal_watch();
   signal_watch(const signal_watch&) = delete;
   signal_watch& operator=(const signal_watch&) = delete;
