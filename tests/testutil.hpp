@@ -57,7 +57,10 @@ inline publisher_config acked_publisher(const std::string& ack_endpoint) {
 /// Runs a relay on its own thread for the life of the object.
 class running_relay {
 public:
-  running_relay(zmq::context_t& ctx, relay_config cfg) : relay_(ctx, std::move(cfg)) {
+  /// `log` (if any) is set before the relay starts: it is called on the relay's thread.
+  running_relay(zmq::context_t& ctx, relay_config cfg, relay::log_fn log = {}, bool verbose = false)
+      : relay_(ctx, std::move(cfg)) {
+    if (log) relay_.set_logger(std::move(log), verbose);
     thread_ = std::thread([this] { relay_.run(); });
   }
   ~running_relay() { stop(); }
