@@ -209,7 +209,7 @@ TEST_CASE("relay asks for a resend when a batch arrives ahead of its predecessor
   auto dealer = make_dealer(ctx, r.ep().ack);
   SECTION("a gap after accepted batches") {
     CHECK(roundtrip(dealer, batch("t", 9, 1, {"a"})).seq == 1);
-    const auto rep = roundtrip(dealer, batch("t", 9, 5, {"e"}));
+    const auto rep = roundtrip(dealer, batch("t", 9, 5, {"e"}, 5, 2));
     CHECK(rep.type == wire::kind::expect);
     CHECK(rep.seq == 2);
   }
@@ -663,6 +663,166 @@ TEST_CASE("relay names each run of refused records by its own largest record", "
   CHECK(replies[2].text == "a message of 5000 bytes exceeds the limit of 1000");
   for (int i = 0; i < 3; ++i) CHECK(replies[i].why == wire::reason::too_large);
   CHECK(r.get().counters().nacks == 4);
+}
+
+TEST_CASE("relay never acknowledges part of a batch", "[relay]") {
+  // A batch with a record over the limit in the middle goes out as two; while the second waits
+  // for a full subscriber, no ACK covers the first: a publisher's ack floor stays at a batch's
+  // start, and a resend of the batch is not taken for a lie.
+  zmq::context_t ctx;
+  auto cfg = inproc_config();
+  cfg.max_msg_size = 4;
+  cfg.on_full = full_policy::block;
+  cfg.hwm = 1;
+  running_relay r(ctx, cfg);
+  auto pub = make_publisher(ctx, r.ep());
+  auto slow = make_sub(ctx, r.ep().sub, "t", 1);
+  REQUIRE(recv_parts(pub) == std::vector<std::string>{"\1t"});
+  send_parts(pub, {"t", "fill"});  // the queue holds 2 (XPUB's 1 and the subscriber's 1): one left
+  auto dealer = make_dealer(ctx, r.ep().ack);
+  send_parts(dealer, batch("t", 3, 1, {"a", "too big", "b"}));
+  const auto nack = next_reply(dealer);
+  CHECK((nack.type == wire::kind::nack && nack.seq == 2));
+  REQUIRE(eventually([&] { return r.get().counters().blocked == 1; }));
+  CHECK(recv_parts(dealer, 300ms).empty());  // no ACK 2 for the half that went out
+  // The subscriber reads: the rest goes out, and one ACK covers the whole batch.
+  CHECK(recv_parts(slow) == std::vector<std::string>{"t", "fill"});
+  CHECK(header_of(recv_parts(slow)).seq == 1);
+  CHECK(header_of(recv_parts(slow)).seq == 3);
+  const auto ack = next_reply(dealer);
+  CHECK((ack.type == wire::kind::ack && ack.seq == 3));
+}
+
+TEST_CASE("relay refuses a batch whose ack floor breaks the rules, and acks nothing it was not sent", "[relay]") {
+  zmq::context_t ctx;
+  running_relay r(ctx, inproc_config());
+  auto sub = make_sub(ctx, r.ep().sub, "t");
+  REQUIRE(wait_subscribed(ctx, r.ep(), "t"));
+  auto dealer = make_dealer(ctx, r.ep().ack);
+  auto refused = [&](const std::vector<std::string>& frames, const std::string& text) {
+    const auto rep = roundtrip(dealer, frames);
+    CHECK(rep.type == wire::kind::nack);
+    CHECK(rep.why == wire::reason::malformed);
+    CHECK(rep.text == text);
+    return rep;
+  };
+  int accepted = 0;
+  SECTION("a floor above the batch's sequence, from a publisher the relay knows") {
+    CHECK(roundtrip(dealer, batch("t", 4, 1, {"one"})).seq == 1);
+    const auto rep = refused(batch("t", 4, 12, {"x"}, 12, 100),
+                             "ack floor 100 is above the batch's sequence 12 (a batch is unacknowledged until the "
+                             "relay acks it)");
+    CHECK((rep.seq == 12 && rep.count == 1));
+    // Nothing moved: the next batch is acked as 2, not 99 or 100.
+    const auto next = roundtrip(dealer, batch("t", 4, 2, {"two"}, 2, 2));
+    CHECK((next.type == wire::kind::ack && next.seq == 2));
+    accepted = 2;
+  }
+  SECTION("a new publisher whose floor falls inside its first batch") {
+    refused(batch("t", 5, 5, {"a", "b", "c"}, 5, 6),
+            "ack floor 6 is above the batch's sequence 5 (a batch is unacknowledged until the relay acks it)");
+    CHECK(roundtrip(dealer, batch("t", 5, 5, {"a", "b", "c"}, 5, 5)).seq == 7);
+    accepted = 1;
+  }
+  SECTION("a floor of 0") {
+    refused(batch("t", 6, 1, {"a"}, 1, 0),
+            "the ack floor must be set on the ack socket (the oldest sequence not yet acknowledged, 1 or more)");
+    CHECK(roundtrip(dealer, batch("t", 6, 1, {"a"})).seq == 1);
+    accepted = 1;
+  }
+  SECTION("a batch that runs past the last sequence number") {
+    const auto seq = UINT64_MAX - 1;
+    refused(batch("t", 7, seq, {"a", "b"}, 1),
+            "sequence 18446744073709551614 + count 2 runs past the last sequence number");
+    CHECK(roundtrip(dealer, batch("t", 7, seq, {"a"}, 1)).seq == seq);
+    accepted = 1;
+  }
+  SECTION("a floor above the relay's next sequence, up to the batch's own, was acked by an earlier relay") {
+    CHECK(roundtrip(dealer, batch("t", 8, 1, {"one"})).seq == 1);
+    const auto rep = roundtrip(dealer, batch("t", 8, 10, {"ten"}, 10, 10));
+    CHECK((rep.type == wire::kind::ack && rep.seq == 10));
+    CHECK(r.get().counters().malformed == 0);
+    accepted = 2;
+  }
+  // Whatever was refused never reached the subscriber: only the accepted batches did.
+  for (int i = 0; i < accepted; ++i) {
+    const auto h = header_of(recv_parts(sub));
+    CHECK((h.ack_floor >= 1 && h.ack_floor <= h.seq && h.count <= UINT64_MAX - h.seq));
+  }
+  CHECK(recv_parts(sub, 100ms).empty());
+}
+
+TEST_CASE("relay sends one EXPECT per sequence it asks for, again after progress or a while", "[relay]") {
+  zmq::context_t ctx;
+  auto cfg = inproc_config();
+  SECTION("a burst of batches behind a loss brings one EXPECT") {
+    cfg.expect_repeat = 60s;
+    running_relay r(ctx, cfg);
+    auto dealer = make_dealer(ctx, r.ep().ack);
+    CHECK(roundtrip(dealer, batch("t", 9, 1, {"1"})).seq == 1);
+    for (std::uint64_t seq = 5; seq < 30; ++seq) send_parts(dealer, batch("t", 9, seq, {"x"}, seq, 2));
+    send_parts(dealer, batch("t", 9, 1, {"1"}));  // a duplicate, re-acked: every reply before it is in
+    const auto replies = replies_through(dealer, 1);
+    REQUIRE(replies.size() == 2);
+    CHECK((replies[0].type == wire::kind::expect && replies[0].seq == 2));
+    // After progress the relay asks for the new sequence, once.
+    CHECK(roundtrip(dealer, batch("t", 9, 2, {"2"}, 2, 2)).seq == 2);
+    send_parts(dealer, batch("t", 9, 5, {"x"}, 5, 3));
+    send_parts(dealer, batch("t", 9, 6, {"x"}, 6, 3));
+    const auto rep = next_reply(dealer);
+    CHECK((rep.type == wire::kind::expect && rep.seq == 3));
+    CHECK(recv_parts(dealer, 200ms).empty());
+  }
+  SECTION("an EXPECT that may have been lost is sent again after expect_repeat") {
+    cfg.expect_repeat = 200ms;
+    running_relay r(ctx, cfg);
+    auto dealer = make_dealer(ctx, r.ep().ack);
+    CHECK(roundtrip(dealer, batch("t", 9, 1, {"1"})).seq == 1);
+    const auto first = roundtrip(dealer, batch("t", 9, 5, {"x"}, 5, 2));
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK((first.type == wire::kind::expect && first.seq == 2));
+    // The publisher goes on sending (here every 20 ms) until it hears the request again.
+    std::vector<std::string> again;
+    const auto until = t0 + deadline;
+    while (again.empty() && std::chrono::steady_clock::now() < until) {
+      send_parts(dealer, batch("t", 9, 5, {"x"}, 5, 2));
+      again = recv_parts(dealer, 20ms);
+    }
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    REQUIRE(again.size() == 1);
+    const auto rep = reply_of(again[0]);
+    CHECK((rep.type == wire::kind::expect && rep.seq == 2));
+    CHECK(waited >= 200ms);
+  }
+}
+
+TEST_CASE("relay refuses an empty topic and a topic sequence of 0 on the ack socket, and moves past them", "[relay]") {
+  zmq::context_t ctx;
+  running_relay r(ctx, inproc_config());
+  auto sub = make_sub(ctx, r.ep().sub, "");
+  REQUIRE(wait_subscribed(ctx, r.ep(), ""));
+  auto dealer = make_dealer(ctx, r.ep().ack);
+  send_parts(dealer, batch("", 7, 1, {"a"}));
+  auto replies = replies_through(dealer, 1);
+  REQUIRE(replies.size() == 2);
+  CHECK((replies[0].type == wire::kind::nack && replies[0].why == wire::reason::malformed && replies[0].seq == 1));
+  CHECK(replies[0].text == "the topic must not be empty on the ack socket");
+  auto zero = batch("t", 7, 2, {"b", "c"});
+  std::fill(zero[1].begin() + 24, zero[1].begin() + 32, '\0');  // topic seq
+  send_parts(dealer, zero);
+  replies = replies_through(dealer, 3);
+  REQUIRE(replies.size() == 2);
+  CHECK((replies[0].type == wire::kind::nack && replies[0].why == wire::reason::malformed));
+  CHECK((replies[0].seq == 2 && replies[0].count == 2));
+  CHECK(replies[0].text == "the topic sequence must not be zero on the ack socket (it starts at 1 for each topic)");
+  CHECK(roundtrip(dealer, batch("t", 7, 4, {"d"}, 1)).seq == 4);
+  // Only the last one reached the subscriber.
+  const auto got = recv_parts(sub);
+  CHECK(got.at(2) == std::string("\0\0\0\1d", 5));
+  CHECK(recv_parts(sub, 100ms).empty());
+  const auto c = r.get().counters();
+  CHECK(c.nacks == 3);
+  CHECK(c.malformed == 2);
 }
 
 TEST_CASE("relay serves legitimate clients after 5000 connect and disconnect cycles", "[relay][slow]") {

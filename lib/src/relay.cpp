@@ -83,6 +83,8 @@ struct relay::impl {
     std::string route;       // the routing id its latest message came from
     clock::time_point last_seen;
     bool ack_due = false;
+    std::uint64_t expected = 0;  // the sequence its latest EXPECT asked for (0: none yet)
+    clock::time_point expected_at;
   };
 
   // A message on its way to the subscriber socket: sent at once, or held while a subscriber
@@ -375,7 +377,9 @@ struct relay::impl {
   }
 
   // Forwards each kept run of a batch as a batch of its own, with the sequence numbers its records
-  // had (so subscribers see a gap exactly where a record was refused). False: something is held.
+  // had (so subscribers see a gap exactly where a record was refused). Only the last one moves
+  // the publisher's acknowledgment on, to `end`: an ACK never covers part of a batch, so a
+  // publisher's ack floor is never inside one (broken_sequence_rule). False: something is held.
   bool emit_runs(const zmq::message_t& topic, const wire::batch_header& h, const zmq::message_t& body,
                  const std::vector<record_run>& kept, std::uint64_t publisher, std::uint64_t end) {
     const auto* base = static_cast<const char*>(body.data());
@@ -389,9 +393,9 @@ struct relay::impl {
       zmq::message_t frames[3] = {zmq::message_t(topic.data(), topic.size()), zmq::message_t(wire::header_size),
                                   zmq::message_t(base + seg.from, seg.to - seg.from)};
       wire::encode_header(part, frames[1].data());
-      const auto next = k + 1 < kept.size() ? h.seq + kept[k + 1].first : end;
       const auto bytes = frames[0].size() + frames[1].size() + frames[2].size();
-      out = emit(frames, 3, seg.count, bytes, publisher, next) && out;
+      const bool last = k + 1 == kept.size();
+      out = emit(frames, 3, seg.count, bytes, last ? publisher : 0, end) && out;
     }
     return out;
   }
@@ -420,6 +424,23 @@ struct relay::impl {
     nack(rid, h.publisher, h.seq, h.count, h.count, why, detail);
     st.next = end;
     mark_ack(h.publisher, st);
+  }
+
+  // The rules of the sequence fields on the ack socket, which decide what the relay remembers
+  // and acks: empty when the header keeps them, else why not.
+  static std::string broken_sequence_rule(const wire::batch_header& h) {
+    if (h.publisher == 0 || h.seq == 0) return "publisher id and sequence must not be zero on the ack socket";
+    if (h.ack_floor == 0)
+      return "the ack floor must be set on the ack socket (the oldest sequence not yet acknowledged, 1 or more)";
+    // Every record of a batch is unacknowledged until the relay acks it, and the relay acks a
+    // batch whole: a floor above the batch's first sequence claims acks that were never sent.
+    if (h.ack_floor > h.seq)
+      return "ack floor " + std::to_string(h.ack_floor) + " is above the batch's sequence " + std::to_string(h.seq) +
+             " (a batch is unacknowledged until the relay acks it)";
+    if (h.count > UINT64_MAX - h.seq)
+      return "sequence " + std::to_string(h.seq) + " + count " + std::to_string(h.count) +
+             " runs past the last sequence number";
+    return {};
   }
 
   void flush_acks() {
@@ -510,40 +531,47 @@ struct relay::impl {
       return step::next;
     }
     relay_stats::add(stats.msgs_in, h.count);
-    if (h.publisher == 0 || h.seq == 0) {
+    // A header that breaks the sequence rules changes nothing the relay remembers, as one that
+    // does not decode: its numbers cannot be trusted.
+    if (const auto broken = broken_sequence_rule(h); !broken.empty()) {
       relay_stats::add(stats.malformed);
-      nack(rid, h.publisher, h.seq, h.count, h.count, wire::reason::malformed,
-           "publisher id and sequence must not be zero on the ack socket");
+      nack(rid, h.publisher, h.seq, h.count, h.count, wire::reason::malformed, broken);
       return step::next;
     }
     const auto now = clock::now();
     auto [it, fresh] = publishers.try_emplace(h.publisher);
     auto& st = it->second;
+    // A publisher we have not seen (or forgot, or met before a restart) starts where it says it
+    // still needs acks, so that whatever it resends first is not taken for a duplicate; one we
+    // know may have had acks from a relay that ran before this one.
+    if (h.ack_floor > st.next) st.next = h.ack_floor;
     if (fresh) {
-      // A publisher we have not seen (or forgot, or met before a restart): start where it says
-      // it still needs acks, so that whatever it resends first is not taken for a duplicate.
-      st.next = h.ack_floor != 0 && h.ack_floor <= h.seq ? h.ack_floor : h.seq;
       relay_stats::add(stats.publishers);
       note("publisher " + to_hex(h.publisher) + " connected, starting at sequence " + std::to_string(st.next));
     }
-    if (h.ack_floor > st.next) st.next = h.ack_floor;  // it had acks for those from an earlier relay
     st.last_seen = now;
     if (st.route.size() != rid.size() || std::memcmp(st.route.data(), rid.data(), rid.size()) != 0)
       st.route.assign(static_cast<const char*>(rid.data()), rid.size());
 
-    const std::uint64_t end = h.seq + h.count;
+    const std::uint64_t end = h.seq + h.count;  // cannot wrap: broken_sequence_rule
     if (end <= st.next) {
       relay_stats::add(stats.duplicates, h.count);
       mark_ack(h.publisher, st);
       return step::next;
     }
     if (h.seq > st.next) {
-      // Something before this batch never arrived (lost in a reconnect): ask for it again.
-      wire::reply r;
-      r.type = wire::kind::expect;
-      r.publisher = h.publisher;
-      r.seq = st.next;
-      send_reply(rid.data(), rid.size(), r);
+      // Something before this batch never arrived (lost in a reconnect): ask for it again, once
+      // for each sequence asked for. A burst of batches behind the loss would otherwise bring a
+      // burst of identical requests; after expect_repeat one more goes, in case it was lost.
+      if (st.expected != st.next || now - st.expected_at >= cfg.expect_repeat) {
+        wire::reply r;
+        r.type = wire::kind::expect;
+        r.publisher = h.publisher;
+        r.seq = st.next;
+        send_reply(rid.data(), rid.size(), r);
+        st.expected = st.next;
+        st.expected_at = now;
+      }
       return step::next;
     }
     if (h.seq < st.next) {
@@ -552,8 +580,18 @@ struct relay::impl {
                        std::to_string(st.next) + ")");
       return step::next;
     }
+    // What this batch would put before subscribers: refused for good, as oversized records are.
+    if (topic.size() == 0) {
+      refuse_batch(rid, h, st, end, wire::reason::malformed, "the topic must not be empty on the ack socket");
+      return step::next;
+    }
     if (topic.size() > cfg.max_topic) {
       refuse_batch(rid, h, st, end, wire::reason::too_large, topic_too_long_text(topic.size()));
+      return step::next;
+    }
+    if (h.topic_seq == 0) {
+      refuse_batch(rid, h, st, end, wire::reason::malformed,
+                   "the topic sequence must not be zero on the ack socket (it starts at 1 for each topic)");
       return step::next;
     }
     const bool out = too_large ? forward_without_oversized(rid, topic, h, body, st, end)
