@@ -366,7 +366,7 @@ struct relay::impl {
     while (auto rec = rd.next()) {
       const auto to = static_cast<std::size_t>(rec->data() + rec->size() - base);
       const auto from = static_cast<std::size_t>(rec->data() - base) - wire::record_prefix_size;
-      auto& runs = rec->size() > cfg.max_msg_size ? over : kept;
+      auto& runs = cfg.max_msg_size != 0 && rec->size() > cfg.max_msg_size ? over : kept;
       if (runs.empty() || runs.back().first + runs.back().count != i) runs.push_back({i, 0, from, to, 0});
       auto& r = runs.back();
       ++r.count;
