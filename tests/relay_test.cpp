@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <mutex>
 #include <random>
 
 // Heap in use is measurable with glibc, not under a sanitizer's own allocator.
@@ -55,6 +57,57 @@ wire::reply next_reply(zmq::socket_t& dealer) {
 wire::reply roundtrip(zmq::socket_t& dealer, const std::vector<std::string>& frames) {
   send_parts(dealer, frames);
   return next_reply(dealer);
+}
+
+// Replies until (and with) the first ACK that covers `seq`.
+std::vector<wire::reply> replies_through(zmq::socket_t& dealer, std::uint64_t seq) {
+  std::vector<wire::reply> got;
+  while (got.empty() || got.back().type != wire::kind::ack || got.back().seq < seq) {
+    got.push_back(next_reply(dealer));
+    REQUIRE(got.back().type != wire::kind::batch);  // a reply that decodes
+  }
+  return got;
+}
+
+// The lines a relay logs (on its own thread), for a test to read. Declare it before the relay.
+class log_lines {
+public:
+  relay::log_fn fn() {
+    return [this](std::string_view line) {
+      std::lock_guard<std::mutex> lock(m_);
+      lines_.emplace_back(line);
+    };
+  }
+  std::vector<std::string> containing(const std::string& text) {
+    std::lock_guard<std::mutex> lock(m_);
+    std::vector<std::string> out;
+    for (const auto& l : lines_)
+      if (l.find(text) != std::string::npos) out.push_back(l);
+    return out;
+  }
+
+private:
+  std::mutex m_;
+  std::vector<std::string> lines_;
+};
+
+// An XPUB on the relay's publisher endpoint: a fire-and-forget publisher that hears the
+// subscriptions the relay passes up (once it has heard one, a subscriber's subscription to that
+// topic is in force at the relay).
+zmq::socket_t make_publisher(zmq::context_t& ctx, const bound_endpoints& ep) {
+  zmq::socket_t pub(ctx, zmq::socket_type::xpub);
+  pub.set(zmq::sockopt::linger, 0);
+  pub.set(zmq::sockopt::rcvhwm, 0);
+  pub.connect(ep.pub);
+  return pub;
+}
+
+// The header of a batch as a subscriber receives it.
+wire::batch_header header_of(const std::vector<std::string>& parts) {
+  wire::batch_header h;
+  REQUIRE(parts.size() == 3);
+  REQUIRE(wire::decode_header(parts[1].data(), parts[1].size(), h) == wire::status::ok);
+  return h;
 }
 
 }  // namespace
@@ -156,7 +209,7 @@ TEST_CASE("relay asks for a resend when a batch arrives ahead of its predecessor
   auto dealer = make_dealer(ctx, r.ep().ack);
   SECTION("a gap after accepted batches") {
     CHECK(roundtrip(dealer, batch("t", 9, 1, {"a"})).seq == 1);
-    const auto rep = roundtrip(dealer, batch("t", 9, 5, {"e"}));
+    const auto rep = roundtrip(dealer, batch("t", 9, 5, {"e"}, 5, 2));
     CHECK(rep.type == wire::kind::expect);
     CHECK(rep.seq == 2);
   }
@@ -452,28 +505,324 @@ TEST_CASE("relay loses none of thousands of subscriptions on their way in or up 
   CHECK(got == "last");
 }
 
-TEST_CASE("relay cuts off a frame far over the size limit without reading it", "[relay]") {
+TEST_CASE("relay cuts off a frame over the frame limit without reading it, and counts the lost connection", "[relay]") {
   zmq::context_t ctx;
-  auto cfg = tcp_config();  // the limit is enforced by the TCP engine
+  auto cfg = tcp_config();  // the limit is enforced by the TCP engine, and only TCP has monitors
   cfg.max_msg_size = 1000;
-  running_relay r(ctx, cfg);
+  log_lines log;
+  running_relay r(ctx, cfg, log.fn(), true);
+  const auto cap = frame_limit(cfg.max_msg_size);
+  REQUIRE(cap == 4u << 20);
+  auto pub = make_publisher(ctx, r.ep());
   auto sub = make_sub(ctx, r.ep().sub, "t");
-  REQUIRE(wait_subscribed(ctx, r.ep(), "t"));
-  {
-    auto big = make_dealer(ctx, r.ep().ack);
-    send_parts(big, batch("t", 8, 1, {std::string(1000 + (64 << 10) + (1 << 20), 'x')}));
-  }
+  REQUIRE(recv_parts(pub) == std::vector<std::string>{"\1t"});
+  // Both stay open: the connection that ends is the one ZeroMQ cut.
+  auto big = make_dealer(ctx, r.ep().ack);
+  send_parts(big, batch("t", 8, 1, {std::string(cap, 'x')}));  // a body of cap + 4 bytes
+  CHECK(eventually([&] { return r.get().counters().disconnects == 1; }));
+  send_parts(pub, {"t", std::string(cap + 1, 'p')});
+  CHECK(eventually([&] { return r.get().counters().disconnects == 2; }));
+  // (Counted just before it is logged.)
+  CHECK(eventually([&] { return log.containing("or ZeroMQ cut it for a frame over 4194304 bytes").size() == 2; }));
+  CHECK(log.containing("a connection to the ack socket tcp://127.0.0.1:").size() == 1);
   // Just over the limit: still read, and refused with a NACK.
   auto near = make_dealer(ctx, r.ep().ack);
   const auto rep = roundtrip(near, batch("t", 9, 1, {std::string(1001, 'y')}));
   CHECK(rep.why == wire::reason::too_large);
-  // A legitimate publisher is served; the huge frame never counted as a message.
-  CHECK(roundtrip(near, batch("t", 9, 2, {"ok"})).type == wire::kind::ack);
+  // A legitimate publisher is served; the huge frames never counted as messages.
+  send_parts(near, batch("t", 9, 2, {"ok"}));
+  CHECK(replies_through(near, 2).back().type == wire::kind::ack);
   const auto parts = recv_parts(sub);
   REQUIRE(parts.size() == 3);
   CHECK(parts[2] == std::string("\0\0\0\2ok", 6));
   CHECK(r.get().counters().msgs_in == 2);
   CHECK(r.get().counters().bytes_in < 10000);
+}
+
+TEST_CASE("relay reads, refuses and answers a frame many times over the limit without cutting the connection", "[relay]") {
+  zmq::context_t ctx;
+  auto cfg = tcp_config();
+  cfg.max_msg_size = 1000;
+  running_relay r(ctx, cfg);
+  auto pub = make_publisher(ctx, r.ep());
+  auto sub = make_sub(ctx, r.ep().sub, "t");
+  REQUIRE(recv_parts(pub) == std::vector<std::string>{"\1t"});
+  SECTION("an acked publisher's 200 KB record gets its NACK, and its next message goes through") {
+    auto dealer = make_dealer(ctx, r.ep().ack);
+    send_parts(dealer, batch("t", 8, 1, {std::string(200000, 'x')}));
+    send_parts(dealer, batch("t", 8, 2, {"after"}));
+    const auto replies = replies_through(dealer, 2);
+    REQUIRE(replies.front().type == wire::kind::nack);
+    CHECK(replies.front().why == wire::reason::too_large);
+    CHECK((replies.front().seq == 1 && replies.front().count == 1));
+    CHECK(replies.front().text == "a message of 200000 bytes exceeds the limit of 1000");
+    CHECK(header_of(recv_parts(sub)).seq == 2);
+    CHECK(r.get().counters().nacks == 1);
+  }
+  SECTION("a plain publisher's 2 MB message is dropped and counted, and its next message goes through") {
+    send_parts(pub, {"t", std::string(2000000, 'x')});
+    send_parts(pub, {"t", "after"});
+    CHECK(recv_parts(sub) == std::vector<std::string>{"t", "after"});
+    CHECK(r.get().counters().refused == 1);
+  }
+  CHECK(r.get().counters().disconnects == 0);
+}
+
+TEST_CASE("relay drops and counts a fire-and-forget message over the size limit, and logs it", "[relay]") {
+  zmq::context_t ctx;
+  auto cfg = inproc_config();
+  cfg.max_msg_size = 16;
+  const bool verbose = GENERATE(false, true);
+  log_lines log;
+  running_relay r(ctx, cfg, log.fn(), verbose);
+  auto pub = make_publisher(ctx, r.ep());
+  auto sub = make_sub(ctx, r.ep().sub, "t");
+  REQUIRE(recv_parts(pub) == std::vector<std::string>{"\1t"});
+  send_parts(pub, {"t", std::string(17, 'a')});             // [topic][payload]
+  send_parts(pub, {"t" + std::string(17, 'b')});            // one frame: topic and payload
+  send_parts(pub, {"t", std::string(9, 'c'), "12345678"});  // three frames, not a batch: 17 after the topic
+  send_parts(pub, {"t", std::string(16, 'd')});             // at the limit: forwarded
+  send_parts(pub, {"t" + std::string(15, 'e')});
+  CHECK(recv_parts(sub) == std::vector<std::string>{"t", std::string(16, 'd')});
+  CHECK(recv_parts(sub) == std::vector<std::string>{"t" + std::string(15, 'e')});
+  const auto c = r.get().counters();
+  CHECK(c.refused == 3);
+  CHECK(c.malformed == 0);
+  CHECK(c.msgs_in == 5);
+  const auto lines = log.containing("warning: dropped 1 message(s) from a fire-and-forget publisher: a message of ");
+  if (verbose) {
+    REQUIRE(lines.size() == 3);
+    CHECK(lines[0] == "warning: dropped 1 message(s) from a fire-and-forget publisher: a message of 17 bytes exceeds "
+                      "the limit of 16");
+    CHECK(lines[1] == "warning: dropped 1 message(s) from a fire-and-forget publisher: a message of 18 bytes exceeds "
+                      "the limit of 16");
+  } else {
+    CHECK(lines == std::vector<std::string>{"warning: dropped 1 message(s) from a fire-and-forget publisher: a message "
+                                            "of 17 bytes exceeds the limit of 16 (further ones are counted, not logged)"});
+  }
+}
+
+TEST_CASE("relay checks fire-and-forget batches: drops what does not decode and the oversized records", "[relay]") {
+  zmq::context_t ctx;
+  auto cfg = inproc_config();
+  cfg.max_msg_size = 16;
+  log_lines log;
+  running_relay r(ctx, cfg, log.fn());
+  auto pub = make_publisher(ctx, r.ep());
+  auto sub = make_sub(ctx, r.ep().sub, "t");
+  REQUIRE(recv_parts(pub) == std::vector<std::string>{"\1t"});
+  auto mismatch = batch("t", 5, 1, {"a", "b"}, 1, 0);
+  mismatch[2] += "extra";  // bytes after the last record
+  send_parts(pub, mismatch);
+  auto newer = batch("t", 5, 3, {"c"}, 3, 0);
+  newer[1][2] = 2;  // protocol version 2
+  send_parts(pub, newer);
+  send_parts(pub, batch("t", 5, 10, {"a", std::string(17, 'x'), std::string(20, 'y'), "b"}, 100, 0));
+  send_parts(pub, batch("t", 5, 14, {"last"}, 104, 0));
+  // The records within the limit, with the sequence numbers they had; nothing of the others.
+  const auto first = recv_parts(sub);
+  CHECK(first[2] == std::string("\0\0\0\1a", 5));
+  auto h = header_of(first);
+  CHECK((h.count == 1 && h.seq == 10 && h.topic_seq == 100));
+  const auto second = recv_parts(sub);
+  CHECK(second[2] == std::string("\0\0\0\1b", 5));
+  h = header_of(second);
+  CHECK((h.count == 1 && h.seq == 13 && h.topic_seq == 103));
+  CHECK(header_of(recv_parts(sub)).seq == 14);
+  const auto c = r.get().counters();
+  CHECK(c.malformed == 2);
+  CHECK(c.refused == 2);
+  CHECK(c.msgs_in == 1 + 1 + 4 + 1);
+  CHECK(eventually([&] { return r.get().counters().msgs_out == 3; }));  // counted just after the send
+  CHECK(log.containing("warning: dropped 1 message(s) from a fire-and-forget publisher: body: bytes left over after the "
+                       "last record (further ones are counted, not logged)")
+            .size() == 1);
+  CHECK(log.containing("warning: dropped 2 message(s) from a fire-and-forget publisher: 2 messages of up to 20 bytes "
+                       "exceed the limit of 16 (further ones are counted, not logged)")
+            .size() == 1);
+  CHECK(log.containing("protocol version").empty());  // the second malformed one is counted, not logged
+}
+
+TEST_CASE("relay names each run of refused records by its own largest record", "[relay]") {
+  zmq::context_t ctx;
+  auto cfg = inproc_config();
+  cfg.max_msg_size = 1000;
+  running_relay r(ctx, cfg);
+  auto dealer = make_dealer(ctx, r.ep().ack);
+  const std::string ok = "fits";
+  send_parts(dealer, batch("t", 3, 1,
+                           {std::string(1001, 'a'), std::string(1500, 'b'), ok, std::string(2000, 'c'), ok,
+                            std::string(5000, 'd')}));
+  const auto replies = replies_through(dealer, 6);
+  REQUIRE(replies.size() == 4);
+  CHECK((replies[0].seq == 1 && replies[0].count == 2));
+  CHECK(replies[0].text == "2 messages of up to 1500 bytes exceed the limit of 1000");
+  CHECK((replies[1].seq == 4 && replies[1].count == 1));
+  CHECK(replies[1].text == "a message of 2000 bytes exceeds the limit of 1000");
+  CHECK((replies[2].seq == 6 && replies[2].count == 1));
+  CHECK(replies[2].text == "a message of 5000 bytes exceeds the limit of 1000");
+  for (int i = 0; i < 3; ++i) CHECK(replies[i].why == wire::reason::too_large);
+  CHECK(r.get().counters().nacks == 4);
+}
+
+TEST_CASE("relay never acknowledges part of a batch", "[relay]") {
+  // A batch with a record over the limit in the middle goes out as two; while the second waits
+  // for a full subscriber, no ACK covers the first: a publisher's ack floor stays at a batch's
+  // start, and a resend of the batch is not taken for a lie.
+  zmq::context_t ctx;
+  auto cfg = inproc_config();
+  cfg.max_msg_size = 4;
+  cfg.on_full = full_policy::block;
+  cfg.hwm = 1;
+  running_relay r(ctx, cfg);
+  auto pub = make_publisher(ctx, r.ep());
+  auto slow = make_sub(ctx, r.ep().sub, "t", 1);
+  REQUIRE(recv_parts(pub) == std::vector<std::string>{"\1t"});
+  send_parts(pub, {"t", "fill"});  // the queue holds 2 (XPUB's 1 and the subscriber's 1): one left
+  auto dealer = make_dealer(ctx, r.ep().ack);
+  send_parts(dealer, batch("t", 3, 1, {"a", "too big", "b"}));
+  const auto nack = next_reply(dealer);
+  CHECK((nack.type == wire::kind::nack && nack.seq == 2));
+  REQUIRE(eventually([&] { return r.get().counters().blocked == 1; }));
+  CHECK(recv_parts(dealer, 300ms).empty());  // no ACK 2 for the half that went out
+  // The subscriber reads: the rest goes out, and one ACK covers the whole batch.
+  CHECK(recv_parts(slow) == std::vector<std::string>{"t", "fill"});
+  CHECK(header_of(recv_parts(slow)).seq == 1);
+  CHECK(header_of(recv_parts(slow)).seq == 3);
+  const auto ack = next_reply(dealer);
+  CHECK((ack.type == wire::kind::ack && ack.seq == 3));
+}
+
+TEST_CASE("relay refuses a batch whose ack floor breaks the rules, and acks nothing it was not sent", "[relay]") {
+  zmq::context_t ctx;
+  running_relay r(ctx, inproc_config());
+  auto sub = make_sub(ctx, r.ep().sub, "t");
+  REQUIRE(wait_subscribed(ctx, r.ep(), "t"));
+  auto dealer = make_dealer(ctx, r.ep().ack);
+  auto refused = [&](const std::vector<std::string>& frames, const std::string& text) {
+    const auto rep = roundtrip(dealer, frames);
+    CHECK(rep.type == wire::kind::nack);
+    CHECK(rep.why == wire::reason::malformed);
+    CHECK(rep.text == text);
+    return rep;
+  };
+  int accepted = 0;
+  SECTION("a floor above the batch's sequence, from a publisher the relay knows") {
+    CHECK(roundtrip(dealer, batch("t", 4, 1, {"one"})).seq == 1);
+    const auto rep = refused(batch("t", 4, 12, {"x"}, 12, 100),
+                             "ack floor 100 is above the batch's sequence 12 (a batch is unacknowledged until the "
+                             "relay acks it)");
+    CHECK((rep.seq == 12 && rep.count == 1));
+    // Nothing moved: the next batch is acked as 2, not 99 or 100.
+    const auto next = roundtrip(dealer, batch("t", 4, 2, {"two"}, 2, 2));
+    CHECK((next.type == wire::kind::ack && next.seq == 2));
+    accepted = 2;
+  }
+  SECTION("a new publisher whose floor falls inside its first batch") {
+    refused(batch("t", 5, 5, {"a", "b", "c"}, 5, 6),
+            "ack floor 6 is above the batch's sequence 5 (a batch is unacknowledged until the relay acks it)");
+    CHECK(roundtrip(dealer, batch("t", 5, 5, {"a", "b", "c"}, 5, 5)).seq == 7);
+    accepted = 1;
+  }
+  SECTION("a floor of 0") {
+    refused(batch("t", 6, 1, {"a"}, 1, 0),
+            "the ack floor must be set on the ack socket (the oldest sequence not yet acknowledged, 1 or more)");
+    CHECK(roundtrip(dealer, batch("t", 6, 1, {"a"})).seq == 1);
+    accepted = 1;
+  }
+  SECTION("a batch that runs past the last sequence number") {
+    const auto seq = UINT64_MAX - 1;
+    refused(batch("t", 7, seq, {"a", "b"}, 1),
+            "sequence 18446744073709551614 + count 2 runs past the last sequence number");
+    CHECK(roundtrip(dealer, batch("t", 7, seq, {"a"}, 1)).seq == seq);
+    accepted = 1;
+  }
+  SECTION("a floor above the relay's next sequence, up to the batch's own, was acked by an earlier relay") {
+    CHECK(roundtrip(dealer, batch("t", 8, 1, {"one"})).seq == 1);
+    const auto rep = roundtrip(dealer, batch("t", 8, 10, {"ten"}, 10, 10));
+    CHECK((rep.type == wire::kind::ack && rep.seq == 10));
+    CHECK(r.get().counters().malformed == 0);
+    accepted = 2;
+  }
+  // Whatever was refused never reached the subscriber: only the accepted batches did.
+  for (int i = 0; i < accepted; ++i) {
+    const auto h = header_of(recv_parts(sub));
+    CHECK((h.ack_floor >= 1 && h.ack_floor <= h.seq && h.count <= UINT64_MAX - h.seq));
+  }
+  CHECK(recv_parts(sub, 100ms).empty());
+}
+
+TEST_CASE("relay sends one EXPECT per sequence it asks for, again after progress or a while", "[relay]") {
+  zmq::context_t ctx;
+  auto cfg = inproc_config();
+  SECTION("a burst of batches behind a loss brings one EXPECT") {
+    cfg.expect_repeat = 60s;
+    running_relay r(ctx, cfg);
+    auto dealer = make_dealer(ctx, r.ep().ack);
+    CHECK(roundtrip(dealer, batch("t", 9, 1, {"1"})).seq == 1);
+    for (std::uint64_t seq = 5; seq < 30; ++seq) send_parts(dealer, batch("t", 9, seq, {"x"}, seq, 2));
+    send_parts(dealer, batch("t", 9, 1, {"1"}));  // a duplicate, re-acked: every reply before it is in
+    const auto replies = replies_through(dealer, 1);
+    REQUIRE(replies.size() == 2);
+    CHECK((replies[0].type == wire::kind::expect && replies[0].seq == 2));
+    // After progress the relay asks for the new sequence, once.
+    CHECK(roundtrip(dealer, batch("t", 9, 2, {"2"}, 2, 2)).seq == 2);
+    send_parts(dealer, batch("t", 9, 5, {"x"}, 5, 3));
+    send_parts(dealer, batch("t", 9, 6, {"x"}, 6, 3));
+    const auto rep = next_reply(dealer);
+    CHECK((rep.type == wire::kind::expect && rep.seq == 3));
+    CHECK(recv_parts(dealer, 200ms).empty());
+  }
+  SECTION("an EXPECT that may have been lost is sent again after expect_repeat") {
+    cfg.expect_repeat = 200ms;
+    running_relay r(ctx, cfg);
+    auto dealer = make_dealer(ctx, r.ep().ack);
+    CHECK(roundtrip(dealer, batch("t", 9, 1, {"1"})).seq == 1);
+    const auto t0 = std::chrono::steady_clock::now();  // before the relay's first EXPECT
+    const auto first = roundtrip(dealer, batch("t", 9, 5, {"x"}, 5, 2));
+    CHECK((first.type == wire::kind::expect && first.seq == 2));
+    // The publisher goes on sending (here every 20 ms) until it hears the request again.
+    std::vector<std::string> again;
+    const auto until = t0 + deadline;
+    while (again.empty() && std::chrono::steady_clock::now() < until) {
+      send_parts(dealer, batch("t", 9, 5, {"x"}, 5, 2));
+      again = recv_parts(dealer, 20ms);
+    }
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    REQUIRE(again.size() == 1);
+    const auto rep = reply_of(again[0]);
+    CHECK((rep.type == wire::kind::expect && rep.seq == 2));
+    CHECK(waited >= 200ms);
+  }
+}
+
+TEST_CASE("relay refuses an empty topic and a topic sequence of 0 on the ack socket, and moves past them", "[relay]") {
+  zmq::context_t ctx;
+  running_relay r(ctx, inproc_config());
+  auto sub = make_sub(ctx, r.ep().sub, "");
+  REQUIRE(wait_subscribed(ctx, r.ep(), ""));
+  auto dealer = make_dealer(ctx, r.ep().ack);
+  send_parts(dealer, batch("", 7, 1, {"a"}));
+  auto replies = replies_through(dealer, 1);
+  REQUIRE(replies.size() == 2);
+  CHECK((replies[0].type == wire::kind::nack && replies[0].why == wire::reason::malformed && replies[0].seq == 1));
+  CHECK(replies[0].text == "the topic must not be empty on the ack socket");
+  auto zero = batch("t", 7, 2, {"b", "c"});
+  std::fill(zero[1].begin() + 24, zero[1].begin() + 32, '\0');  // topic seq
+  send_parts(dealer, zero);
+  replies = replies_through(dealer, 3);
+  REQUIRE(replies.size() == 2);
+  CHECK((replies[0].type == wire::kind::nack && replies[0].why == wire::reason::malformed));
+  CHECK((replies[0].seq == 2 && replies[0].count == 2));
+  CHECK(replies[0].text == "the topic sequence must not be zero on the ack socket (it starts at 1 for each topic)");
+  CHECK(roundtrip(dealer, batch("t", 7, 4, {"d"}, 1)).seq == 4);
+  // Only the last one reached the subscriber.
+  const auto got = recv_parts(sub);
+  CHECK(got.at(2) == std::string("\0\0\0\1d", 5));
+  CHECK(recv_parts(sub, 100ms).empty());
+  const auto c = r.get().counters();
+  CHECK(c.nacks == 3);
+  CHECK(c.malformed == 2);
 }
 
 TEST_CASE("relay serves legitimate clients after 5000 connect and disconnect cycles", "[relay][slow]") {

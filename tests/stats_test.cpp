@@ -24,6 +24,7 @@ TEST_CASE("relay_stats starts at zero", "[stats]") {
   CHECK(c.malformed == 0);
   CHECK(c.subscriptions == 0);
   CHECK(c.unsubscriptions == 0);
+  CHECK(c.disconnects == 0);
   CHECK(c.publishers == 0);
 }
 
@@ -42,6 +43,7 @@ TEST_CASE("relay_stats::add accumulates and snapshot copies every counter", "[st
   relay_stats::add(s.malformed, 12);
   relay_stats::add(s.subscriptions, 13);
   relay_stats::add(s.unsubscriptions, 14);
+  relay_stats::add(s.disconnects, 16);
   relay_stats::add(s.publishers, 15);
   relay_stats::add(s.publishers, 0);
   const auto c = s.snapshot();
@@ -57,6 +59,7 @@ TEST_CASE("relay_stats::add accumulates and snapshot copies every counter", "[st
   CHECK(c.malformed == 12);
   CHECK(c.subscriptions == 13);
   CHECK(c.unsubscriptions == 14);
+  CHECK(c.disconnects == 16);
   CHECK(c.publishers == 15);
 
   SECTION("a snapshot is a copy that later adds do not change") {
@@ -74,7 +77,8 @@ TEST_CASE("format_counters writes every counter as key=value in a fixed order", 
   SECTION("zeros") {
     CHECK(format_counters(relay_counters{}) ==
           "msgs_in=0 bytes_in=0 msgs_out=0 bytes_out=0 acks=0 nacks=0 duplicates=0 dropped=0 blocked=0 "
-          "malformed=0 subscriptions=0 unsubscriptions=0 refused=0 clients_refused=0 publishers=0");
+          "malformed=0 subscriptions=0 unsubscriptions=0 refused=0 clients_refused=0 disconnects=0 "
+          "publishers=0");
   }
   SECTION("distinct values land on their own keys") {
     relay_counters c;
@@ -92,16 +96,17 @@ TEST_CASE("format_counters writes every counter as key=value in a fixed order", 
     c.unsubscriptions = 12;
     c.refused = 13;
     c.clients_refused = 14;
+    c.disconnects = 15;
     c.publishers = 18446744073709551615ull;
     const auto line = format_counters(c);
     CHECK(line ==
           "msgs_in=1 bytes_in=2 msgs_out=3 bytes_out=4 acks=5 nacks=6 duplicates=7 dropped=8 blocked=9 "
-          "malformed=10 subscriptions=11 unsubscriptions=12 refused=13 clients_refused=14 "
+          "malformed=10 subscriptions=11 unsubscriptions=12 refused=13 clients_refused=14 disconnects=15 "
           "publishers=18446744073709551615");
     CHECK(line.find('\n') == std::string::npos);
     for (const char* key : {"msgs_in=", "bytes_in=", "msgs_out=", "bytes_out=", "acks=", "nacks=", "duplicates=",
                             "dropped=", "blocked=", "malformed=", "subscriptions=", "unsubscriptions=",
-                            "refused=", "clients_refused=", "publishers="}) {
+                            "refused=", "clients_refused=", "disconnects=", "publishers="}) {
       INFO(key);
       CHECK_THAT(line, Catch::Contains(key));
     }

@@ -57,7 +57,10 @@ inline publisher_config acked_publisher(const std::string& ack_endpoint) {
 /// Runs a relay on its own thread for the life of the object.
 class running_relay {
 public:
-  running_relay(zmq::context_t& ctx, relay_config cfg) : relay_(ctx, std::move(cfg)) {
+  /// `log` (if any) is set before the relay starts: it is called on the relay's thread.
+  running_relay(zmq::context_t& ctx, relay_config cfg, relay::log_fn log = {}, bool verbose = false)
+      : relay_(ctx, std::move(cfg)) {
+    if (log) relay_.set_logger(std::move(log), verbose);
     thread_ = std::thread([this] { relay_.run(); });
   }
   ~running_relay() { stop(); }
@@ -119,16 +122,17 @@ inline bool eventually(const std::function<bool()>& pred, std::chrono::milliseco
   return true;
 }
 
-/// Encodes a batch the way zpub does: [topic][header][body].
+/// Encodes a batch the way zpub does: [topic][header][body]. The ack floor is `seq` unless given
+/// (everything before the batch acknowledged).
 inline std::vector<std::string> batch(const std::string& topic, std::uint64_t publisher, std::uint64_t seq,
                                       const std::vector<std::string>& payloads, std::uint64_t topic_seq = 0,
-                                      std::uint64_t ack_floor = 0) {
+                                      std::optional<std::uint64_t> ack_floor = std::nullopt) {
   wire::batch_header h;
   h.count = static_cast<std::uint32_t>(payloads.size());
   h.publisher = publisher;
   h.seq = seq;
   h.topic_seq = topic_seq ? topic_seq : seq;
-  h.ack_floor = ack_floor;
+  h.ack_floor = ack_floor.value_or(seq);
   std::string header(wire::header_size, '\0');
   wire::encode_header(h, header.data());
   std::string body;

@@ -184,11 +184,11 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
       ("on-full", "when a subscriber's queue is full: drop (after --full-wait, deliver to the others and count it; the subscriber sees the gap) or block (lossless back-pressure to acked publishers)", cxxopts::value<std::string>()->default_value("drop"), "drop|block")
       ("full-wait", "with drop: how long a full subscriber may hold the others up before its messages are dropped", cxxopts::value<std::string>()->default_value("100"), "MS")
       ("hwm", "high-water mark of each socket, in ZeroMQ messages (a batch is one)", cxxopts::value<std::string>()->default_value("1000"), "N")
-      ("max-msg-size", "largest message accepted (acked publishers get a NACK 'too large'; a frame more than 64 KiB over it is cut off unread); 0 for no limit", cxxopts::value<std::string>()->default_value("1M"), "BYTES")
+      ("max-msg-size", "largest message accepted: a larger one is refused and counted (acked publishers get a NACK 'too large'); a frame over max(4 x BYTES + 64 KiB, 4 MiB) costs its sender the connection, unread; 0 for no limit", cxxopts::value<std::string>()->default_value("1M"), "BYTES")
       ("max-topic", "longest topic (512 to 64k): a message with a longer topic frame is refused (acked publishers get a NACK) and counted; a subscriber sending a longer subscription is disconnected by ZeroMQ", cxxopts::value<std::string>()->default_value("1024"), "BYTES")
       ("heartbeat", "ZeroMQ heartbeat interval to every peer; a peer silent for 3 intervals is dropped (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
       ("stats-interval", "print the counters on stderr every SECONDS (a final line is always printed)", cxxopts::value<std::string>()->default_value("0"), "SECONDS")
-      ("v,verbose", "log subscriptions, new publishers and every refused message")
+      ("v,verbose", "log subscriptions, new publishers, publisher connections that end and every refused message")
       ("h,help", "print this help")
       ("version", "print the version");
   add_security_options(o, false);

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <random>
 #include <unordered_map>
 #include <vector>
 
@@ -52,6 +53,18 @@ std::string printable(const void* data, std::size_t size, std::size_t limit = 80
 
 }  // namespace
 
+// Four times the limit, and at least 4 MiB: a message a few times too large, or a long line
+// sent to a relay with a small limit, is read and refused (with a NACK where there is someone to
+// send it to) instead of costing its sender the connection. 64 KiB more leaves room for a batch
+// of small records and the frame's own overhead.
+std::size_t frame_limit(std::size_t max_msg_size) {
+  constexpr std::size_t least = 4u << 20, slack = 64u << 10;
+  constexpr auto most = static_cast<std::size_t>(INT64_MAX);  // ZeroMQ's option is signed
+  if (max_msg_size == 0) return 0;
+  if (max_msg_size > (most - slack) / 4) return most;
+  return std::max(4 * max_msg_size + slack, least);
+}
+
 full_policy parse_full_policy(std::string_view text) {
   if (text == "drop") return full_policy::drop;
   if (text == "block") return full_policy::block;
@@ -70,6 +83,8 @@ struct relay::impl {
     std::string route;       // the routing id its latest message came from
     clock::time_point last_seen;
     bool ack_due = false;
+    std::uint64_t expected = 0;  // the sequence its latest EXPECT asked for (0: none yet)
+    clock::time_point expected_at;
   };
 
   // A message on its way to the subscriber socket: sent at once, or held while a subscriber
@@ -107,13 +122,13 @@ struct relay::impl {
     // Replies are small and a lost NACK would let the ACK after it pass a refused message off
     // as accepted: give them room well beyond the data high-water mark.
     router.set(zmq::sockopt::sndhwm, std::max(cfg.hwm, 100000));
-    // A frame far over the limit is never read into memory: ZeroMQ drops the connection at its
-    // size header (so a 1 GiB message costs nothing). Up to one batch of headroom stays, so that a
-    // message just over the limit still gets its NACK on the ack socket.
-    if (cfg.max_msg_size != 0) {
-      const auto cap = static_cast<std::int64_t>(std::max<std::size_t>(cfg.max_msg_size, 64u << 10) + (64u << 10));
-      router.set(zmq::sockopt::maxmsgsize, cap);
-      xsub.set(zmq::sockopt::maxmsgsize, cap);
+    // A frame a few times over the message limit is read, refused, counted and answered (a NACK
+    // on the ack socket), so the connection goes on. Only a frame over frame_limit() is never
+    // read: ZeroMQ cuts the connection at its size header, so a 1 GiB message costs nothing, and
+    // the monitors below count the cut. Memory stays bounded by the high-water mark times it.
+    if (const auto cap = frame_limit(cfg.max_msg_size); cap != 0) {
+      router.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(cap));
+      xsub.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(cap));
     }
     // Subscribers send only subscriptions, and ZeroMQ applies them itself (its manual mode, which
     // would let the relay refuse one, can use a freed connection in libzmq 4.3.4). So the topic
@@ -128,9 +143,26 @@ struct relay::impl {
         cfg.max_topic + sub_frame_overhead + (cfg.curve.enabled() ? curve_frame_overhead : 0);
     xpub.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(sub_frame));
     xframes.resize(max_frames);
+    xsub_watch = watch_disconnects(ctx, xsub, "pub");
+    router_watch = watch_disconnects(ctx, router, "ack");
     bound.pub = bind(xsub, cfg.pub_bind);
     bound.sub = bind(xpub, cfg.sub_bind);
     bound.ack = bind(router, cfg.ack_bind);
+  }
+
+  // A monitor of the connections of `s` that end. libzmq 4.3.4 reports a connection it cut for a
+  // frame over the frame limit only as a disconnection, so this is where such a cut is counted.
+  // The name is random: a relay closed just before may not have given its own back yet.
+  static zmq::socket_t watch_disconnects(zmq::context_t& ctx, zmq::socket_t& s, const char* which) {
+    std::random_device rd;
+    const auto name = "inproc://zrelay-monitor-" + to_hex((std::uint64_t{rd()} << 32) ^ rd()) + "-" + which;
+    if (zmq_socket_monitor(s.handle(), name.c_str(), ZMQ_EVENT_DISCONNECTED) != 0) throw zmq::error_t();
+    zmq::socket_t m(ctx, zmq::socket_type::pair);
+    m.set(zmq::sockopt::linger, 0);
+    // ZeroMQ's I/O thread blocks on a full monitor: never let this queue fill.
+    m.set(zmq::sockopt::rcvhwm, 0);
+    m.connect(name);
+    return m;
   }
 
   static std::string bind(zmq::socket_t& s, const std::string& ep) {
@@ -310,43 +342,50 @@ struct relay::impl {
     return "a topic of " + std::to_string(size) + " bytes exceeds the limit of " + std::to_string(cfg.max_topic);
   }
 
-  // A batch with some records over the size limit: refuse those, forward the rest as batches
-  // of their own, with the sequence numbers they had (so subscribers see a gap exactly where a
-  // message was refused). False: something is held.
-  // `largest` is the largest record (validate_body found it).
-  bool forward_without_oversized(const zmq::message_t& rid, const zmq::message_t& topic, const wire::batch_header& h,
-                                 const zmq::message_t& body, std::size_t largest, publisher_state& st,
-                                 std::uint64_t end) {
-    struct segment {
-      std::uint32_t first, count;
-      std::size_t from, to;
-    };
-    std::vector<segment> segments, refused;  // refused: runs of oversized records, one NACK each
+  // Consecutive records of a batch body, all within the size limit or all over it.
+  struct record_run {
+    std::uint32_t first = 0, count = 0;  // its first record's index in the batch, and how many
+    std::size_t from = 0, to = 0;        // its bytes in the body, length prefixes included
+    std::size_t largest = 0;             // its largest record
+  };
+
+  // A run of refused records, named by its own largest one (not the batch's).
+  std::string too_large_text(const record_run& r) const {
+    if (r.count == 1) return too_large_text(r.largest);
+    return std::to_string(r.count) + " messages of up to " + std::to_string(r.largest) + " bytes exceed the limit of " +
+           std::to_string(cfg.max_msg_size);
+  }
+
+  // Splits a body that validate_body accepted into runs of records the relay keeps and runs it
+  // refuses for their size.
+  void split_runs(const zmq::message_t& body, std::uint32_t count, std::vector<record_run>& kept,
+                  std::vector<record_run>& over) const {
     const auto* base = static_cast<const char*>(body.data());
-    wire::record_reader rd(body.data(), body.size(), h.count);
+    wire::record_reader rd(body.data(), body.size(), count);
     std::uint32_t i = 0;
     while (auto rec = rd.next()) {
       const auto to = static_cast<std::size_t>(rec->data() + rec->size() - base);
       const auto from = static_cast<std::size_t>(rec->data() - base) - wire::record_prefix_size;
-      auto& runs = rec->size() > cfg.max_msg_size ? refused : segments;
-      if (!runs.empty() && runs.back().first + runs.back().count == i) {
-        ++runs.back().count;
-        runs.back().to = to;
-      } else {
-        runs.push_back({i, 1, from, to});
-      }
+      auto& runs = cfg.max_msg_size != 0 && rec->size() > cfg.max_msg_size ? over : kept;
+      if (runs.empty() || runs.back().first + runs.back().count != i) runs.push_back({i, 0, from, to, 0});
+      auto& r = runs.back();
+      ++r.count;
+      r.to = to;
+      r.largest = std::max(r.largest, rec->size());
       ++i;
     }
-    for (const auto& run : refused)
-      nack(rid, h.publisher, h.seq + run.first, run.count, run.count, wire::reason::too_large, too_large_text(largest));
-    if (segments.empty()) {
-      st.next = end;
-      mark_ack(h.publisher, st);
-      return true;
-    }
+  }
+
+  // Forwards each kept run of a batch as a batch of its own, with the sequence numbers its records
+  // had (so subscribers see a gap exactly where a record was refused). Only the last one moves
+  // the publisher's acknowledgment on, to `end`: an ACK never covers part of a batch, so a
+  // publisher's ack floor is never inside one (broken_sequence_rule). False: something is held.
+  bool emit_runs(const zmq::message_t& topic, const wire::batch_header& h, const zmq::message_t& body,
+                 const std::vector<record_run>& kept, std::uint64_t publisher, std::uint64_t end) {
+    const auto* base = static_cast<const char*>(body.data());
     bool out = true;
-    for (std::size_t k = 0; k < segments.size(); ++k) {
-      const auto& seg = segments[k];
+    for (std::size_t k = 0; k < kept.size(); ++k) {
+      const auto& seg = kept[k];
       wire::batch_header part = h;
       part.count = seg.count;
       part.seq = h.seq + seg.first;
@@ -354,11 +393,54 @@ struct relay::impl {
       zmq::message_t frames[3] = {zmq::message_t(topic.data(), topic.size()), zmq::message_t(wire::header_size),
                                   zmq::message_t(base + seg.from, seg.to - seg.from)};
       wire::encode_header(part, frames[1].data());
-      const auto next = k + 1 < segments.size() ? h.seq + segments[k + 1].first : end;
       const auto bytes = frames[0].size() + frames[1].size() + frames[2].size();
-      out = emit(frames, 3, seg.count, bytes, h.publisher, next) && out;
+      const bool last = k + 1 == kept.size();
+      out = emit(frames, 3, seg.count, bytes, last ? publisher : 0, end) && out;
     }
     return out;
+  }
+
+  // A batch on the ack socket with some records over the size limit: a NACK "too large" for
+  // each run of those, the rest forwarded. False: something is held.
+  bool forward_without_oversized(const zmq::message_t& rid, const zmq::message_t& topic, const wire::batch_header& h,
+                                 const zmq::message_t& body, publisher_state& st, std::uint64_t end) {
+    std::vector<record_run> kept, over;
+    split_runs(body, h.count, kept, over);
+    for (const auto& r : over)
+      nack(rid, h.publisher, h.seq + r.first, r.count, r.count, wire::reason::too_large, too_large_text(r));
+    if (kept.empty()) {
+      st.next = end;
+      mark_ack(h.publisher, st);
+      return true;
+    }
+    return emit_runs(topic, h, body, kept, h.publisher, end);
+  }
+
+  // Refuses a whole batch for good: the sequence moves past it, so the ACK after the NACK covers
+  // it and the publisher may forget it.
+  void refuse_batch(const zmq::message_t& rid, const wire::batch_header& h, publisher_state& st, std::uint64_t end,
+                    wire::reason why, const std::string& detail) {
+    if (why == wire::reason::malformed) relay_stats::add(stats.malformed);
+    nack(rid, h.publisher, h.seq, h.count, h.count, why, detail);
+    st.next = end;
+    mark_ack(h.publisher, st);
+  }
+
+  // The rules of the sequence fields on the ack socket, which decide what the relay remembers
+  // and acks: empty when the header keeps them, else why not.
+  static std::string broken_sequence_rule(const wire::batch_header& h) {
+    if (h.publisher == 0 || h.seq == 0) return "publisher id and sequence must not be zero on the ack socket";
+    if (h.ack_floor == 0)
+      return "the ack floor must be set on the ack socket (the oldest sequence not yet acknowledged, 1 or more)";
+    // Every record of a batch is unacknowledged until the relay acks it, and the relay acks a
+    // batch whole: a floor above the batch's first sequence claims acks that were never sent.
+    if (h.ack_floor > h.seq)
+      return "ack floor " + std::to_string(h.ack_floor) + " is above the batch's sequence " + std::to_string(h.seq) +
+             " (a batch is unacknowledged until the relay acks it)";
+    if (h.count > UINT64_MAX - h.seq)
+      return "sequence " + std::to_string(h.seq) + " + count " + std::to_string(h.count) +
+             " runs past the last sequence number";
+    return {};
   }
 
   void flush_acks() {
@@ -449,64 +531,130 @@ struct relay::impl {
       return step::next;
     }
     relay_stats::add(stats.msgs_in, h.count);
-    if (h.publisher == 0 || h.seq == 0) {
+    // A header that breaks the sequence rules changes nothing the relay remembers, as one that
+    // does not decode: its numbers cannot be trusted.
+    if (const auto broken = broken_sequence_rule(h); !broken.empty()) {
       relay_stats::add(stats.malformed);
-      nack(rid, h.publisher, h.seq, h.count, h.count, wire::reason::malformed,
-           "publisher id and sequence must not be zero on the ack socket");
+      nack(rid, h.publisher, h.seq, h.count, h.count, wire::reason::malformed, broken);
       return step::next;
     }
     const auto now = clock::now();
     auto [it, fresh] = publishers.try_emplace(h.publisher);
     auto& st = it->second;
+    // A publisher we have not seen (or forgot, or met before a restart) starts where it says it
+    // still needs acks, so that whatever it resends first is not taken for a duplicate; one we
+    // know may have had acks from a relay that ran before this one.
+    if (h.ack_floor > st.next) st.next = h.ack_floor;
     if (fresh) {
-      // A publisher we have not seen (or forgot, or met before a restart): start where it says
-      // it still needs acks, so that whatever it resends first is not taken for a duplicate.
-      st.next = h.ack_floor != 0 && h.ack_floor <= h.seq ? h.ack_floor : h.seq;
       relay_stats::add(stats.publishers);
       note("publisher " + to_hex(h.publisher) + " connected, starting at sequence " + std::to_string(st.next));
     }
-    if (h.ack_floor > st.next) st.next = h.ack_floor;  // it had acks for those from an earlier relay
     st.last_seen = now;
     if (st.route.size() != rid.size() || std::memcmp(st.route.data(), rid.data(), rid.size()) != 0)
       st.route.assign(static_cast<const char*>(rid.data()), rid.size());
 
-    const std::uint64_t end = h.seq + h.count;
+    const std::uint64_t end = h.seq + h.count;  // cannot wrap: broken_sequence_rule
     if (end <= st.next) {
       relay_stats::add(stats.duplicates, h.count);
       mark_ack(h.publisher, st);
       return step::next;
     }
     if (h.seq > st.next) {
-      // Something before this batch never arrived (lost in a reconnect): ask for it again.
-      wire::reply r;
-      r.type = wire::kind::expect;
-      r.publisher = h.publisher;
-      r.seq = st.next;
-      send_reply(rid.data(), rid.size(), r);
+      // Something before this batch never arrived (lost in a reconnect): ask for it again, once
+      // for each sequence asked for. A burst of batches behind the loss would otherwise bring a
+      // burst of identical requests; after expect_repeat one more goes, in case it was lost.
+      if (st.expected != st.next || now - st.expected_at >= cfg.expect_repeat) {
+        wire::reply r;
+        r.type = wire::kind::expect;
+        r.publisher = h.publisher;
+        r.seq = st.next;
+        send_reply(rid.data(), rid.size(), r);
+        st.expected = st.next;
+        st.expected_at = now;
+      }
       return step::next;
     }
     if (h.seq < st.next) {
-      relay_stats::add(stats.malformed);
-      nack(rid, h.publisher, h.seq, h.count, h.count, wire::reason::malformed,
-           "batch overlaps messages already accepted (sequence " + std::to_string(h.seq) + ", expected " +
-               std::to_string(st.next) + ")");
-      st.next = end;
-      mark_ack(h.publisher, st);
+      refuse_batch(rid, h, st, end, wire::reason::malformed,
+                   "batch overlaps messages already accepted (sequence " + std::to_string(h.seq) + ", expected " +
+                       std::to_string(st.next) + ")");
+      return step::next;
+    }
+    // What this batch would put before subscribers: refused for good, as oversized records are.
+    if (topic.size() == 0) {
+      refuse_batch(rid, h, st, end, wire::reason::malformed, "the topic must not be empty on the ack socket");
       return step::next;
     }
     if (topic.size() > cfg.max_topic) {
-      // Refused for good: the sequence moves past it, as for a batch of oversized records.
-      nack(rid, h.publisher, h.seq, h.count, h.count, wire::reason::too_large, topic_too_long_text(topic.size()));
-      st.next = end;
-      mark_ack(h.publisher, st);
+      refuse_batch(rid, h, st, end, wire::reason::too_large, topic_too_long_text(topic.size()));
       return step::next;
     }
-    const bool out = too_large ? forward_without_oversized(rid, topic, h, body, largest, st, end)
+    if (h.topic_seq == 0) {
+      refuse_batch(rid, h, st, end, wire::reason::malformed,
+                   "the topic sequence must not be zero on the ack socket (it starts at 1 for each topic)");
+      return step::next;
+    }
+    const bool out = too_large ? forward_without_oversized(rid, topic, h, body, st, end)
                                : emit(&rframes[1], 3, h.count, bytes, h.publisher, end);
     return out ? step::next : step::held;
   }
 
-  // One message from XSUB, forwarded as it is.
+  // Kinds of fire-and-forget messages the relay drops (nobody to NACK), each logged once.
+  enum class dropped { too_many_frames, malformed, too_large, long_topic };
+
+  // Drops `msgs` fire-and-forget messages: those it will not forward count as refused, those it
+  // cannot read as one malformed message.
+  template <typename TextFn>
+  void drop(dropped kind, std::uint64_t msgs, const TextFn& detail) {
+    const bool unreadable = kind == dropped::too_many_frames || kind == dropped::malformed;
+    relay_stats::add(unreadable ? stats.malformed : stats.refused, unreadable ? 1 : msgs);
+    warn_once(warned_dropped[static_cast<std::size_t>(kind)], [&] {
+      return "warning: dropped " + std::to_string(msgs) + " message(s) from a fire-and-forget publisher: " + detail();
+    });
+  }
+
+  // A fire-and-forget batch [topic][header][body]: held to the ack socket's rules of shape and
+  // size, not to its sequence rules (the relay keeps no state for these publishers and acks
+  // nothing). One that does not decode is dropped whole; records over the size limit are dropped
+  // and the rest forwarded, as on the ack socket.
+  step handle_xsub_batch(std::uint64_t bytes) {
+    const auto& topic = xframes[0];
+    const auto& header = xframes[1];
+    const auto& body = xframes[2];
+    wire::batch_header h;
+    std::uint8_t version_seen = 0;
+    const auto hs = wire::decode_header(header.data(), header.size(), h, &version_seen);
+    if (hs != wire::status::ok) {
+      relay_stats::add(stats.msgs_in);
+      drop(dropped::malformed, 1, [&] {
+        return hs == wire::status::bad_version ? "this relay speaks protocol version " + std::to_string(wire::version) +
+                                                     ", got " + std::to_string(version_seen)
+                                               : "header: " + std::string(wire::status_text(hs));
+      });
+      return step::next;
+    }
+    bool too_large = false;
+    std::size_t largest = 0;
+    const auto bs = wire::validate_body(body.data(), body.size(), h.count, cfg.max_msg_size, too_large, largest);
+    if (bs != wire::status::ok) {
+      relay_stats::add(stats.msgs_in);
+      drop(dropped::malformed, 1, [&] { return "body: " + std::string(wire::status_text(bs)); });
+      return step::next;
+    }
+    relay_stats::add(stats.msgs_in, h.count);
+    if (topic.size() > cfg.max_topic) {
+      drop(dropped::long_topic, h.count, [&] { return topic_too_long_text(topic.size()); });
+      return step::next;
+    }
+    if (!too_large) return emit(xframes.data(), 3, h.count, bytes, 0, 0) ? step::next : step::held;
+    std::vector<record_run> kept, over;
+    split_runs(body, h.count, kept, over);
+    for (const auto& r : over) drop(dropped::too_large, r.count, [&] { return too_large_text(r); });
+    return emit_runs(topic, h, body, kept, 0, 0) ? step::next : step::held;
+  }
+
+  // One message from XSUB: a batch is checked (above), a plain message held to the limits, and
+  // what passes forwarded as it is.
   step handle_xsub_message() {
     std::size_t n = 0;
     bool more = true;
@@ -524,29 +672,24 @@ struct relay::impl {
     if (more) {
       drain(xsub, more);
       relay_stats::add(stats.msgs_in);
-      relay_stats::add(stats.malformed);
-      warn(wire::reason::malformed, [] {
-        return "warning: dropped a message of more than " + std::to_string(max_frames) + " frames from a publisher";
-      });
+      drop(dropped::too_many_frames, 1, [] { return "more than " + std::to_string(max_frames) + " frames"; });
       return step::next;
     }
-    std::uint64_t msgs = 1;
-    if (n == 3 && wire::looks_like_header(xframes[1].data(), xframes[1].size())) {
-      wire::batch_header h;
-      if (wire::decode_header(xframes[1].data(), xframes[1].size(), h) == wire::status::ok) msgs = h.count;
-    }
-    relay_stats::add(stats.msgs_in, msgs);
+    if (n == 3 && wire::looks_like_header(xframes[1].data(), xframes[1].size())) return handle_xsub_batch(bytes);
+    relay_stats::add(stats.msgs_in);
     // A message of one frame is all topic as far as prefix matching goes: only a separate topic
-    // frame is held to the limit.
+    // frame is held to the limit. Its payload is what a subscriber prints: the frame itself, or
+    // the frames after the topic.
     if (n >= 2 && xframes[0].size() > cfg.max_topic) {
-      relay_stats::add(stats.refused, msgs);
-      warn_once(warned_long_topic, [&] {
-        return "warning: dropped " + std::to_string(msgs) + " message(s) from a fire-and-forget publisher: " +
-               topic_too_long_text(xframes[0].size());
-      });
+      drop(dropped::long_topic, 1, [&] { return topic_too_long_text(xframes[0].size()); });
       return step::next;
     }
-    return emit(xframes.data(), n, msgs, bytes, 0, 0) ? step::next : step::held;
+    const auto payload = n == 1 ? bytes : bytes - xframes[0].size();
+    if (cfg.max_msg_size != 0 && payload > cfg.max_msg_size) {
+      drop(dropped::too_large, 1, [&] { return too_large_text(payload); });
+      return step::next;
+    }
+    return emit(xframes.data(), n, 1, bytes, 0, 0) ? step::next : step::held;
   }
 
   // Subscriptions travel from XPUB up to XSUB, so that publishers filter at the source. ZeroMQ
@@ -584,13 +727,33 @@ struct relay::impl {
     stats.publishers.store(publishers.size(), std::memory_order_relaxed);
   }
 
+  // Publisher connections that ended, as the monitor of their socket reports them.
+  void handle_disconnects(zmq::socket_t& watch, const char* socket_name) {
+    zmq::message_t event, address;
+    while (watch.recv(event, zmq::recv_flags::dontwait)) {
+      // [event id (16 bits) + value (32 bits)][endpoint], sent as one message
+      if (!event.more() || !watch.recv(address, zmq::recv_flags::dontwait)) continue;
+      std::uint16_t id = 0;
+      if (event.size() >= sizeof id) std::memcpy(&id, event.data(), sizeof id);
+      if (id != ZMQ_EVENT_DISCONNECTED) continue;
+      relay_stats::add(stats.disconnects);
+      if (!verbose || !log) continue;
+      const auto cap = frame_limit(cfg.max_msg_size);
+      note(std::string("a connection to the ") + socket_name + " socket " + address.to_string() +
+           " ended: the publisher closed it, heartbeats lost it" +
+           (cap != 0 ? ", or ZeroMQ cut it for a frame over " + std::to_string(cap) + " bytes" : std::string()));
+    }
+  }
+
   void run(int stop_fd) {
-    zmq::pollitem_t items[] = {
-        {xpub.handle(), 0, ZMQ_POLLIN, 0},
-        {xsub.handle(), 0, ZMQ_POLLIN, 0},
-        {router.handle(), 0, ZMQ_POLLIN, 0},
-        {nullptr, stop_fd, ZMQ_POLLIN, 0},
+    // Read in every turn first, then the publishers' sockets, which a held message stops.
+    enum : std::size_t { stop_item, xpub_item, xsub_watch_item, router_watch_item, xsub_item, router_item, items_n };
+    zmq::pollitem_t items[items_n] = {
+        {nullptr, stop_fd, ZMQ_POLLIN, 0},         {xpub.handle(), 0, ZMQ_POLLIN, 0},
+        {xsub_watch.handle(), 0, ZMQ_POLLIN, 0},   {router_watch.handle(), 0, ZMQ_POLLIN, 0},
+        {xsub.handle(), 0, ZMQ_POLLIN, 0},         {router.handle(), 0, ZMQ_POLLIN, 0},
     };
+    const std::size_t first = stop_fd >= 0 ? stop_item : xpub_item;
     auto next_tick = clock::now() + tick_every;
     auto next_sweep = clock::now() + std::chrono::seconds(60);
     try {
@@ -601,23 +764,18 @@ struct relay::impl {
           const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - clock::now());
           timeout = std::clamp(until, std::chrono::milliseconds(0), timeout);
         }
-        // While a message is held only subscriptions (and the stop signal) are read: that is
-        // what makes block back-pressure reach the publishers.
-        if (blocked) {
-          zmq::pollitem_t few[] = {items[0], items[3]};
-          zmq::poll(few, stop_fd >= 0 ? 2 : 1, timeout);
-          items[0].revents = few[0].revents;
-          items[1].revents = items[2].revents = 0;
-          items[3].revents = few[1].revents;
-        } else {
-          zmq::poll(items, stop_fd >= 0 ? 4 : 3, timeout);
-        }
-        if (stop_fd >= 0 && (items[3].revents & ZMQ_POLLIN)) break;
-        if (items[0].revents & ZMQ_POLLIN) handle_subscriptions();
+        // While a message is held the publishers' sockets are not read: that is what makes block
+        // back-pressure reach the publishers.
+        for (auto& item : items) item.revents = 0;
+        zmq::poll(items + first, (blocked ? std::size_t{xsub_item} : std::size_t{items_n}) - first, timeout);
+        if (items[stop_item].revents & ZMQ_POLLIN) break;
+        if (items[xpub_item].revents & ZMQ_POLLIN) handle_subscriptions();
+        if (items[xsub_watch_item].revents & ZMQ_POLLIN) handle_disconnects(xsub_watch, "publisher");
+        if (items[router_watch_item].revents & ZMQ_POLLIN) handle_disconnects(router_watch, "ack");
         if (retry_held()) {
-          if (items[1].revents & ZMQ_POLLIN)
+          if (items[xsub_item].revents & ZMQ_POLLIN)
             for (int i = 0; i < burst && handle_xsub_message() == step::next; ++i) {}
-          if (held.empty() && (items[2].revents & ZMQ_POLLIN))
+          if (held.empty() && (items[router_item].revents & ZMQ_POLLIN))
             for (int i = 0; i < burst && handle_router_message() == step::next; ++i) {}
         }
         flush_acks();
@@ -635,7 +793,7 @@ struct relay::impl {
       // and count it as dropped.
       const auto give_up = clock::now() + cfg.linger;
       while (!retry_held() && clock::now() < give_up) {
-        zmq::pollitem_t one[] = {items[0]};
+        zmq::pollitem_t one[] = {items[xpub_item]};
         zmq::poll(one, 1, std::chrono::milliseconds(1));
         if (one[0].revents & ZMQ_POLLIN) handle_subscriptions();
       }
@@ -648,6 +806,7 @@ struct relay::impl {
 
   relay_config cfg;
   zmq::socket_t xsub, xpub, router;
+  zmq::socket_t xsub_watch, router_watch;  // their monitors (watch_disconnects)
   bound_endpoints bound;
   relay_stats stats;
   std::atomic<bool> stop{false};
@@ -655,7 +814,8 @@ struct relay::impl {
   bool verbose = false;
   std::array<bool, 8> warned{};
   bool warned_drop = false;
-  bool warned_long_topic = false, warned_not_subscription = false;
+  std::array<bool, 4> warned_dropped{};  // by kind of dropped fire-and-forget message
+  bool warned_not_subscription = false;
   tick_fn tick;
   std::chrono::milliseconds tick_every{1000};
   std::unordered_map<std::uint64_t, publisher_state> publishers;

@@ -13,7 +13,7 @@ struct counter_field {
   std::atomic<std::uint64_t> relay_stats::*live;
 };
 
-constexpr std::array<counter_field, 15> fields{{
+constexpr std::array<counter_field, 16> fields{{
     {"msgs_in", &relay_counters::msgs_in, &relay_stats::msgs_in},
     {"bytes_in", &relay_counters::bytes_in, &relay_stats::bytes_in},
     {"msgs_out", &relay_counters::msgs_out, &relay_stats::msgs_out},
@@ -28,6 +28,7 @@ constexpr std::array<counter_field, 15> fields{{
     {"unsubscriptions", &relay_counters::unsubscriptions, &relay_stats::unsubscriptions},
     {"refused", &relay_counters::refused, &relay_stats::refused},
     {"clients_refused", &relay_counters::clients_refused, &relay_stats::clients_refused},
+    {"disconnects", &relay_counters::disconnects, &relay_stats::disconnects},
     {"publishers", &relay_counters::publishers, &relay_stats::publishers},
 }};
 

@@ -146,7 +146,7 @@ frame body_lie eval 'printf "$(be32 $((0xfffffff0)))x"'
 frame body_short eval 'printf "$(be32 10)abc"'
 frame body_extra eval 'record one; record two; record three'
 frame empty true
-frame sentinel_hdr header 1 1 1 $((0x5e471)) 1 1 0
+frame sentinel_hdr header 1 1 1 $((0x5e471)) 1 1 1
 frame sentinel_body record 'sentinel after garbage'
 for f in "$TEST_TMP"/f.hdr_{v9,magic,long,zero,2,kind,count0,wrap,huge}; do
   size=$(wc -c <"$f")

@@ -38,6 +38,11 @@ full_policy parse_full_policy(std::string_view text);
 inline constexpr std::size_t min_max_topic = 512;
 inline constexpr std::size_t max_topic_limit = 64u << 10;
 
+/// The largest frame the relay reads on its publisher and ack sockets for a message limit of
+/// max_msg_size: max(4 x max_msg_size + 64 KiB, 4 MiB), or 0 (none) when max_msg_size is 0.
+/// ZeroMQ cuts the connection of a peer that sends a longer frame, at its size header.
+std::size_t frame_limit(std::size_t max_msg_size);
+
 /// How to build a relay. The defaults bind loopback only.
 struct relay_config {
   std::string pub_bind = "tcp://127.0.0.1:5559";  ///< XSUB: fire-and-forget publishers connect here
@@ -45,11 +50,12 @@ struct relay_config {
   std::string ack_bind = "tcp://127.0.0.1:5561";  ///< ROUTER: acked publishers connect here
   full_policy on_full = full_policy::drop;
   int hwm = 1000;                        ///< high-water mark (ZeroMQ messages) of every socket
-  std::size_t max_msg_size = 1u << 20;   ///< largest message accepted on the ack socket (0 = none)
+  std::size_t max_msg_size = 1u << 20;   ///< largest message accepted (0 = none); a larger one is refused and counted
   std::size_t max_topic = 1024;          ///< longest topic of a subscription or a message, in bytes (min_max_topic to max_topic_limit)
   std::chrono::milliseconds full_wait{100};  ///< drop policy: how long a full subscriber may hold the others up
   std::chrono::milliseconds linger{1000};  ///< how long shutdown may spend flushing queues
   std::chrono::seconds publisher_idle{600};  ///< forget an acked publisher idle this long
+  std::chrono::milliseconds expect_repeat{1000};  ///< how soon an EXPECT for the same sequence may be sent again
   curve_config curve;  ///< a key pair makes every tcp/ipc socket CURVE; allowed_keys are let in
   std::chrono::milliseconds heartbeat{1000};  ///< ZeroMQ heartbeats to every peer (0: none)
 };

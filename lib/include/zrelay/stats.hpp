@@ -21,8 +21,9 @@ struct relay_counters {
   std::uint64_t malformed = 0;       ///< frames that could not be decoded
   std::uint64_t subscriptions = 0;   ///< subscribe frames seen on the subscriber socket
   std::uint64_t unsubscriptions = 0;
-  std::uint64_t refused = 0;         ///< fire-and-forget messages refused (topic too long; nobody to NACK)
+  std::uint64_t refused = 0;         ///< fire-and-forget messages dropped (too large, topic too long; nobody to NACK)
   std::uint64_t clients_refused = 0; ///< connections the security handler turned away
+  std::uint64_t disconnects = 0;     ///< publisher connections that ended (closed, lost, or cut for a frame over the frame limit)
   std::uint64_t publishers = 0;      ///< acked publishers currently known
 };
 
@@ -39,7 +40,7 @@ public:
 
   std::atomic<std::uint64_t> msgs_in{0}, bytes_in{0}, msgs_out{0}, bytes_out{0}, acks{0}, nacks{0},
       duplicates{0}, dropped{0}, blocked{0}, malformed{0}, subscriptions{0}, unsubscriptions{0},
-      refused{0}, clients_refused{0}, publishers{0};
+      refused{0}, clients_refused{0}, disconnects{0}, publishers{0};
 };
 
 /// One line of key=value pairs, e.g. "msgs_in=10 bytes_in=640 … dropped=0".
