@@ -430,6 +430,11 @@ def a_gap_gets_expect_and_the_resend_fills_it(env, past_gap=1):
     return f"EXPECT 3, resent {pub.resent_batches} batches, ACK {last}"
 
 
+@case
+def a_burst_behind_a_gap_gets_one_expect(env):
+    return a_gap_gets_expect_and_the_resend_fills_it(env, past_gap=4)
+
+
 # --- "Errors a plain client should expect", one row each ------------------------------------------
 #
 # A row sends steps of raw frames on one DEALER, as publisher `pid` (a fresh id per row), and
@@ -519,10 +524,37 @@ ERROR_ROWS = [
         delivered=[(1, 1, b"a"), (3, 3, b"c")]),
     Row("two_runs_too_large", [Step(lambda t, p: batch(t, p, 1, [b"B" * (MAX_MSG + 1), b"b" * MAX_MSG,
                                                                  b"C" * (MAX_MSG + 5), b"D" * (MAX_MSG + 9), b"d"]),
-                                    [nack(TOO_LARGE, count=1, seq=1, text=TOO_LARGE_TEXT),
-                                     nack(TOO_LARGE, count=2, seq=3, text=TOO_LARGE_TEXT),
+                                    [nack(TOO_LARGE, count=1, seq=1,
+                                          text=rf"a message of {MAX_MSG + 1} bytes exceeds the limit of {MAX_MSG}"),
+                                     nack(TOO_LARGE, count=2, seq=3,
+                                          text=rf"2 messages of up to {MAX_MSG + 9} bytes exceed the limit of {MAX_MSG}"),
                                      ack(5)])],
         delivered=[(2, 2, b"b" * MAX_MSG), (5, 5, b"d")]),
+    # the ack floor: set (at least 1) and at most the batch's seq, or the batch changes nothing
+    Row("floor_0", [Step(lambda t, p: batch(t, p, 1, [b"x"], floor=0),
+                         [nack(MALFORMED, count=1, seq=1, text=r"the ack floor must be set on the ack socket.*")]),
+                    Step(lambda t, p: batch(t, p, 1, [b"y"]), [ack(1)])],
+        delivered=[(1, 1, b"y")]),
+    Row("floor_above_seq", [Step(lambda t, p: batch(t, p, 12, [b"x"], floor=100),
+                                 [nack(MALFORMED, count=1, seq=12,
+                                       text=r"ack floor 100 is above the batch's sequence 12.*")]),
+                            Step(lambda t, p: batch(t, p, 12, [b"y"]), [ack(12)])],
+        delivered=[(12, 12, b"y")]),
+    Row("floor_inside_first_batch", [Step(lambda t, p: batch(t, p, 1, [b"a", b"b", b"c"], floor=2),
+                                          [nack(MALFORMED, count=3, seq=1,
+                                                text=r"ack floor 2 is above the batch's sequence 1.*")]),
+                                     Step(lambda t, p: batch(t, p, 1, [b"a", b"b", b"c"]), [ack(3)])],
+        delivered=[(1, 1, b"a"), (2, 2, b"b"), (3, 3, b"c")]),
+    # an empty topic and topic seq 0: refused for good, and acked past
+    Row("empty_topic", [Step(lambda t, p: batch(b"", p, 1, [b"x"]),
+                             [nack(MALFORMED, count=1, seq=1, text="the topic must not be empty on the ack socket"),
+                              ack(1)])]),
+    Row("topic_seq_0", [Step(lambda t, p: batch(t, p, 1, [b"x", b"y"], topic_seq=0),
+                             [nack(MALFORMED, count=2, seq=1,
+                                   text=r"the topic sequence must not be zero on the ack socket.*"),
+                              ack(2)]),
+                        Step(lambda t, p: batch(t, p, 3, [b"z"], topic_seq=1, floor=3), [ack(3)])],
+        delivered=[(3, 1, b"z")]),
     # a topic frame over --max-topic: NACK too large for the whole batch, then an ACK past it
     Row("topic_too_large", [Step(lambda t, p: batch(t + b"." * (MAX_TOPIC + 1 - len(t)), p, 1, [b"x", b"y"]),
                                  [nack(TOO_LARGE, count=2, seq=1,
