@@ -297,7 +297,7 @@ int run(const pub_options& opt, signal_watch& signals) {
 int main(int argc, char** argv) {
   try {
     // SIGHUP too: closing the terminal zpub runs in ends it as SIGTERM does, not with status 129.
-    zrelay::signal_watch signals({SIGINT, SIGTERM, SIGHUP});
+    zrelay::signal_watch signals({SIGHUP});
     const auto args = zrelay::cli::parse_pub(argc, argv, ::isatty(0) == 1);
     if (!args.print.empty()) {
       std::cout << args.print;

@@ -1,7 +1,9 @@
 // zsub: subscribe to topic prefixes on a zrelay and print what arrives.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -40,6 +42,7 @@ public:
       const auto n = ::write(1, buf_.data() + done, buf_.size() - done);
       if (n < 0) {
         if (errno == EINTR) continue;
+        if (errno == EBADF) throw std::runtime_error("cannot write output: standard output is not open for writing");
         throw std::runtime_error(std::string("cannot write output: ") + std::strerror(errno));
       }
       done += static_cast<std::size_t>(n);
@@ -51,6 +54,24 @@ private:
   const sub_options& opt_;
   std::string buf_;
 };
+
+// Why standard output cannot take the messages, or "" when it can. Asked before anything opens a
+// descriptor: with descriptor 1 closed, the next one opened (ZeroMQ's own) would take its place.
+std::string output_problem() {
+  const int flags = ::fcntl(1, F_GETFL);
+  if (flags < 0) return "standard output is closed";
+  if ((flags & O_ACCMODE) == O_RDONLY) return "standard output is not open for writing";
+  return "";
+}
+
+// The stats line: `missing>=N` while a disconnection is not accounted for (see README, zsub).
+void print_stats(const subscriber_stats& s) {
+  std::cerr << "zsub: stats received=" << s.received << " gaps=" << s.gaps << " missing"
+            << (s.missing_exact() ? "=" : ">=") << s.missing << " duplicates=" << s.duplicates
+            << " malformed=" << s.malformed << " late=" << s.late << " disconnects=" << s.disconnects;
+  if (!s.missing_exact()) std::cerr << " unaccounted=" << s.unaccounted;
+  std::cerr << std::endl;
+}
 
 int run(sub_options opt, signal_watch& signals) {
   if (opt.prompt_topic) {
@@ -67,22 +88,30 @@ int run(sub_options opt, signal_watch& signals) {
     if (t.size() > relay_limit)
       std::cerr << "zsub: warning: a topic of " << t.size() << " bytes is over zrelay's default --max-topic ("
                 << relay_limit << "): unless the relay was started with a larger one, it drops this connection (and zsub "
-                   "reconnects, in vain)"
+                   "stops with status 3)"
                 << std::endl;
   zmq::context_t ctx(1);
   subscriber sub(ctx, opt.subscriber);
   sub.on_gap([](const gap_info& g) {
     std::cerr << "zsub: warning: " << g.missing() << " message(s) missing on topic '" << g.topic
               << "' from publisher " << to_hex(g.publisher) << " (sequence " << g.expected
-              << " to " << g.received - 1 << ")" << std::endl;
+              << " to " << g.received - 1 << (g.across_disconnect ? "), across a disconnection" : ")") << std::endl;
   });
   sub.on_warning([](std::string_view w) { std::cerr << "zsub: warning: " << w << std::endl; });
-  sub.on_link([&opt](link_monitor::change c) {
-    if (c == link_monitor::change::lost)
-      std::cerr << "zsub: warning: lost the relay at " << opt.subscriber.endpoint << "; reconnecting" << std::endl;
-    else
-      std::cerr << "zsub: reconnected to " << opt.subscriber.endpoint
-                << " (messages published meanwhile are reported as gaps)" << std::endl;
+  sub.on_link([&opt](subscriber::link_event e) {
+    const auto& ep = opt.subscriber.endpoint;
+    switch (e) {
+      case subscriber::link_event::lost:
+        std::cerr << "zsub: warning: lost the relay at " << ep << "; reconnecting" << std::endl;
+        break;
+      case subscriber::link_event::restored: std::cerr << "zsub: reconnected to " << ep << std::endl; break;
+      case subscriber::link_event::cut:
+        std::cerr << "zsub: warning: disconnected from " << ep
+                  << ": messages published until zsub has subscribed again may be lost (the next message of each "
+                     "stream shows how many)"
+                  << std::endl;
+        break;
+    }
   });
   if (!sub.connect(signals.fd())) return cli::exit_ok;
 
@@ -94,21 +123,22 @@ int run(sub_options opt, signal_watch& signals) {
   };
   const auto wait = opt.idle.count() > 0 ? opt.idle : std::chrono::milliseconds(-1);
   int status = cli::exit_ok;
-  for (;;) {
-    const auto r = sub.receive(wait, on_message, signals.fd());
-    out.flush();
-    if (r == subscriber::result::stopped || r == subscriber::result::woken) break;
-    if (r == subscriber::result::timeout) {
-      std::cerr << "zsub: no message for " << static_cast<double>(opt.idle.count()) / 1000 << " s" << std::endl;
-      status = cli::exit_idle;
-      break;
+  try {
+    for (;;) {
+      const auto r = sub.receive(wait, on_message, signals.fd());
+      out.flush();
+      if (r == subscriber::result::stopped || r == subscriber::result::woken) break;
+      if (r == subscriber::result::timeout) {
+        std::cerr << "zsub: no message for " << static_cast<double>(opt.idle.count()) / 1000 << " s" << std::endl;
+        status = cli::exit_idle;
+        break;
+      }
     }
+  } catch (const subscription_refused& e) {
+    std::cerr << "zsub: error: " << e.what() << std::endl;
+    status = cli::exit_refused;
   }
-  if (opt.stats) {
-    const auto& s = sub.stats();
-    std::cerr << "zsub: stats received=" << s.received << " gaps=" << s.gaps << " missing=" << s.missing
-              << " duplicates=" << s.duplicates << " malformed=" << s.malformed << std::endl;
-  }
+  if (opt.stats) print_stats(sub.stats());
   return status;
 }
 
@@ -116,7 +146,13 @@ int run(sub_options opt, signal_watch& signals) {
 
 int main(int argc, char** argv) {
   try {
-    zrelay::signal_watch signals;
+    // First: nothing may open a descriptor before descriptor 1 is checked.
+    if (const auto problem = output_problem(); !problem.empty()) {
+      std::cerr << "zsub: error: cannot write output: " << problem << std::endl;
+      return zrelay::cli::exit_error;
+    }
+    // SIGHUP (a closed terminal) ends zsub as SIGTERM does.
+    zrelay::signal_watch signals({SIGHUP});
     const auto args = zrelay::cli::parse_sub(argc, argv, ::isatty(0) == 1);
     if (!args.print.empty()) {
       std::cout << args.print;

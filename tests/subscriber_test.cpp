@@ -147,3 +147,158 @@ TEST_CASE("subscriber stops mid-batch when the callback says so", "[subscriber]"
   CHECK(r == subscriber::result::stopped);
   CHECK(got == std::vector<std::string>{"1", "2"});
 }
+
+TEST_CASE("subscriber delivers a message that comes late into a reported gap, even with dedup", "[subscriber]") {
+  fixture f(true);
+  f.roundtrip(batch("t", 5, 1, {"1", "2", "3"}), 3);
+  f.roundtrip(batch("t", 5, 6, {"6", "7"}), 5);  // 4 and 5 reported missing
+  REQUIRE(f.gaps.size() == 1);
+  CHECK(f.sub->stats().missing == 2);
+  f.roundtrip(batch("t", 5, 4, {"4"}), 6);  // resent by the publisher: late, not again
+  REQUIRE(f.got.size() == 6);
+  CHECK((f.got[5].payload == "4" && f.got[5].seq == 4));
+  CHECK(f.sub->stats().late == 1);
+  CHECK(f.sub->stats().missing == 1);
+  CHECK(f.sub->stats().duplicates == 0);
+  SECTION("what came already is still a duplicate, in the same batch as a late one") {
+    f.roundtrip(batch("t", 5, 4, {"4", "5", "6", "7", "8"}), 8);  // 4, 6, 7 again; 5 late; 8 new
+    REQUIRE(f.got.size() == 8);
+    CHECK((f.got[6].payload == "5" && f.got[6].seq == 5));
+    CHECK((f.got[7].payload == "8" && f.got[7].seq == 8));
+    CHECK(f.sub->stats().late == 2);
+    CHECK(f.sub->stats().missing == 0);
+    CHECK(f.sub->stats().duplicates == 3);
+    CHECK(f.gaps.size() == 1);
+  }
+  SECTION("a late one inside the gap splits it") {
+    f.roundtrip(batch("t", 5, 20, {"20"}), 7);  // 8 to 19 missing
+    f.roundtrip(batch("t", 5, 12, {"12"}), 8);
+    f.roundtrip(batch("t", 5, 12, {"12"}), 8);  // now a duplicate
+    f.roundtrip(batch("t", 5, 11, {"11", "12", "13"}), 10);
+    CHECK(f.sub->stats().late == 4);
+    CHECK(f.sub->stats().duplicates == 2);
+    CHECK(f.sub->stats().missing == 1 + 12 - 3);
+  }
+}
+
+namespace {
+
+// A stand-in relay on a loopback port that can be taken down and brought back on the same port.
+struct tcp_server {
+  explicit tcp_server(zmq::context_t& c) : ctx(c) {
+    open("tcp://127.0.0.1:*");
+    ep = xpub->get(zmq::sockopt::last_endpoint);
+  }
+  void open(const std::string& where) {
+    mon.reset();
+    xpub = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::xpub);
+    xpub->set(zmq::sockopt::linger, 1000);  // what was sent goes out before the close
+    const auto name = unique_inproc("server-monitor");
+    REQUIRE(zmq_socket_monitor(xpub->handle(), name.c_str(), ZMQ_EVENT_HANDSHAKE_SUCCEEDED) == 0);
+    mon = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::pair);
+    mon->set(zmq::sockopt::linger, 0);
+    mon->connect(name);
+    xpub->bind(where);
+  }
+  // Waits for a client's handshake (ZeroMQ reconnects on its own thread; a subscriber resends
+  // its subscriptions only once its own thread calls into the socket).
+  bool handshake() { return recv_parts(*mon).size() == 2; }
+  // Closes the connections and listens again on the same port (once ZeroMQ, which closes the
+  // listener on its own thread, has let go of it).
+  void restart() {
+    xpub.reset();
+    REQUIRE(eventually([this] {
+      try {
+        open(ep);
+        return true;
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EADDRINUSE) throw;
+        return false;
+      }
+    }));
+  }
+  zmq::context_t& ctx;
+  std::unique_ptr<zmq::socket_t> xpub;
+  std::unique_ptr<zmq::socket_t> mon;  // declared after xpub: closed first
+  std::string ep;
+};
+
+}  // namespace
+
+TEST_CASE("subscriber reports a disconnection, counts a lower bound until each stream is heard from again",
+          "[subscriber]") {
+  zmq::context_t ctx;
+  tcp_server server(ctx);
+  subscriber_config c;
+  c.endpoint = server.ep;
+  c.topics = {"t"};
+  c.heartbeat = 0ms;  // no probe: the server's one handshake is the subscriber's
+  subscriber sub(ctx, c);
+  std::vector<gap_info> gaps;
+  std::vector<subscriber::link_event> events;
+  sub.on_gap([&](const gap_info& g) { gaps.push_back(g); });
+  sub.on_link([&](subscriber::link_event e) { events.push_back(e); });
+  REQUIRE(sub.connect());
+  REQUIRE(recv_parts(*server.xpub) == std::vector<std::string>{"\1t"});
+  std::vector<std::uint64_t> got;
+  // Receives until done(); the callback stops receive() once done() holds.
+  const auto receive_until = [&](const std::function<bool()>& done) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    while (!done() && std::chrono::steady_clock::now() < until)
+      sub.receive(50ms, [&](const message_view& m) {
+        got.push_back(m.topic_seq);
+        return !done();
+      });
+    return done();
+  };
+  send_parts(*server.xpub, batch("t", 5, 1, {"1", "2"}));
+  send_parts(*server.xpub, batch("t", 5, 3, {"3"}));
+  send_parts(*server.xpub, batch("tt", 5, 4, {"tt 1"}, 1));  // a stream first seen after the close
+  // Only the first message is read before the connection closes; the others stay queued.
+  REQUIRE(receive_until([&] { return got.size() == 2; }));
+  server.restart();
+  // Connected again: ZeroMQ had reported the close before reconnecting.
+  REQUIRE(server.handshake());
+  REQUIRE(receive_until([&] { return got.size() == 4; }));
+  REQUIRE(recv_parts(*server.xpub) == std::vector<std::string>{"\1t"});
+  CHECK(got[2] == 3);
+  CHECK(sub.stats().disconnects == 1);
+  // Both came on the connection that closed: they say nothing about the time away.
+  CHECK(sub.stats().unaccounted == 2);
+  CHECK_FALSE(sub.stats().missing_exact());
+  CHECK(std::find(events.begin(), events.end(), subscriber::link_event::cut) != events.end());
+
+  send_parts(*server.xpub, batch("t", 5, 10, {"10"}));  // 4 to 9 were lost with the connection
+  REQUIRE(receive_until([&] { return got.size() == 5; }));
+  REQUIRE(gaps.size() == 1);
+  CHECK(gaps[0].expected == 4);
+  CHECK(gaps[0].received == 10);
+  CHECK(gaps[0].across_disconnect);
+  CHECK(sub.stats().missing == 6);
+  CHECK(sub.stats().unaccounted == 1);
+  CHECK_FALSE(sub.stats().missing_exact());
+  send_parts(*server.xpub, batch("tt", 5, 11, {"tt 2"}, 2));  // nothing lost there
+  REQUIRE(receive_until([&] { return got.size() == 6; }));
+  CHECK(gaps.size() == 1);
+  CHECK(sub.stats().unaccounted == 0);
+  CHECK(sub.stats().missing_exact());
+}
+
+TEST_CASE("subscriber gives up on a relay that refuses its subscription", "[subscriber]") {
+  zmq::context_t ctx;
+  zmq::socket_t xpub(ctx, zmq::socket_type::xpub);
+  xpub.set(zmq::sockopt::linger, 0);
+  // As the relay does with its topic limit: a longer subscription frame closes the connection.
+  xpub.set(zmq::sockopt::maxmsgsize, std::int64_t{600});
+  xpub.bind("tcp://127.0.0.1:*");
+  subscriber_config c;
+  c.endpoint = xpub.get(zmq::sockopt::last_endpoint);
+  c.topics = {std::string(1000, 'T')};
+  subscriber sub(ctx, c);
+  REQUIRE(sub.connect());
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  const auto receive = [&] {
+    while (std::chrono::steady_clock::now() < until) sub.receive(50ms, [](const message_view&) { return true; });
+  };
+  CHECK_THROWS_WITH(receive(), Catch::Contains("refused the subscription") && Catch::Contains("1000 bytes"));
+}

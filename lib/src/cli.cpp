@@ -358,7 +358,7 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
       ("H,host", "relay host: shorthand for --sub-connect tcp://HOST:5560", cxxopts::value<std::string>(), "HOST")
       ("sub-connect", "relay subscriber socket", cxxopts::value<std::string>()->default_value("tcp://127.0.0.1:5560"), "EP")
       ("connect-timeout", "give up if the relay does not answer within MS milliseconds (0: wait)", cxxopts::value<std::string>()->default_value("3000"), "MS")
-      ("heartbeat", "ZeroMQ heartbeat interval; the relay is reported lost after 3 silent intervals (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
+      ("heartbeat", "ZeroMQ heartbeat interval, on a connection of its own; the relay is reported lost after 3 silent intervals, never for a slow reader (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
       ("dedup", "drop messages seen before (after a publisher resent them)");
   o.add_options("Output")
       ("v,verbose", "print the topic, a space, then the payload")
@@ -366,7 +366,7 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
       ("0,null", "end each message with a NUL byte instead of a newline")
       ("C,count", "exit after N messages", cxxopts::value<std::string>(), "N")
       ("W,timeout", "exit with status 5 if no message arrives for SECONDS", cxxopts::value<std::string>(), "SECONDS")
-      ("stats", "print received/gaps/duplicates on stderr at the end")
+      ("stats", "print received/gaps/missing/duplicates/disconnects on stderr at the end (missing>=N: messages lost in a disconnection are not all counted yet)")
       ("h,help", "print this help")
       ("version", "print the version");
   add_security_options(o, true);
@@ -376,8 +376,10 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
     out.print = help_text(o, {"Subscription", "Output", "Security"},
         "\nMessages the relay could not deliver to this subscriber (it was too slow) show up as a gap in the\n"
         "publisher's sequence numbers; zsub reports each gap on stderr with the number of messages missing.\n"
-        "\nExit status: 0 done (-C reached, or SIGINT/SIGTERM), 1 runtime error (cannot connect, cannot\n"
-        "write), 2 usage error, 5 -W elapsed with no message.\n");
+        "A disconnection from the relay is reported too; the next message of each stream shows what it cost.\n"
+        "\nExit status: 0 done (-C reached, or SIGINT/SIGTERM/SIGHUP), 1 runtime error (cannot connect,\n"
+        "cannot write), 2 usage error, 3 the relay refused the subscription (a topic over its --max-topic),\n"
+        "5 -W elapsed with no message.\n");
     return out;
   }
   if (r.count("version")) {

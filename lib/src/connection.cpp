@@ -117,6 +117,15 @@ void set_heartbeat(zmq::socket_t& sock, std::chrono::milliseconds interval) {
   sock.set(zmq::sockopt::heartbeat_ttl, 3 * ivl);
 }
 
+void set_keepalive(zmq::socket_t& sock, std::chrono::milliseconds interval) {
+  if (interval.count() <= 0) return;
+  const auto secs = static_cast<int>((interval.count() + 999) / 1000);
+  sock.set(zmq::sockopt::tcp_keepalive, 1);
+  sock.set(zmq::sockopt::tcp_keepalive_idle, secs);
+  sock.set(zmq::sockopt::tcp_keepalive_intvl, secs);
+  sock.set(zmq::sockopt::tcp_keepalive_cnt, 3);
+}
+
 link_monitor::link_monitor(zmq::context_t& ctx, zmq::socket_t& sock) : sock_(sock), pair_(ctx, zmq::socket_type::pair) {
   const auto name = monitor_name(sock) + "-link";
   if (zmq_socket_monitor(sock.handle(), name.c_str(), ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)

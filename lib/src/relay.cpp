@@ -111,8 +111,13 @@ struct relay::impl {
       s->set(zmq::sockopt::rcvhwm, cfg.hwm);
       s->set(zmq::sockopt::linger, static_cast<int>(cfg.linger.count()));
       // Peers that vanish without closing (a stopped process, a cut cable) are dropped.
-      set_heartbeat(*s, cfg.heartbeat);
+      if (s != &xpub) set_heartbeat(*s, cfg.heartbeat);
     }
+    // A subscriber is judged by its host, never by its reading: TCP keepalives, which its kernel
+    // answers however full its queue is. ZeroMQ heartbeats would drop a reader that is only slow
+    // (it reads no PING while its queue is full), and a PING in its stream is what libzmq 4.3.4
+    // aborts on when that subscriber drains a connection that closed meanwhile.
+    set_keepalive(xpub, cfg.heartbeat);
     xpub.set(zmq::sockopt::xpub_nodrop, 1);
     // Subscriptions in (XPUB) and on to the publishers (XSUB) must never meet a high-water mark:
     // ZeroMQ drops subscription messages past it without a word, and a publisher that never

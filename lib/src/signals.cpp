@@ -11,14 +11,12 @@
 
 namespace zrelay {
 
-signal_watch::signal_watch() : signal_watch({SIGINT, SIGTERM}) {}
-
-signal_watch::signal_watch(std::initializer_list<int> signals) {
+signal_watch::signal_watch(std::initializer_list<int> more) {
   sigset_t set;
   sigemptyset(&set);
-  for (const int s : signals) {
-    if (sigaddset(&set, s) != 0) throw std::invalid_argument("cannot watch signal " + std::to_string(s));
-  }
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  for (const int s : more) sigaddset(&set, s);
   if (pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0)
     throw std::runtime_error("cannot block signals");
   fd_ = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);

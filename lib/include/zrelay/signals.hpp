@@ -1,19 +1,16 @@
 #pragma once
-// Stop signals (SIGINT, SIGTERM, and whatever else a tool names) as a file descriptor to poll:
-// no handler, no global flag.
+// SIGINT/SIGTERM as a file descriptor to poll: no handler, no global flag.
 
 #include <initializer_list>
 
 namespace zrelay {
 
-/// Blocks the stop signals in the calling thread (and the threads it starts afterwards) and
-/// delivers them through a signalfd. Create it first in main(), before any thread exists.
+/// Blocks SIGINT, SIGTERM and the signals in `more` (SIGHUP for a tool that ends on it) in the
+/// calling thread (and the threads it starts afterwards) and delivers them through a signalfd.
+/// Create it first in main(), before any thread exists.
 class signal_watch {
 public:
-  /// Watches SIGINT and SIGTERM.
-  signal_watch();
-  /// Watches the signals given (zpub adds SIGHUP: a closed terminal ends it as SIGTERM does).
-  explicit signal_watch(std::initializer_list<int> signals);
+  explicit signal_watch(std::initializer_list<int> more = {});
   ~signal_watch();
   signal_watch(const signal_watch&) = delete;
   signal_watch& operator=(const signal_watch&) = delete;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <unordered_map>
 #include <string>
 #include <string_view>
@@ -32,6 +33,7 @@ struct gap_info {
   std::uint64_t publisher = 0;
   std::uint64_t expected = 0;  ///< the sequence that should have come next
   std::uint64_t received = 0;  ///< the sequence that came instead
+  bool across_disconnect = false;  ///< the stream's first message since the relay connection closed
   std::uint64_t missing() const { return received - expected; }
 };
 
@@ -43,7 +45,9 @@ struct subscriber_config {
   bool bind = false;                ///< bind `endpoint` (publishers connect to us) instead of connecting
   std::chrono::milliseconds connect_timeout{3000};
   int hwm = 1000;
-  std::chrono::milliseconds heartbeat{1000};  ///< ZeroMQ heartbeat interval (0: none); lost after 3
+  /// ZeroMQ heartbeat interval (0: none). The relay counts as lost after 3 silent intervals,
+  /// judged on a connection of its own that carries no data (see subscriber::on_link).
+  std::chrono::milliseconds heartbeat{1000};
   curve_config curve;  ///< key pair + server_key: connect with CURVE
 };
 
@@ -51,9 +55,23 @@ struct subscriber_config {
 struct subscriber_stats {
   std::uint64_t received = 0;    ///< messages delivered to the callback
   std::uint64_t gaps = 0;        ///< gap events
-  std::uint64_t missing = 0;     ///< messages missing across all gaps
+  std::uint64_t missing = 0;     ///< messages missing across all gaps (less those that came late)
   std::uint64_t duplicates = 0;  ///< messages seen again (dropped when dedup is on)
   std::uint64_t malformed = 0;   ///< ZeroMQ messages that could not be decoded
+  std::uint64_t late = 0;        ///< messages that came after their gap was reported (in received)
+  std::uint64_t disconnects = 0;  ///< times the connection carrying the subscription closed
+  /// Streams (publisher, topic) not heard from since a disconnection, whose losses meanwhile are
+  /// not in `missing` yet; plain messages seen before a disconnection count as one, for good.
+  std::uint64_t unaccounted = 0;
+  /// False while `missing` may fall short: a disconnection is not accounted for yet.
+  bool missing_exact() const { return unaccounted == 0; }
+};
+
+/// Thrown by subscriber::receive() when the relay closes the connection right after each of
+/// several handshakes while a topic over min_max_topic is subscribed: it refuses the subscription.
+class subscription_refused : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
 };
 
 /// Receives from a relay (or any ZeroMQ PUB/XPUB). Not thread-safe.
@@ -76,39 +94,85 @@ public:
   std::string endpoint() const;
   void on_gap(gap_fn fn) { on_gap_ = std::move(fn); }
   void on_warning(warn_fn fn) { on_warning_ = std::move(fn); }
-  /// Called from receive() when the connection to the relay is lost or comes back (ZeroMQ
-  /// reconnects and subscribes again by itself).
-  void on_link(link_monitor::change_fn fn) { on_link_ = std::move(fn); }
+  /// What receive() reports about the relay. `lost` and `restored` tell whether it answers
+  /// heartbeats (on a connection of their own, so that a full queue does not read as a dead relay;
+  /// with heartbeats off, from the data connection). `cut`: the connection carrying the
+  /// subscription closed, and what the relay had queued for it is gone (ZeroMQ reconnects and
+  /// subscribes again by itself; each stream's next message shows what was lost).
+  enum class link_event { lost, restored, cut };
+  using link_fn = std::function<void(link_event)>;
+  /// Called from receive() on each link_event.
+  void on_link(link_fn fn) { on_link_ = std::move(fn); }
 
   /// Why receive() returned.
   enum class result { delivered, timeout, stopped, woken };
 
   /// Waits up to `timeout` (negative: forever) for data, then delivers every message already
   /// waiting, up to a bounded burst. `stopped`: the callback returned false; `woken`: wake_fd
-  /// became readable.
+  /// became readable. Throws subscription_refused.
   result receive(std::chrono::milliseconds timeout, const message_fn& fn, int wake_fd = -1);
 
   const subscriber_stats& stats() const { return stats_; }
 
 private:
+  // Sequences reported missing, [from, to), kept so that one arriving late is not taken for a
+  // duplicate.
+  struct hole {
+    std::uint64_t from, to;
+  };
+  // One (publisher, topic).
+  struct stream {
+    std::uint64_t next = 0;    // the topic seq expected next
+    std::uint32_t conn = 0;    // the connection its latest message came on (connection_of)
+    bool away = false;         // not heard from on a later connection since a disconnection
+    std::vector<hole> holes;   // the latest gaps not yet filled, oldest first
+  };
+  // A connection messages came on. ZeroMQ gives each connection its own metadata, and the
+  // address of a property's value tells them apart; `keep` holds a message of it so that the
+  // address cannot be reused by a later connection while it is here.
+  struct connection_tag {
+    const char* tag;
+    zmq::message_t keep;
+    std::uint32_t id;
+  };
+
   enum class step { empty, next, stop };
   step deliver(const message_fn& fn);
-  bool check_sequence(std::uint64_t publisher, std::string_view topic, std::uint64_t first,
-                      std::uint32_t count, std::uint32_t& skip);
+  stream& check_sequence(std::uint64_t publisher, std::string_view topic, std::uint64_t first,
+                         std::uint32_t count, std::uint32_t conn, std::uint64_t& seen_below);
+  static bool fill_hole(stream& s, std::uint64_t seq);
+  std::uint32_t connection_of(zmq::message_t& frame);
+  void drain_links();
+  void data_link_changed(link_monitor::change c);
   void warn_once(int kind, const std::string& text);
 
   subscriber_config cfg_;
   zmq::context_t& ctx_;
   zmq::socket_t sock_;
+  zmq::socket_t probe_;  // heartbeats only, no subscription: its input never stalls
   std::vector<zmq::message_t> frames_;
-  std::unordered_map<std::string, std::uint64_t> next_seq_;  // key: publisher id bytes + topic
+  std::unordered_map<std::string, stream> streams_;  // key: publisher id bytes + topic
+  std::vector<connection_tag> conns_;
+  const char* last_tag_ = nullptr;
+  std::uint32_t last_conn_ = 0;
+  std::uint32_t conn_count_ = 0;
+  std::uint32_t cut_upto_ = 0;  // connections up to this one have closed
+  bool plain_seen_ = false;
+  bool plain_away_ = false;
+  // Telling a refused subscription: connections closed right after their handshake, in a row.
+  std::size_t longest_topic_ = 0;
+  std::chrono::steady_clock::time_point up_since_;
+  bool delivered_since_up_ = false;
+  int quick_cuts_ = 0;
   std::string concat_;
   gap_fn on_gap_;
   warn_fn on_warning_;
   unsigned warned_ = 0;
   subscriber_stats stats_;
-  link_monitor::change_fn on_link_;
-  std::unique_ptr<link_monitor> link_;  // after sock_: stops watching before the socket closes
+  link_fn on_link_;
+  // After the sockets: they stop watching before the sockets close.
+  std::unique_ptr<link_monitor> link_;        // the data connection
+  std::unique_ptr<link_monitor> probe_link_;  // the relay's liveness
 };
 
 }  // namespace zrelay
