@@ -958,3 +958,36 @@ TEST_CASE("relay ignores and counts bogus subscription frames and still applies 
   send_parts(pub, {"real", "delivered"});
   CHECK(recv_parts(rogue) == std::vector<std::string>{"real", "delivered"});
 }
+
+TEST_CASE("relay destroyed with replies queued leaves its context working when the publisher then goes", "[relay]") {
+  // The relay's ack socket lingers in ZeroMQ after the relay is gone, with NACKs queued for a
+  // publisher that does not read them; that publisher's disconnection must not reach a monitor
+  // whose reader has closed (ZeroMQ's I/O thread would block on it, and every socket of the
+  // context with it).
+  zmq::context_t ctx;
+  zmq::context_t other;  // the publisher's and the witness reader's: not the one at stake
+  auto cfg = tcp_config();
+  cfg.linger = 10s;  // the ack socket outlives the relay until its peer goes
+  auto r = std::make_unique<running_relay>(ctx, cfg);
+  zmq::socket_t flood(other, zmq::socket_type::dealer);
+  flood.set(zmq::sockopt::rcvhwm, 1);  // reads nothing: the NACKs queue up at the relay
+  flood.set(zmq::sockopt::sndhwm, 0);
+  flood.set(zmq::sockopt::linger, 0);
+  flood.connect(r->ep().ack);
+  const std::uint64_t n = 200000;  // NACKs: far more than the kernel's buffers hold
+  for (std::uint64_t i = 0; i < n; ++i) send_parts(flood, {"x"});
+  REQUIRE(eventually([&] { return r->get().counters().nacks == n; }, 30s));
+  r.reset();
+  flood.close();
+  other.close();  // waits until the publisher's connection is closed
+  // Sockets of the relay's context still get their messages through.
+  zmq::context_t third;
+  zmq::socket_t pull(third, zmq::socket_type::pull);
+  pull.set(zmq::sockopt::linger, 0);
+  pull.bind("tcp://127.0.0.1:*");
+  zmq::socket_t push(ctx, zmq::socket_type::push);
+  push.set(zmq::sockopt::linger, 0);
+  push.connect(pull.get(zmq::sockopt::last_endpoint));
+  send_parts(push, {"still working"});
+  CHECK(recv_parts(pull, 5s) == std::vector<std::string>{"still working"});
+}

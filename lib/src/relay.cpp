@@ -101,7 +101,9 @@ struct relay::impl {
       : cfg(std::move(c)),
         xsub(ctx, zmq::socket_type::xsub),
         xpub(ctx, zmq::socket_type::xpub),
-        router(ctx, zmq::socket_type::router) {
+        router(ctx, zmq::socket_type::router),
+        xsub_watch(ctx, xsub, "pub"),
+        router_watch(ctx, router, "ack") {
     // CURVE: the ZAP handler answers before the first client can connect.
     if (cfg.curve.enabled())
       zap = std::make_unique<zap_handler>(ctx, cfg.curve.allowed_keys, [this](const zap_refusal& r) { refused_client(r); });
@@ -143,27 +145,41 @@ struct relay::impl {
         cfg.max_topic + sub_frame_overhead + (cfg.curve.enabled() ? curve_frame_overhead : 0);
     xpub.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(sub_frame));
     xframes.resize(max_frames);
-    xsub_watch = watch_disconnects(ctx, xsub, "pub");
-    router_watch = watch_disconnects(ctx, router, "ack");
     bound.pub = bind(xsub, cfg.pub_bind);
     bound.sub = bind(xpub, cfg.sub_bind);
     bound.ack = bind(router, cfg.ack_bind);
   }
 
-  // A monitor of the connections of `s` that end. libzmq 4.3.4 reports a connection it cut for a
-  // frame over the frame limit only as a disconnection, so this is where such a cut is counted.
-  // The name is random: a relay closed just before may not have given its own back yet.
-  static zmq::socket_t watch_disconnects(zmq::context_t& ctx, zmq::socket_t& s, const char* which) {
-    std::random_device rd;
-    const auto name = "inproc://zrelay-monitor-" + to_hex((std::uint64_t{rd()} << 32) ^ rd()) + "-" + which;
-    if (zmq_socket_monitor(s.handle(), name.c_str(), ZMQ_EVENT_DISCONNECTED) != 0) throw zmq::error_t();
-    zmq::socket_t m(ctx, zmq::socket_type::pair);
-    m.set(zmq::sockopt::linger, 0);
-    // ZeroMQ's I/O thread blocks on a full monitor: never let this queue fill.
-    m.set(zmq::sockopt::rcvhwm, 0);
-    m.connect(name);
-    return m;
-  }
+  // A monitor of the connections of a socket that end. libzmq 4.3.4 reports a connection it cut
+  // for a frame over the frame limit only as a disconnection, so this is where such a cut is
+  // counted.
+  class connection_watch {
+  public:
+    // The name is random: a relay closed just before may not have given its own back yet.
+    connection_watch(zmq::context_t& ctx, zmq::socket_t& watched, const char* which)
+        : watched_(watched), reader_(ctx, zmq::socket_type::pair) {
+      std::random_device rd;
+      const auto name = "inproc://zrelay-monitor-" + to_hex((std::uint64_t{rd()} << 32) ^ rd()) + "-" + which;
+      if (zmq_socket_monitor(watched_.handle(), name.c_str(), ZMQ_EVENT_DISCONNECTED) != 0) throw zmq::error_t();
+      reader_.set(zmq::sockopt::linger, 0);
+      // ZeroMQ's I/O thread blocks on a full monitor: never let this queue fill.
+      reader_.set(zmq::sockopt::rcvhwm, 0);
+      reader_.connect(name);
+    }
+    // The watched socket lingers in ZeroMQ after it is closed, monitor and all, and ZeroMQ's I/O
+    // thread would block for good on an event for a reader that has closed, and every socket of
+    // the context with it. So the monitor stops first (the watched socket is declared before this
+    // and closes after it).
+    ~connection_watch() { (void)zmq_socket_monitor(watched_.handle(), nullptr, 0); }
+    connection_watch(const connection_watch&) = delete;
+    connection_watch& operator=(const connection_watch&) = delete;
+
+    zmq::socket_t& reader() { return reader_; }
+
+  private:
+    zmq::socket_t& watched_;
+    zmq::socket_t reader_;
+  };
 
   static std::string bind(zmq::socket_t& s, const std::string& ep) {
     const auto parsed = parse_endpoint(ep, endpoint_use::bind);
@@ -728,7 +744,8 @@ struct relay::impl {
   }
 
   // Publisher connections that ended, as the monitor of their socket reports them.
-  void handle_disconnects(zmq::socket_t& watch, const char* socket_name) {
+  void handle_disconnects(connection_watch& w, const char* socket_name) {
+    auto& watch = w.reader();
     zmq::message_t event, address;
     while (watch.recv(event, zmq::recv_flags::dontwait)) {
       // [event id (16 bits) + value (32 bits)][endpoint], sent as one message
@@ -750,7 +767,7 @@ struct relay::impl {
     enum : std::size_t { stop_item, xpub_item, xsub_watch_item, router_watch_item, xsub_item, router_item, items_n };
     zmq::pollitem_t items[items_n] = {
         {nullptr, stop_fd, ZMQ_POLLIN, 0},         {xpub.handle(), 0, ZMQ_POLLIN, 0},
-        {xsub_watch.handle(), 0, ZMQ_POLLIN, 0},   {router_watch.handle(), 0, ZMQ_POLLIN, 0},
+        {xsub_watch.reader().handle(), 0, ZMQ_POLLIN, 0}, {router_watch.reader().handle(), 0, ZMQ_POLLIN, 0},
         {xsub.handle(), 0, ZMQ_POLLIN, 0},         {router.handle(), 0, ZMQ_POLLIN, 0},
     };
     const std::size_t first = stop_fd >= 0 ? stop_item : xpub_item;
@@ -806,7 +823,7 @@ struct relay::impl {
 
   relay_config cfg;
   zmq::socket_t xsub, xpub, router;
-  zmq::socket_t xsub_watch, router_watch;  // their monitors (watch_disconnects)
+  connection_watch xsub_watch, router_watch;  // after the sockets they watch: they stop first
   bound_endpoints bound;
   relay_stats stats;
   std::atomic<bool> stop{false};
