@@ -1,9 +1,13 @@
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <random>
 
@@ -16,6 +20,7 @@
 #include "testutil.hpp"
 #include "zrelay/endpoint.hpp"
 #include "zrelay/publisher.hpp"
+#include "zrelay/security.hpp"
 #include "zrelay/subscriber.hpp"
 
 using namespace zrelay;
@@ -100,6 +105,21 @@ zmq::socket_t make_publisher(zmq::context_t& ctx, const bound_endpoints& ep) {
   pub.set(zmq::sockopt::rcvhwm, 0);
   pub.connect(ep.pub);
   return pub;
+}
+
+// Connects a plain TCP socket to a relay's tcp://127.0.0.1:PORT endpoint, writes `bytes` (maybe
+// none) and closes it: a port scan, or a client of another protocol.
+void probe_tcp(const std::string& ep, const std::string& bytes) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(ep.substr(ep.rfind(':') + 1))));
+  ::inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  const bool connected = ::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0;
+  if (connected && !bytes.empty()) (void)!::write(fd, bytes.data(), bytes.size());
+  ::close(fd);
+  REQUIRE(connected);
 }
 
 // The header of a batch as a subscriber receives it.
@@ -990,4 +1010,81 @@ TEST_CASE("relay destroyed with replies queued leaves its context working when t
   push.connect(pull.get(zmq::sockopt::last_endpoint));
   send_parts(push, {"still working"});
   CHECK(recv_parts(pull, 5s) == std::vector<std::string>{"still working"});
+}
+
+TEST_CASE("relay counts in disconnects only the connections that completed their handshake", "[relay]") {
+  zmq::context_t ctx;  // one I/O thread: the relay sees connections end in the order they did
+  running_relay r(ctx, tcp_config());
+  for (const auto* ep : {&r.ep().ack, &r.ep().pub}) {
+    probe_tcp(*ep, "");                        // a port scan
+    probe_tcp(*ep, "GET / HTTP/1.0\r\n\r\n");  // another protocol
+    probe_tcp(*ep, std::string("\xff\0\0\0\0\0\0\0\1\x7f", 10));  // half a ZMTP greeting
+  }
+  {
+    // A CURVE client, for a relay without CURVE: refused at every reconnect until it closes.
+    zmq::context_t own;  // closing it closes the client's connections
+    zmq::socket_t curve(own, zmq::socket_type::dealer);
+    curve.set(zmq::sockopt::linger, 0);
+    apply_curve_client(curve, [] {
+      curve_config c;
+      c.keys = generate_key_pair();
+      c.server_key = generate_key_pair().public_key;
+      return c;
+    }());
+    const int failed =
+        ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    REQUIRE(zmq_socket_monitor(curve.handle(), "inproc://curve-client", failed) == 0);
+    zmq::socket_t events(own, zmq::socket_type::pair);
+    events.set(zmq::sockopt::linger, 0);
+    events.connect("inproc://curve-client");
+    curve.set(zmq::sockopt::reconnect_ivl, 10);
+    curve.connect(r.ep().ack);
+    // Up to three attempts refused: the client retries after a failure it cannot explain (the
+    // relay closed first), not after it has seen the other mechanism itself.
+    for (int i = 0; i < 3; ++i) {
+      const auto ev = recv_parts(events);
+      REQUIRE(ev.size() == 2);
+      std::uint16_t id = 0;
+      std::memcpy(&id, ev[0].data(), sizeof id);
+      if (id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) break;
+    }
+    zmq_socket_monitor(curve.handle(), nullptr, 0);
+  }
+  // A publisher served after all that: the relay has seen those connections end by now.
+  auto first = make_dealer(ctx, r.ep().ack);
+  CHECK(roundtrip(first, batch("t", 1, 1, {"a"})).type == wire::kind::ack);
+  CHECK(r.get().counters().disconnects == 0);
+  // A publisher that goes is counted.
+  first.close();
+  CHECK(eventually([&] { return r.get().counters().disconnects == 1; }));
+  auto pub = make_publisher(ctx, r.ep());
+  auto sub = make_sub(ctx, r.ep().sub, "t");
+  REQUIRE(recv_parts(pub) == std::vector<std::string>{"\1t"});
+  pub.close();
+  CHECK(eventually([&] { return r.get().counters().disconnects == 2; }));
+  probe_tcp(r.ep().pub, "");
+  auto second = make_dealer(ctx, r.ep().ack);
+  CHECK(roundtrip(second, batch("t", 2, 1, {"b"})).type == wire::kind::ack);
+  CHECK(r.get().counters().disconnects == 2);
+}
+
+TEST_CASE("relay counts a publisher that goes while it shuts down in its last counters", "[relay]") {
+  zmq::context_t ctx;
+  auto cfg = inproc_config();
+  cfg.ack_bind = "tcp://127.0.0.1:*";  // monitored; the subscriber's queue is exact over inproc
+  cfg.on_full = full_policy::block;
+  cfg.hwm = 1;
+  cfg.linger = 1500ms;  // shutdown waits this long for the full subscriber
+  running_relay r(ctx, cfg);
+  auto slow = make_sub(ctx, r.ep().sub, "t", 1);
+  REQUIRE(wait_subscribed(ctx, r.ep(), "t"));
+  auto dealer = make_dealer(ctx, r.ep().ack);
+  for (std::uint64_t seq = 1; seq <= 3; ++seq) send_parts(dealer, batch("t", 4, seq, {"x"}));
+  replies_through(dealer, 2);  // the subscriber's queue holds 2: the third is held
+  REQUIRE(eventually([&] { return r.get().counters().blocked == 1; }));
+  r.get().request_stop();
+  std::this_thread::sleep_for(300ms);  // the relay leaves its loop (within 1 ms) and waits for linger
+  dealer.close();
+  r.stop();
+  CHECK(r.get().counters().disconnects == 1);
 }

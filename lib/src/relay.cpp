@@ -152,15 +152,22 @@ struct relay::impl {
 
   // A monitor of the connections of a socket that end. libzmq 4.3.4 reports a connection it cut
   // for a frame over the frame limit only as a disconnection, so this is where such a cut is
-  // counted.
+  // counted. Only connections that completed their handshake count: a port scan, a CURVE client
+  // refused, a client of another protocol retrying ten times a second end too, and are no
+  // publisher's.
   class connection_watch {
   public:
+    // What the relay listens for: handshakes and their end.
+    static constexpr int events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                  ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                  ZMQ_EVENT_DISCONNECTED;
+
     // The name is random: a relay closed just before may not have given its own back yet.
     connection_watch(zmq::context_t& ctx, zmq::socket_t& watched, const char* which)
         : watched_(watched), reader_(ctx, zmq::socket_type::pair) {
       std::random_device rd;
       const auto name = "inproc://zrelay-monitor-" + to_hex((std::uint64_t{rd()} << 32) ^ rd()) + "-" + which;
-      if (zmq_socket_monitor(watched_.handle(), name.c_str(), ZMQ_EVENT_DISCONNECTED) != 0) throw zmq::error_t();
+      if (zmq_socket_monitor(watched_.handle(), name.c_str(), events) != 0) throw zmq::error_t();
       reader_.set(zmq::sockopt::linger, 0);
       // ZeroMQ's I/O thread blocks on a full monitor: never let this queue fill.
       reader_.set(zmq::sockopt::rcvhwm, 0);
@@ -176,9 +183,41 @@ struct relay::impl {
 
     zmq::socket_t& reader() { return reader_; }
 
+    // Whether event `id` is the end of a connection that had completed its handshake. libzmq
+    // 4.3.4 names the connection (its descriptor) in DISCONNECTED but not in HANDSHAKE_SUCCEEDED
+    // (whose value is 0), so the two are matched by number: a connection whose handshake fails
+    // reports one HANDSHAKE_FAILED_* and then its DISCONNECTED, a connection whose handshake
+    // succeeded only its DISCONNECTED. When the events of two connections interleave, the
+    // DISCONNECTED taken for the failed one may be the other's; the failed one's own, which
+    // follows, then counts in its place, so the count is exact once both have ended.
+    bool publisher_gone(std::uint16_t id) {
+      switch (id) {
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+          ++established_;
+          return false;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+          ++failed_;
+          return false;
+        case ZMQ_EVENT_DISCONNECTED:
+          if (failed_ > 0) {
+            --failed_;
+            return false;
+          }
+          if (established_ == 0) return false;
+          --established_;
+          return true;
+        default:
+          return false;
+      }
+    }
+
   private:
     zmq::socket_t& watched_;
     zmq::socket_t reader_;
+    std::uint64_t established_ = 0;  // handshakes completed whose connection has not ended
+    std::uint64_t failed_ = 0;       // handshakes failed whose DISCONNECTED has not come
   };
 
   static std::string bind(zmq::socket_t& s, const std::string& ep) {
@@ -752,7 +791,7 @@ struct relay::impl {
       if (!event.more() || !watch.recv(address, zmq::recv_flags::dontwait)) continue;
       std::uint16_t id = 0;
       if (event.size() >= sizeof id) std::memcpy(&id, event.data(), sizeof id);
-      if (id != ZMQ_EVENT_DISCONNECTED) continue;
+      if (!w.publisher_gone(id)) continue;
       relay_stats::add(stats.disconnects);
       if (!verbose || !log) continue;
       const auto cap = frame_limit(cfg.max_msg_size);
@@ -816,6 +855,9 @@ struct relay::impl {
       }
       retry_held(true);
       flush_acks();
+      // Connections that ended while shutting down belong in the last counters.
+      handle_disconnects(xsub_watch, "publisher");
+      handle_disconnects(router_watch, "ack");
     } catch (const zmq::error_t& e) {
       if (e.num() != ETERM) throw;
     }
