@@ -26,6 +26,10 @@ constexpr int burst = 512;
 constexpr int subscription_burst = 100000;
 // A plain publisher may send any number of frames; more than this is refused, not buffered.
 constexpr std::size_t max_frames = 64;
+// A batch with more runs of records over the size limit than this is refused whole, with one
+// NACK: a NACK per run would let one batch bring more replies than the ack socket holds (a lost
+// NACK, and the ACK after it passes the refused records off as accepted).
+constexpr std::size_t max_refused_runs = 64;
 constexpr std::chrono::milliseconds idle_poll{100};
 // A subscription frame is its topic after the command name "\x09SUBSCRIBE" (ZMTP 3.1, libzmq
 // 4.3.3 on) or a flag byte (ZMTP 3.0); CURVE wraps it in a MESSAGE command (name, nonce, flags,
@@ -411,6 +415,20 @@ struct relay::impl {
            std::to_string(cfg.max_msg_size);
   }
 
+  // A batch refused whole for its number of runs of oversized records (max_refused_runs).
+  std::string too_many_runs_text(const wire::batch_header& h, const std::vector<record_run>& over) const {
+    std::uint64_t records = 0;
+    std::size_t largest = 0;
+    for (const auto& r : over) {
+      records += r.count;
+      largest = std::max(largest, r.largest);
+    }
+    return std::to_string(records) + " messages of up to " + std::to_string(largest) + " bytes exceed the limit of " +
+           std::to_string(cfg.max_msg_size) + " in " + std::to_string(over.size()) + " runs (more than " +
+           std::to_string(max_refused_runs) + " runs in one batch: the whole batch of " + std::to_string(h.count) +
+           " messages is refused)";
+  }
+
   // Splits a body that validate_body accepted into runs of records the relay keeps and runs it
   // refuses for their size.
   void split_runs(const zmq::message_t& body, std::uint32_t count, std::vector<record_run>& kept,
@@ -456,11 +474,16 @@ struct relay::impl {
   }
 
   // A batch on the ack socket with some records over the size limit: a NACK "too large" for
-  // each run of those, the rest forwarded. False: something is held.
+  // each run of those, the rest forwarded; or, past max_refused_runs runs, one NACK for the whole
+  // batch. False: something is held.
   bool forward_without_oversized(const zmq::message_t& rid, const zmq::message_t& topic, const wire::batch_header& h,
                                  const zmq::message_t& body, publisher_state& st, std::uint64_t end) {
     std::vector<record_run> kept, over;
     split_runs(body, h.count, kept, over);
+    if (over.size() > max_refused_runs) {
+      refuse_batch(rid, h, st, end, wire::reason::too_large, too_many_runs_text(h, over));
+      return true;
+    }
     for (const auto& r : over)
       nack(rid, h.publisher, h.seq + r.first, r.count, r.count, wire::reason::too_large, too_large_text(r));
     if (kept.empty()) {
@@ -655,7 +678,7 @@ struct relay::impl {
   }
 
   // Kinds of fire-and-forget messages the relay drops (nobody to NACK), each logged once.
-  enum class dropped { too_many_frames, malformed, too_large, long_topic };
+  enum class dropped { too_many_frames, malformed, too_large, too_many_runs, long_topic };
 
   // Drops `msgs` fire-and-forget messages: those it will not forward count as refused, those it
   // cannot read as one malformed message.
@@ -704,6 +727,12 @@ struct relay::impl {
     if (!too_large) return emit(xframes.data(), 3, h.count, bytes, 0, 0) ? step::next : step::held;
     std::vector<record_run> kept, over;
     split_runs(body, h.count, kept, over);
+    // As on the ack socket: past max_refused_runs, the batch goes whole (here, a batch of
+    // hundreds of thousands of tiny parts for the subscribers).
+    if (over.size() > max_refused_runs) {
+      drop(dropped::too_many_runs, h.count, [&] { return too_many_runs_text(h, over); });
+      return step::next;
+    }
     for (const auto& r : over) drop(dropped::too_large, r.count, [&] { return too_large_text(r); });
     return emit_runs(topic, h, body, kept, 0, 0) ? step::next : step::held;
   }
@@ -873,7 +902,7 @@ struct relay::impl {
   bool verbose = false;
   std::array<bool, 8> warned{};
   bool warned_drop = false;
-  std::array<bool, 4> warned_dropped{};  // by kind of dropped fire-and-forget message
+  std::array<bool, 5> warned_dropped{};  // by kind of dropped fire-and-forget message
   bool warned_not_subscription = false;
   tick_fn tick;
   std::chrono::milliseconds tick_every{1000};
