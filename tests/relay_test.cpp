@@ -660,7 +660,10 @@ TEST_CASE("relay checks fire-and-forget batches: drops what does not decode and 
   CHECK(log.containing("warning: dropped 2 message(s) from a fire-and-forget publisher: 2 messages of up to 20 bytes "
                        "exceed the limit of 16 (further ones are counted, not logged)")
             .size() == 1);
-  CHECK(log.containing("protocol version").empty());  // the second malformed one is counted, not logged
+  // Another rule broken, so logged too: one kind of bad input does not hide another.
+  CHECK(log.containing("warning: dropped 1 message(s) from a fire-and-forget publisher: this relay speaks protocol "
+                       "version 1, got 2 (further ones are counted, not logged)")
+            .size() == 1);
 }
 
 TEST_CASE("relay names each run of refused records by its own largest record", "[relay]") {
@@ -757,6 +760,15 @@ TEST_CASE("relay refuses a batch whose ack floor breaks the rules, and acks noth
     CHECK(roundtrip(dealer, batch("t", 7, seq, {"a"}, 1)).seq == seq);
     accepted = 1;
   }
+  SECTION("a batch whose topic sequence runs past the last sequence number") {
+    const auto rep = refused(batch("t", 7, 1, {"a", "b"}, UINT64_MAX),
+                             "topic sequence 18446744073709551615 + count 2 runs past the last sequence number");
+    CHECK((rep.seq == 1 && rep.count == 2));
+    // Nothing moved: the same sequence is accepted next, not taken for a duplicate.
+    const auto next = roundtrip(dealer, batch("t", 7, 1, {"a"}, UINT64_MAX - 1));
+    CHECK((next.type == wire::kind::ack && next.seq == 1));
+    accepted = 1;
+  }
   SECTION("a floor above the relay's next sequence, up to the batch's own, was acked by an earlier relay") {
     CHECK(roundtrip(dealer, batch("t", 8, 1, {"one"})).seq == 1);
     const auto rep = roundtrip(dealer, batch("t", 8, 10, {"ten"}, 10, 10));
@@ -767,7 +779,8 @@ TEST_CASE("relay refuses a batch whose ack floor breaks the rules, and acks noth
   // Whatever was refused never reached the subscriber: only the accepted batches did.
   for (int i = 0; i < accepted; ++i) {
     const auto h = header_of(recv_parts(sub));
-    CHECK((h.ack_floor >= 1 && h.ack_floor <= h.seq && h.count <= UINT64_MAX - h.seq));
+    CHECK((h.ack_floor >= 1 && h.ack_floor <= h.seq && h.count <= UINT64_MAX - h.seq &&
+           h.count <= UINT64_MAX - h.topic_seq));
   }
   CHECK(recv_parts(sub, 100ms).empty());
 }
@@ -1201,4 +1214,53 @@ TEST_CASE("relay stopping under block acks nothing held behind a message it drop
   }
   CHECK(last_ack <= have);
   CHECK(last_ack == 6);
+}
+
+TEST_CASE("relay drops a fire-and-forget batch whose sequence numbers run past the last one", "[relay]") {
+  zmq::context_t ctx;
+  log_lines log;
+  running_relay r(ctx, inproc_config(), log.fn());
+  auto pub = make_publisher(ctx, r.ep());
+  auto sub = make_sub(ctx, r.ep().sub, "t");
+  REQUIRE(recv_parts(pub) == std::vector<std::string>{"\1t"});
+  send_parts(pub, batch("t", 5, 1, {"a", "b"}, UINT64_MAX, 0));
+  send_parts(pub, batch("t", 5, UINT64_MAX, {"a", "b"}, 1, 0));
+  send_parts(pub, batch("t", 5, 3, {"last"}, 3, 0));
+  CHECK(header_of(recv_parts(sub)).seq == 3);
+  CHECK(r.get().counters().malformed == 2);
+  CHECK(log.containing("warning: dropped 2 message(s) from a fire-and-forget publisher: topic sequence "
+                       "18446744073709551615 + count 2 runs past the last sequence number")
+            .size() == 1);
+  CHECK(log.containing("warning: dropped 2 message(s) from a fire-and-forget publisher: sequence "
+                       "18446744073709551615 + count 2 runs past the last sequence number")
+            .size() == 1);
+}
+
+TEST_CASE("relay logs the first refusal under each rule, not only the first of each reason", "[relay]") {
+  zmq::context_t ctx;
+  log_lines log;
+  running_relay r(ctx, inproc_config(), log.fn());
+  auto dealer = make_dealer(ctx, r.ep().ack);
+  // Six rules, all NACK malformed; each is logged, once.
+  for (int round = 0; round < 2; ++round) {
+    const std::uint64_t base = 10 * round;
+    CHECK(roundtrip(dealer, {"t"}).why == wire::reason::malformed);
+    CHECK(roundtrip(dealer, batch("t", 9, base + 1, {"a"}, 1, 0)).why == wire::reason::malformed);
+    CHECK(roundtrip(dealer, batch("t", 9, base + 1, {"a"}, 1, base + 2)).why == wire::reason::malformed);
+    send_parts(dealer, batch("", 9, base + 1, {"a"}, 1));
+    CHECK(replies_through(dealer, base + 1).front().text == "the topic must not be empty on the ack socket");
+    send_parts(dealer, batch("t", 9, base + 2, {"a"}, UINT64_MAX));
+    CHECK(next_reply(dealer).why == wire::reason::malformed);
+    auto zero = batch("t", 9, base + 2, {"b"});
+    std::fill(zero[1].begin() + 24, zero[1].begin() + 32, '\0');  // topic seq 0
+    send_parts(dealer, zero);
+    CHECK(replies_through(dealer, base + 2).front().text ==
+          "the topic sequence must not be zero on the ack socket (it starts at 1 for each topic)");
+  }
+  const auto lines = log.containing("warning: refused ");
+  CHECK(lines.size() == 6);
+  for (const char* text : {"expected 3 frames", "the ack floor must be set", "ack floor 2 is above",
+                           "the topic must not be empty", "topic sequence 18446744073709551615 + count 1",
+                           "the topic sequence must not be zero"})
+    CHECK(log.containing(text).size() == 1);
 }

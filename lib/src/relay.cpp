@@ -5,6 +5,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <unordered_map>
 #include <vector>
@@ -237,6 +238,41 @@ struct relay::impl {
     return s.get(zmq::sockopt::last_endpoint);
   }
 
+  // Each rule a message can break, on either publisher socket. The first refusal under each is
+  // logged (all of them with verbose): one kind of bad input does not hide another.
+  enum class rule : std::size_t {
+    frames,           // ack socket: not [topic][header][body]; publisher socket: more than max_frames
+    version,          // a header of another protocol version
+    header,           // a header that does not decode
+    body,             // a body that does not hold `count` records
+    zero_id,          // publisher id or seq 0 (ack socket)
+    floor_zero,       // ack floor 0 (ack socket)
+    floor_above_seq,  // ack floor above the batch's seq (ack socket)
+    seq_wraps,        // seq + count past the last sequence number
+    topic_seq_wraps,  // topic seq + count past the last sequence number
+    overlap,          // a batch overlapping messages already accepted (ack socket)
+    empty_topic,      // (ack socket)
+    long_topic,       // a topic over the topic limit
+    topic_seq_zero,   // (ack socket)
+    too_large,        // a message over the size limit
+    too_many_runs,    // more than max_refused_runs runs of those in one batch
+    count_
+  };
+  static constexpr std::size_t rules = static_cast<std::size_t>(rule::count_);
+
+  static wire::reason reason_of(rule r) {
+    switch (r) {
+      case rule::version:
+        return wire::reason::unsupported_version;
+      case rule::long_topic:
+      case rule::too_large:
+      case rule::too_many_runs:
+        return wire::reason::too_large;
+      default:
+        return wire::reason::malformed;
+    }
+  }
+
   // Logs the first of a kind of bad input (all of them with verbose); the rest are counted.
   // `text()` builds the line only when it is logged: a flood of bad input costs no formatting.
   template <typename TextFn>
@@ -245,11 +281,6 @@ struct relay::impl {
       if (log) log(text() + (verbose ? "" : " (further ones are counted, not logged)"));
       warned_already = true;
     }
-  }
-
-  template <typename TextFn>
-  void warn(wire::reason r, const TextFn& text) {
-    warn_once(warned[static_cast<std::size_t>(r) % warned.size()], text);
   }
 
   // On the ZAP handler's thread: log_mutex keeps set_logger from changing `log` meanwhile. The
@@ -382,22 +413,22 @@ struct relay::impl {
       (void)router.send(body, zmq::send_flags::dontwait);
   }
 
-  // Refuses `count` messages from seq on. `counted` is what the counters take: a header that
-  // could not be read is one message, whatever count it claims.
+  // Refuses `count` messages from seq on, under `broken`. `counted` is what the counters take: a
+  // header that could not be read is one message, whatever count it claims.
   void nack(const zmq::message_t& route, std::uint64_t publisher, std::uint64_t seq, std::uint32_t count,
-            std::uint64_t counted, wire::reason why, const std::string& detail) {
+            std::uint64_t counted, rule broken, const std::string& detail) {
     wire::reply r;
     r.type = wire::kind::nack;
     r.publisher = publisher;
     r.seq = seq;
     r.count = count;
-    r.why = why;
+    r.why = reason_of(broken);
     r.text = detail;
     relay_stats::add(stats.nacks, counted);  // counted before the reply: whoever reads it sees it
     send_reply(route.data(), route.size(), r);
-    warn(why, [&] {
+    warn_once(warned_nack[static_cast<std::size_t>(broken)], [&] {
       return "warning: refused " + std::to_string(counted) + " message(s) from publisher " + to_hex(publisher) + ": " +
-             std::string(wire::reason_text(why)) + " (" + detail + ")";
+             std::string(wire::reason_text(r.why)) + " (" + detail + ")";
     });
   }
 
@@ -489,11 +520,11 @@ struct relay::impl {
     std::vector<record_run> kept, over;
     split_runs(body, h.count, kept, over);
     if (over.size() > max_refused_runs) {
-      refuse_batch(rid, h, st, end, wire::reason::too_large, too_many_runs_text(h, over));
+      refuse_batch(rid, h, st, end, rule::too_many_runs, too_many_runs_text(h, over));
       return true;
     }
     for (const auto& r : over)
-      nack(rid, h.publisher, h.seq + r.first, r.count, r.count, wire::reason::too_large, too_large_text(r));
+      nack(rid, h.publisher, h.seq + r.first, r.count, r.count, rule::too_large, too_large_text(r));
     if (kept.empty()) {
       st.next = end;
       mark_ack(h.publisher, st);
@@ -505,28 +536,46 @@ struct relay::impl {
   // Refuses a whole batch for good: the sequence moves past it, so the ACK after the NACK covers
   // it and the publisher may forget it.
   void refuse_batch(const zmq::message_t& rid, const wire::batch_header& h, publisher_state& st, std::uint64_t end,
-                    wire::reason why, const std::string& detail) {
-    if (why == wire::reason::malformed) relay_stats::add(stats.malformed);
-    nack(rid, h.publisher, h.seq, h.count, h.count, why, detail);
+                    rule broken, const std::string& detail) {
+    if (reason_of(broken) == wire::reason::malformed) relay_stats::add(stats.malformed);
+    nack(rid, h.publisher, h.seq, h.count, h.count, broken, detail);
     st.next = end;
     mark_ack(h.publisher, st);
   }
 
+  // A rule a header broke, and the sentence that says how.
+  struct broken_rule {
+    rule which;
+    std::string text;
+  };
+
+  // The numbers of a batch's records exist: seq + count and topic seq + count stay within 64 bits
+  // (record i has seq + i and topic seq + i). Checked on both publisher sockets.
+  static std::optional<broken_rule> numbers_wrap(const wire::batch_header& h) {
+    if (h.count > UINT64_MAX - h.seq)
+      return broken_rule{rule::seq_wraps, "sequence " + std::to_string(h.seq) + " + count " + std::to_string(h.count) +
+                                              " runs past the last sequence number"};
+    if (h.count > UINT64_MAX - h.topic_seq)
+      return broken_rule{rule::topic_seq_wraps, "topic sequence " + std::to_string(h.topic_seq) + " + count " +
+                                                    std::to_string(h.count) + " runs past the last sequence number"};
+    return std::nullopt;
+  }
+
   // The rules of the sequence fields on the ack socket, which decide what the relay remembers
-  // and acks: empty when the header keeps them, else why not.
-  static std::string broken_sequence_rule(const wire::batch_header& h) {
-    if (h.publisher == 0 || h.seq == 0) return "publisher id and sequence must not be zero on the ack socket";
+  // and acks: nothing when the header keeps them.
+  static std::optional<broken_rule> broken_sequence_rule(const wire::batch_header& h) {
+    if (h.publisher == 0 || h.seq == 0)
+      return broken_rule{rule::zero_id, "publisher id and sequence must not be zero on the ack socket"};
     if (h.ack_floor == 0)
-      return "the ack floor must be set on the ack socket (the oldest sequence not yet acknowledged, 1 or more)";
+      return broken_rule{rule::floor_zero, "the ack floor must be set on the ack socket (the oldest sequence not yet "
+                                           "acknowledged, 1 or more)"};
     // Every record of a batch is unacknowledged until the relay acks it, and the relay acks a
     // batch whole: a floor above the batch's first sequence claims acks that were never sent.
     if (h.ack_floor > h.seq)
-      return "ack floor " + std::to_string(h.ack_floor) + " is above the batch's sequence " + std::to_string(h.seq) +
-             " (a batch is unacknowledged until the relay acks it)";
-    if (h.count > UINT64_MAX - h.seq)
-      return "sequence " + std::to_string(h.seq) + " + count " + std::to_string(h.count) +
-             " runs past the last sequence number";
-    return {};
+      return broken_rule{rule::floor_above_seq, "ack floor " + std::to_string(h.ack_floor) +
+                                                    " is above the batch's sequence " + std::to_string(h.seq) +
+                                                    " (a batch is unacknowledged until the relay acks it)"};
+    return numbers_wrap(h);
   }
 
   void flush_acks() {
@@ -586,7 +635,7 @@ struct relay::impl {
     if (frames_seen != 4) {
       relay_stats::add(stats.msgs_in, claimed);
       relay_stats::add(stats.malformed);
-      nack(rid, h.publisher, h.seq, claimed, claimed, wire::reason::malformed,
+      nack(rid, h.publisher, h.seq, claimed, claimed, rule::frames,
            "expected 3 frames [topic][header][body], got " + std::to_string(frames_seen - 1));
       return step::next;
     }
@@ -594,7 +643,7 @@ struct relay::impl {
     auto& body = rframes[3];
     if (hs == wire::status::bad_version) {
       relay_stats::add(stats.msgs_in);
-      nack(rid, h.publisher, h.seq, std::max<std::uint32_t>(h.count, 1), 1, wire::reason::unsupported_version,
+      nack(rid, h.publisher, h.seq, std::max<std::uint32_t>(h.count, 1), 1, rule::version,
            "this relay speaks protocol version " + std::to_string(wire::version) + ", got " +
                std::to_string(version_seen));
       return step::next;
@@ -602,7 +651,7 @@ struct relay::impl {
     if (hs != wire::status::ok) {
       relay_stats::add(stats.msgs_in);
       relay_stats::add(stats.malformed);
-      nack(rid, h.publisher, h.seq, 1, 1, wire::reason::malformed,
+      nack(rid, h.publisher, h.seq, 1, 1, rule::header,
            "header: " + std::string(wire::status_text(hs)));
       return step::next;
     }
@@ -613,15 +662,15 @@ struct relay::impl {
     if (bs != wire::status::ok) {
       relay_stats::add(stats.msgs_in);
       relay_stats::add(stats.malformed);
-      nack(rid, h.publisher, h.seq, h.count, 1, wire::reason::malformed, "body: " + std::string(wire::status_text(bs)));
+      nack(rid, h.publisher, h.seq, h.count, 1, rule::body, "body: " + std::string(wire::status_text(bs)));
       return step::next;
     }
     relay_stats::add(stats.msgs_in, h.count);
     // A header that breaks the sequence rules changes nothing the relay remembers, as one that
     // does not decode: its numbers cannot be trusted.
-    if (const auto broken = broken_sequence_rule(h); !broken.empty()) {
+    if (const auto broken = broken_sequence_rule(h)) {
       relay_stats::add(stats.malformed);
-      nack(rid, h.publisher, h.seq, h.count, h.count, wire::reason::malformed, broken);
+      nack(rid, h.publisher, h.seq, h.count, h.count, broken->which, broken->text);
       return step::next;
     }
     const auto now = clock::now();
@@ -661,22 +710,22 @@ struct relay::impl {
       return step::next;
     }
     if (h.seq < st.next) {
-      refuse_batch(rid, h, st, end, wire::reason::malformed,
+      refuse_batch(rid, h, st, end, rule::overlap,
                    "batch overlaps messages already accepted (sequence " + std::to_string(h.seq) + ", expected " +
                        std::to_string(st.next) + ")");
       return step::next;
     }
     // What this batch would put before subscribers: refused for good, as oversized records are.
     if (topic.size() == 0) {
-      refuse_batch(rid, h, st, end, wire::reason::malformed, "the topic must not be empty on the ack socket");
+      refuse_batch(rid, h, st, end, rule::empty_topic, "the topic must not be empty on the ack socket");
       return step::next;
     }
     if (topic.size() > cfg.max_topic) {
-      refuse_batch(rid, h, st, end, wire::reason::too_large, topic_too_long_text(topic.size()));
+      refuse_batch(rid, h, st, end, rule::long_topic, topic_too_long_text(topic.size()));
       return step::next;
     }
     if (h.topic_seq == 0) {
-      refuse_batch(rid, h, st, end, wire::reason::malformed,
+      refuse_batch(rid, h, st, end, rule::topic_seq_zero,
                    "the topic sequence must not be zero on the ack socket (it starts at 1 for each topic)");
       return step::next;
     }
@@ -685,16 +734,14 @@ struct relay::impl {
     return out ? step::next : step::held;
   }
 
-  // Kinds of fire-and-forget messages the relay drops (nobody to NACK), each logged once.
-  enum class dropped { too_many_frames, malformed, too_large, too_many_runs, long_topic };
-
-  // Drops `msgs` fire-and-forget messages: those it will not forward count as refused, those it
-  // cannot read as one malformed message.
+  // Drops `msgs` fire-and-forget messages (nobody to NACK) under `broken`: those it will not
+  // forward for their size or topic count as refused, those it cannot read as one malformed
+  // message.
   template <typename TextFn>
-  void drop(dropped kind, std::uint64_t msgs, const TextFn& detail) {
-    const bool unreadable = kind == dropped::too_many_frames || kind == dropped::malformed;
+  void drop(rule broken, std::uint64_t msgs, const TextFn& detail) {
+    const bool unreadable = reason_of(broken) != wire::reason::too_large;
     relay_stats::add(unreadable ? stats.malformed : stats.refused, unreadable ? 1 : msgs);
-    warn_once(warned_dropped[static_cast<std::size_t>(kind)], [&] {
+    warn_once(warned_drop_ff[static_cast<std::size_t>(broken)], [&] {
       return "warning: dropped " + std::to_string(msgs) + " message(s) from a fire-and-forget publisher: " + detail();
     });
   }
@@ -712,7 +759,7 @@ struct relay::impl {
     const auto hs = wire::decode_header(header.data(), header.size(), h, &version_seen);
     if (hs != wire::status::ok) {
       relay_stats::add(stats.msgs_in);
-      drop(dropped::malformed, 1, [&] {
+      drop(hs == wire::status::bad_version ? rule::version : rule::header, 1, [&] {
         return hs == wire::status::bad_version ? "this relay speaks protocol version " + std::to_string(wire::version) +
                                                      ", got " + std::to_string(version_seen)
                                                : "header: " + std::string(wire::status_text(hs));
@@ -724,12 +771,18 @@ struct relay::impl {
     const auto bs = wire::validate_body(body.data(), body.size(), h.count, cfg.max_msg_size, too_large, largest);
     if (bs != wire::status::ok) {
       relay_stats::add(stats.msgs_in);
-      drop(dropped::malformed, 1, [&] { return "body: " + std::string(wire::status_text(bs)); });
+      drop(rule::body, 1, [&] { return "body: " + std::string(wire::status_text(bs)); });
       return step::next;
     }
     relay_stats::add(stats.msgs_in, h.count);
+    // The relay keeps no sequence state here, but the records' numbers must exist: the parts of
+    // a batch split around an oversized record, and every subscriber, count from them.
+    if (const auto broken = numbers_wrap(h)) {
+      drop(broken->which, h.count, [&] { return broken->text; });
+      return step::next;
+    }
     if (topic.size() > cfg.max_topic) {
-      drop(dropped::long_topic, h.count, [&] { return topic_too_long_text(topic.size()); });
+      drop(rule::long_topic, h.count, [&] { return topic_too_long_text(topic.size()); });
       return step::next;
     }
     if (!too_large) return emit(xframes.data(), 3, h.count, bytes, 0, 0) ? step::next : step::held;
@@ -738,10 +791,10 @@ struct relay::impl {
     // As on the ack socket: past max_refused_runs, the batch goes whole (here, a batch of
     // hundreds of thousands of tiny parts for the subscribers).
     if (over.size() > max_refused_runs) {
-      drop(dropped::too_many_runs, h.count, [&] { return too_many_runs_text(h, over); });
+      drop(rule::too_many_runs, h.count, [&] { return too_many_runs_text(h, over); });
       return step::next;
     }
-    for (const auto& r : over) drop(dropped::too_large, r.count, [&] { return too_large_text(r); });
+    for (const auto& r : over) drop(rule::too_large, r.count, [&] { return too_large_text(r); });
     return emit_runs(topic, h, body, kept, 0, 0) ? step::next : step::held;
   }
 
@@ -764,7 +817,7 @@ struct relay::impl {
     if (more) {
       drain(xsub, more);
       relay_stats::add(stats.msgs_in);
-      drop(dropped::too_many_frames, 1, [] { return "more than " + std::to_string(max_frames) + " frames"; });
+      drop(rule::frames, 1, [] { return "more than " + std::to_string(max_frames) + " frames"; });
       return step::next;
     }
     if (n == 3 && wire::looks_like_header(xframes[1].data(), xframes[1].size())) return handle_xsub_batch(bytes);
@@ -773,12 +826,12 @@ struct relay::impl {
     // frame is held to the limit. Its payload is what a subscriber prints: the frame itself, or
     // the frames after the topic.
     if (n >= 2 && xframes[0].size() > cfg.max_topic) {
-      drop(dropped::long_topic, 1, [&] { return topic_too_long_text(xframes[0].size()); });
+      drop(rule::long_topic, 1, [&] { return topic_too_long_text(xframes[0].size()); });
       return step::next;
     }
     const auto payload = n == 1 ? bytes : bytes - xframes[0].size();
     if (cfg.max_msg_size != 0 && payload > cfg.max_msg_size) {
-      drop(dropped::too_large, 1, [&] { return too_large_text(payload); });
+      drop(rule::too_large, 1, [&] { return too_large_text(payload); });
       return step::next;
     }
     return emit(xframes.data(), n, 1, bytes, 0, 0) ? step::next : step::held;
@@ -908,9 +961,9 @@ struct relay::impl {
   std::atomic<bool> stop{false};
   log_fn log;
   bool verbose = false;
-  std::array<bool, 8> warned{};
+  std::array<bool, rules> warned_nack{};    // by rule, on the ack socket
+  std::array<bool, rules> warned_drop_ff{};  // by rule, from fire-and-forget publishers
   bool warned_drop = false;
-  std::array<bool, 5> warned_dropped{};  // by kind of dropped fire-and-forget message
   bool warned_not_subscription = false;
   tick_fn tick;
   std::chrono::milliseconds tick_every{1000};

@@ -552,6 +552,13 @@ ERROR_ROWS = [
                                                 text=r"ack floor 2 is above the batch's sequence 1.*")]),
                                      Step(lambda t, p: batch(t, p, 1, [b"a", b"b", b"c"]), [ack(3)])],
         delivered=[(1, 1, b"a"), (2, 2, b"b"), (3, 3, b"c")]),
+    # topic seq + count past 2^64 - 1: changes nothing, so the same seq is accepted after
+    Row("topic_seq_wraps", [Step(lambda t, p: batch(t, p, 1, [b"x", b"y"], topic_seq=2**64 - 1),
+                                 [nack(MALFORMED, count=2, seq=1,
+                                       text=r"topic sequence 18446744073709551615 \+ count 2 runs past the last "
+                                            r"sequence number")]),
+                            Step(lambda t, p: batch(t, p, 1, [b"z"], topic_seq=1), [ack(1)])],
+        delivered=[(1, 1, b"z")]),
     # an empty topic and topic seq 0: refused for good, and acked past
     Row("empty_topic", [Step(lambda t, p: batch(b"", p, 1, [b"x"]),
                              [nack(MALFORMED, count=1, seq=1, text="the topic must not be empty on the ack socket"),
