@@ -5,6 +5,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <unordered_map>
 #include <vector>
@@ -26,6 +27,10 @@ constexpr int burst = 512;
 constexpr int subscription_burst = 100000;
 // A plain publisher may send any number of frames; more than this is refused, not buffered.
 constexpr std::size_t max_frames = 64;
+// A batch with more runs of records over the size limit than this is refused whole, with one
+// NACK: a NACK per run would let one batch bring more replies than the ack socket holds (a lost
+// NACK, and the ACK after it passes the refused records off as accepted).
+constexpr std::size_t max_refused_runs = 64;
 constexpr std::chrono::milliseconds idle_poll{100};
 // A subscription frame is its topic after the command name "\x09SUBSCRIBE" (ZMTP 3.1, libzmq
 // 4.3.3 on) or a flag byte (ZMTP 3.0); CURVE wraps it in a MESSAGE command (name, nonce, flags,
@@ -101,7 +106,9 @@ struct relay::impl {
       : cfg(std::move(c)),
         xsub(ctx, zmq::socket_type::xsub),
         xpub(ctx, zmq::socket_type::xpub),
-        router(ctx, zmq::socket_type::router) {
+        router(ctx, zmq::socket_type::router),
+        xsub_watch(ctx, xsub, "pub"),
+        router_watch(ctx, router, "ack") {
     // CURVE: the ZAP handler answers before the first client can connect.
     if (cfg.curve.enabled())
       zap = std::make_unique<zap_handler>(ctx, cfg.curve.allowed_keys, [this](const zap_refusal& r) { refused_client(r); });
@@ -148,27 +155,80 @@ struct relay::impl {
         cfg.max_topic + sub_frame_overhead + (cfg.curve.enabled() ? curve_frame_overhead : 0);
     xpub.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(sub_frame));
     xframes.resize(max_frames);
-    xsub_watch = watch_disconnects(ctx, xsub, "pub");
-    router_watch = watch_disconnects(ctx, router, "ack");
     bound.pub = bind(xsub, cfg.pub_bind);
     bound.sub = bind(xpub, cfg.sub_bind);
     bound.ack = bind(router, cfg.ack_bind);
   }
 
-  // A monitor of the connections of `s` that end. libzmq 4.3.4 reports a connection it cut for a
-  // frame over the frame limit only as a disconnection, so this is where such a cut is counted.
-  // The name is random: a relay closed just before may not have given its own back yet.
-  static zmq::socket_t watch_disconnects(zmq::context_t& ctx, zmq::socket_t& s, const char* which) {
-    std::random_device rd;
-    const auto name = "inproc://zrelay-monitor-" + to_hex((std::uint64_t{rd()} << 32) ^ rd()) + "-" + which;
-    if (zmq_socket_monitor(s.handle(), name.c_str(), ZMQ_EVENT_DISCONNECTED) != 0) throw zmq::error_t();
-    zmq::socket_t m(ctx, zmq::socket_type::pair);
-    m.set(zmq::sockopt::linger, 0);
-    // ZeroMQ's I/O thread blocks on a full monitor: never let this queue fill.
-    m.set(zmq::sockopt::rcvhwm, 0);
-    m.connect(name);
-    return m;
-  }
+  // A monitor of the connections of a socket that end. libzmq 4.3.4 reports a connection it cut
+  // for a frame over the frame limit only as a disconnection, so this is where such a cut is
+  // counted. Only connections that completed their handshake count: a port scan, a CURVE client
+  // refused, a client of another protocol retrying ten times a second end too, and are no
+  // publisher's.
+  class connection_watch {
+  public:
+    // What the relay listens for: handshakes and their end.
+    static constexpr int events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                  ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                  ZMQ_EVENT_DISCONNECTED;
+
+    // The name is random: a relay closed just before may not have given its own back yet.
+    connection_watch(zmq::context_t& ctx, zmq::socket_t& watched, const char* which)
+        : watched_(watched), reader_(ctx, zmq::socket_type::pair) {
+      std::random_device rd;
+      const auto name = "inproc://zrelay-monitor-" + to_hex((std::uint64_t{rd()} << 32) ^ rd()) + "-" + which;
+      if (zmq_socket_monitor(watched_.handle(), name.c_str(), events) != 0) throw zmq::error_t();
+      reader_.set(zmq::sockopt::linger, 0);
+      // ZeroMQ's I/O thread blocks on a full monitor: never let this queue fill.
+      reader_.set(zmq::sockopt::rcvhwm, 0);
+      reader_.connect(name);
+    }
+    // The watched socket lingers in ZeroMQ after it is closed, monitor and all, and ZeroMQ's I/O
+    // thread would block for good on an event for a reader that has closed, and every socket of
+    // the context with it. So the monitor stops first (the watched socket is declared before this
+    // and closes after it).
+    ~connection_watch() { (void)zmq_socket_monitor(watched_.handle(), nullptr, 0); }
+    connection_watch(const connection_watch&) = delete;
+    connection_watch& operator=(const connection_watch&) = delete;
+
+    zmq::socket_t& reader() { return reader_; }
+
+    // Whether event `id` is the end of a connection that had completed its handshake. libzmq
+    // 4.3.4 names the connection (its descriptor) in DISCONNECTED but not in HANDSHAKE_SUCCEEDED
+    // (whose value is 0), so the two are matched by number: a connection whose handshake fails
+    // reports one HANDSHAKE_FAILED_* and then its DISCONNECTED, a connection whose handshake
+    // succeeded only its DISCONNECTED. When the events of two connections interleave, the
+    // DISCONNECTED taken for the failed one may be the other's; the failed one's own, which
+    // follows, then counts in its place, so the count is exact once both have ended.
+    bool publisher_gone(std::uint16_t id) {
+      switch (id) {
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+          ++established_;
+          return false;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+          ++failed_;
+          return false;
+        case ZMQ_EVENT_DISCONNECTED:
+          if (failed_ > 0) {
+            --failed_;
+            return false;
+          }
+          if (established_ == 0) return false;
+          --established_;
+          return true;
+        default:
+          return false;
+      }
+    }
+
+  private:
+    zmq::socket_t& watched_;
+    zmq::socket_t reader_;
+    std::uint64_t established_ = 0;  // handshakes completed whose connection has not ended
+    std::uint64_t failed_ = 0;       // handshakes failed whose DISCONNECTED has not come
+  };
 
   static std::string bind(zmq::socket_t& s, const std::string& ep) {
     const auto parsed = parse_endpoint(ep, endpoint_use::bind);
@@ -183,6 +243,41 @@ struct relay::impl {
     return s.get(zmq::sockopt::last_endpoint);
   }
 
+  // Each rule a message can break, on either publisher socket. The first refusal under each is
+  // logged (all of them with verbose): one kind of bad input does not hide another.
+  enum class rule : std::size_t {
+    frames,           // ack socket: not [topic][header][body]; publisher socket: more than max_frames
+    version,          // a header of another protocol version
+    header,           // a header that does not decode
+    body,             // a body that does not hold `count` records
+    zero_id,          // publisher id or seq 0 (ack socket)
+    floor_zero,       // ack floor 0 (ack socket)
+    floor_above_seq,  // ack floor above the batch's seq (ack socket)
+    seq_wraps,        // seq + count past the last sequence number
+    topic_seq_wraps,  // topic seq + count past the last sequence number
+    overlap,          // a batch overlapping messages already accepted (ack socket)
+    empty_topic,      // (ack socket)
+    long_topic,       // a topic over the topic limit
+    topic_seq_zero,   // (ack socket)
+    too_large,        // a message over the size limit
+    too_many_runs,    // more than max_refused_runs runs of those in one batch
+    count_
+  };
+  static constexpr std::size_t rules = static_cast<std::size_t>(rule::count_);
+
+  static wire::reason reason_of(rule r) {
+    switch (r) {
+      case rule::version:
+        return wire::reason::unsupported_version;
+      case rule::long_topic:
+      case rule::too_large:
+      case rule::too_many_runs:
+        return wire::reason::too_large;
+      default:
+        return wire::reason::malformed;
+    }
+  }
+
   // Logs the first of a kind of bad input (all of them with verbose); the rest are counted.
   // `text()` builds the line only when it is logged: a flood of bad input costs no formatting.
   template <typename TextFn>
@@ -191,11 +286,6 @@ struct relay::impl {
       if (log) log(text() + (verbose ? "" : " (further ones are counted, not logged)"));
       warned_already = true;
     }
-  }
-
-  template <typename TextFn>
-  void warn(wire::reason r, const TextFn& text) {
-    warn_once(warned[static_cast<std::size_t>(r) % warned.size()], text);
   }
 
   // On the ZAP handler's thread: log_mutex keeps set_logger from changing `log` meanwhile. The
@@ -278,9 +368,14 @@ struct relay::impl {
   // make room; after that the message goes to everyone else and counts as dropped (the
   // subscriber sees the gap in the sequence numbers). True once nothing is held.
   bool retry_held(bool give_up = false) {
+    // Shutting down, once something was sent past a full subscriber, nothing held after it is
+    // acknowledged: ZeroMQ now skips that subscriber without a word, so what seems to go out may
+    // not reach it (nor can the relay tell, to count it as dropped), and an ACK for the second part
+    // of a split batch would cover the first.
+    bool passed_a_full_one = false;
     while (!held.empty()) {
       auto& h = held.front();
-      bool acked = true;
+      bool acked = !passed_a_full_one;
       if (!try_send(h.frames.data(), h.frames.size())) {
         const bool waited = clock::now() - held_since >= cfg.full_wait;
         if (!give_up && (cfg.on_full == full_policy::block || !waited)) return false;
@@ -288,7 +383,10 @@ struct relay::impl {
         relay_stats::add(stats.dropped, h.msgs);
         // Shutting down: what a full subscriber misses now is not acknowledged, so an acked
         // publisher sends it again to the relay that comes next.
-        acked = !give_up;
+        if (give_up) {
+          acked = false;
+          passed_a_full_one = true;
+        }
         if (!warned_drop) {
           warned_drop = true;
           if (log)
@@ -320,22 +418,22 @@ struct relay::impl {
       (void)router.send(body, zmq::send_flags::dontwait);
   }
 
-  // Refuses `count` messages from seq on. `counted` is what the counters take: a header that
-  // could not be read is one message, whatever count it claims.
+  // Refuses `count` messages from seq on, under `broken`. `counted` is what the counters take: a
+  // header that could not be read is one message, whatever count it claims.
   void nack(const zmq::message_t& route, std::uint64_t publisher, std::uint64_t seq, std::uint32_t count,
-            std::uint64_t counted, wire::reason why, const std::string& detail) {
+            std::uint64_t counted, rule broken, const std::string& detail) {
     wire::reply r;
     r.type = wire::kind::nack;
     r.publisher = publisher;
     r.seq = seq;
     r.count = count;
-    r.why = why;
+    r.why = reason_of(broken);
     r.text = detail;
     relay_stats::add(stats.nacks, counted);  // counted before the reply: whoever reads it sees it
     send_reply(route.data(), route.size(), r);
-    warn(why, [&] {
+    warn_once(warned_nack[static_cast<std::size_t>(broken)], [&] {
       return "warning: refused " + std::to_string(counted) + " message(s) from publisher " + to_hex(publisher) + ": " +
-             std::string(wire::reason_text(why)) + " (" + detail + ")";
+             std::string(wire::reason_text(r.why)) + " (" + detail + ")";
     });
   }
 
@@ -359,6 +457,20 @@ struct relay::impl {
     if (r.count == 1) return too_large_text(r.largest);
     return std::to_string(r.count) + " messages of up to " + std::to_string(r.largest) + " bytes exceed the limit of " +
            std::to_string(cfg.max_msg_size);
+  }
+
+  // A batch refused whole for its number of runs of oversized records (max_refused_runs).
+  std::string too_many_runs_text(const wire::batch_header& h, const std::vector<record_run>& over) const {
+    std::uint64_t records = 0;
+    std::size_t largest = 0;
+    for (const auto& r : over) {
+      records += r.count;
+      largest = std::max(largest, r.largest);
+    }
+    return std::to_string(records) + " messages of up to " + std::to_string(largest) + " bytes exceed the limit of " +
+           std::to_string(cfg.max_msg_size) + " in " + std::to_string(over.size()) + " runs (more than " +
+           std::to_string(max_refused_runs) + " runs in one batch: the whole batch of " + std::to_string(h.count) +
+           " messages is refused)";
   }
 
   // Splits a body that validate_body accepted into runs of records the relay keeps and runs it
@@ -406,13 +518,18 @@ struct relay::impl {
   }
 
   // A batch on the ack socket with some records over the size limit: a NACK "too large" for
-  // each run of those, the rest forwarded. False: something is held.
+  // each run of those, the rest forwarded; or, past max_refused_runs runs, one NACK for the whole
+  // batch. False: something is held.
   bool forward_without_oversized(const zmq::message_t& rid, const zmq::message_t& topic, const wire::batch_header& h,
                                  const zmq::message_t& body, publisher_state& st, std::uint64_t end) {
     std::vector<record_run> kept, over;
     split_runs(body, h.count, kept, over);
+    if (over.size() > max_refused_runs) {
+      refuse_batch(rid, h, st, end, rule::too_many_runs, too_many_runs_text(h, over));
+      return true;
+    }
     for (const auto& r : over)
-      nack(rid, h.publisher, h.seq + r.first, r.count, r.count, wire::reason::too_large, too_large_text(r));
+      nack(rid, h.publisher, h.seq + r.first, r.count, r.count, rule::too_large, too_large_text(r));
     if (kept.empty()) {
       st.next = end;
       mark_ack(h.publisher, st);
@@ -424,28 +541,46 @@ struct relay::impl {
   // Refuses a whole batch for good: the sequence moves past it, so the ACK after the NACK covers
   // it and the publisher may forget it.
   void refuse_batch(const zmq::message_t& rid, const wire::batch_header& h, publisher_state& st, std::uint64_t end,
-                    wire::reason why, const std::string& detail) {
-    if (why == wire::reason::malformed) relay_stats::add(stats.malformed);
-    nack(rid, h.publisher, h.seq, h.count, h.count, why, detail);
+                    rule broken, const std::string& detail) {
+    if (reason_of(broken) == wire::reason::malformed) relay_stats::add(stats.malformed);
+    nack(rid, h.publisher, h.seq, h.count, h.count, broken, detail);
     st.next = end;
     mark_ack(h.publisher, st);
   }
 
+  // A rule a header broke, and the sentence that says how.
+  struct broken_rule {
+    rule which;
+    std::string text;
+  };
+
+  // The numbers of a batch's records exist: seq + count and topic seq + count stay within 64 bits
+  // (record i has seq + i and topic seq + i). Checked on both publisher sockets.
+  static std::optional<broken_rule> numbers_wrap(const wire::batch_header& h) {
+    if (h.count > UINT64_MAX - h.seq)
+      return broken_rule{rule::seq_wraps, "sequence " + std::to_string(h.seq) + " + count " + std::to_string(h.count) +
+                                              " runs past the last sequence number"};
+    if (h.count > UINT64_MAX - h.topic_seq)
+      return broken_rule{rule::topic_seq_wraps, "topic sequence " + std::to_string(h.topic_seq) + " + count " +
+                                                    std::to_string(h.count) + " runs past the last sequence number"};
+    return std::nullopt;
+  }
+
   // The rules of the sequence fields on the ack socket, which decide what the relay remembers
-  // and acks: empty when the header keeps them, else why not.
-  static std::string broken_sequence_rule(const wire::batch_header& h) {
-    if (h.publisher == 0 || h.seq == 0) return "publisher id and sequence must not be zero on the ack socket";
+  // and acks: nothing when the header keeps them.
+  static std::optional<broken_rule> broken_sequence_rule(const wire::batch_header& h) {
+    if (h.publisher == 0 || h.seq == 0)
+      return broken_rule{rule::zero_id, "publisher id and sequence must not be zero on the ack socket"};
     if (h.ack_floor == 0)
-      return "the ack floor must be set on the ack socket (the oldest sequence not yet acknowledged, 1 or more)";
+      return broken_rule{rule::floor_zero, "the ack floor must be set on the ack socket (the oldest sequence not yet "
+                                           "acknowledged, 1 or more)"};
     // Every record of a batch is unacknowledged until the relay acks it, and the relay acks a
     // batch whole: a floor above the batch's first sequence claims acks that were never sent.
     if (h.ack_floor > h.seq)
-      return "ack floor " + std::to_string(h.ack_floor) + " is above the batch's sequence " + std::to_string(h.seq) +
-             " (a batch is unacknowledged until the relay acks it)";
-    if (h.count > UINT64_MAX - h.seq)
-      return "sequence " + std::to_string(h.seq) + " + count " + std::to_string(h.count) +
-             " runs past the last sequence number";
-    return {};
+      return broken_rule{rule::floor_above_seq, "ack floor " + std::to_string(h.ack_floor) +
+                                                    " is above the batch's sequence " + std::to_string(h.seq) +
+                                                    " (a batch is unacknowledged until the relay acks it)"};
+    return numbers_wrap(h);
   }
 
   void flush_acks() {
@@ -505,7 +640,7 @@ struct relay::impl {
     if (frames_seen != 4) {
       relay_stats::add(stats.msgs_in, claimed);
       relay_stats::add(stats.malformed);
-      nack(rid, h.publisher, h.seq, claimed, claimed, wire::reason::malformed,
+      nack(rid, h.publisher, h.seq, claimed, claimed, rule::frames,
            "expected 3 frames [topic][header][body], got " + std::to_string(frames_seen - 1));
       return step::next;
     }
@@ -513,7 +648,7 @@ struct relay::impl {
     auto& body = rframes[3];
     if (hs == wire::status::bad_version) {
       relay_stats::add(stats.msgs_in);
-      nack(rid, h.publisher, h.seq, std::max<std::uint32_t>(h.count, 1), 1, wire::reason::unsupported_version,
+      nack(rid, h.publisher, h.seq, std::max<std::uint32_t>(h.count, 1), 1, rule::version,
            "this relay speaks protocol version " + std::to_string(wire::version) + ", got " +
                std::to_string(version_seen));
       return step::next;
@@ -521,7 +656,7 @@ struct relay::impl {
     if (hs != wire::status::ok) {
       relay_stats::add(stats.msgs_in);
       relay_stats::add(stats.malformed);
-      nack(rid, h.publisher, h.seq, 1, 1, wire::reason::malformed,
+      nack(rid, h.publisher, h.seq, 1, 1, rule::header,
            "header: " + std::string(wire::status_text(hs)));
       return step::next;
     }
@@ -532,15 +667,15 @@ struct relay::impl {
     if (bs != wire::status::ok) {
       relay_stats::add(stats.msgs_in);
       relay_stats::add(stats.malformed);
-      nack(rid, h.publisher, h.seq, h.count, 1, wire::reason::malformed, "body: " + std::string(wire::status_text(bs)));
+      nack(rid, h.publisher, h.seq, h.count, 1, rule::body, "body: " + std::string(wire::status_text(bs)));
       return step::next;
     }
     relay_stats::add(stats.msgs_in, h.count);
     // A header that breaks the sequence rules changes nothing the relay remembers, as one that
     // does not decode: its numbers cannot be trusted.
-    if (const auto broken = broken_sequence_rule(h); !broken.empty()) {
+    if (const auto broken = broken_sequence_rule(h)) {
       relay_stats::add(stats.malformed);
-      nack(rid, h.publisher, h.seq, h.count, h.count, wire::reason::malformed, broken);
+      nack(rid, h.publisher, h.seq, h.count, h.count, broken->which, broken->text);
       return step::next;
     }
     const auto now = clock::now();
@@ -580,22 +715,22 @@ struct relay::impl {
       return step::next;
     }
     if (h.seq < st.next) {
-      refuse_batch(rid, h, st, end, wire::reason::malformed,
+      refuse_batch(rid, h, st, end, rule::overlap,
                    "batch overlaps messages already accepted (sequence " + std::to_string(h.seq) + ", expected " +
                        std::to_string(st.next) + ")");
       return step::next;
     }
     // What this batch would put before subscribers: refused for good, as oversized records are.
     if (topic.size() == 0) {
-      refuse_batch(rid, h, st, end, wire::reason::malformed, "the topic must not be empty on the ack socket");
+      refuse_batch(rid, h, st, end, rule::empty_topic, "the topic must not be empty on the ack socket");
       return step::next;
     }
     if (topic.size() > cfg.max_topic) {
-      refuse_batch(rid, h, st, end, wire::reason::too_large, topic_too_long_text(topic.size()));
+      refuse_batch(rid, h, st, end, rule::long_topic, topic_too_long_text(topic.size()));
       return step::next;
     }
     if (h.topic_seq == 0) {
-      refuse_batch(rid, h, st, end, wire::reason::malformed,
+      refuse_batch(rid, h, st, end, rule::topic_seq_zero,
                    "the topic sequence must not be zero on the ack socket (it starts at 1 for each topic)");
       return step::next;
     }
@@ -604,16 +739,14 @@ struct relay::impl {
     return out ? step::next : step::held;
   }
 
-  // Kinds of fire-and-forget messages the relay drops (nobody to NACK), each logged once.
-  enum class dropped { too_many_frames, malformed, too_large, long_topic };
-
-  // Drops `msgs` fire-and-forget messages: those it will not forward count as refused, those it
-  // cannot read as one malformed message.
+  // Drops `msgs` fire-and-forget messages (nobody to NACK) under `broken`: those it will not
+  // forward for their size or topic count as refused, those it cannot read as one malformed
+  // message.
   template <typename TextFn>
-  void drop(dropped kind, std::uint64_t msgs, const TextFn& detail) {
-    const bool unreadable = kind == dropped::too_many_frames || kind == dropped::malformed;
+  void drop(rule broken, std::uint64_t msgs, const TextFn& detail) {
+    const bool unreadable = reason_of(broken) != wire::reason::too_large;
     relay_stats::add(unreadable ? stats.malformed : stats.refused, unreadable ? 1 : msgs);
-    warn_once(warned_dropped[static_cast<std::size_t>(kind)], [&] {
+    warn_once(warned_drop_ff[static_cast<std::size_t>(broken)], [&] {
       return "warning: dropped " + std::to_string(msgs) + " message(s) from a fire-and-forget publisher: " + detail();
     });
   }
@@ -631,7 +764,7 @@ struct relay::impl {
     const auto hs = wire::decode_header(header.data(), header.size(), h, &version_seen);
     if (hs != wire::status::ok) {
       relay_stats::add(stats.msgs_in);
-      drop(dropped::malformed, 1, [&] {
+      drop(hs == wire::status::bad_version ? rule::version : rule::header, 1, [&] {
         return hs == wire::status::bad_version ? "this relay speaks protocol version " + std::to_string(wire::version) +
                                                      ", got " + std::to_string(version_seen)
                                                : "header: " + std::string(wire::status_text(hs));
@@ -643,18 +776,30 @@ struct relay::impl {
     const auto bs = wire::validate_body(body.data(), body.size(), h.count, cfg.max_msg_size, too_large, largest);
     if (bs != wire::status::ok) {
       relay_stats::add(stats.msgs_in);
-      drop(dropped::malformed, 1, [&] { return "body: " + std::string(wire::status_text(bs)); });
+      drop(rule::body, 1, [&] { return "body: " + std::string(wire::status_text(bs)); });
       return step::next;
     }
     relay_stats::add(stats.msgs_in, h.count);
+    // The relay keeps no sequence state here, but the records' numbers must exist: the parts of
+    // a batch split around an oversized record, and every subscriber, count from them.
+    if (const auto broken = numbers_wrap(h)) {
+      drop(broken->which, h.count, [&] { return broken->text; });
+      return step::next;
+    }
     if (topic.size() > cfg.max_topic) {
-      drop(dropped::long_topic, h.count, [&] { return topic_too_long_text(topic.size()); });
+      drop(rule::long_topic, h.count, [&] { return topic_too_long_text(topic.size()); });
       return step::next;
     }
     if (!too_large) return emit(xframes.data(), 3, h.count, bytes, 0, 0) ? step::next : step::held;
     std::vector<record_run> kept, over;
     split_runs(body, h.count, kept, over);
-    for (const auto& r : over) drop(dropped::too_large, r.count, [&] { return too_large_text(r); });
+    // As on the ack socket: past max_refused_runs, the batch goes whole (here, a batch of
+    // hundreds of thousands of tiny parts for the subscribers).
+    if (over.size() > max_refused_runs) {
+      drop(rule::too_many_runs, h.count, [&] { return too_many_runs_text(h, over); });
+      return step::next;
+    }
+    for (const auto& r : over) drop(rule::too_large, r.count, [&] { return too_large_text(r); });
     return emit_runs(topic, h, body, kept, 0, 0) ? step::next : step::held;
   }
 
@@ -677,7 +822,7 @@ struct relay::impl {
     if (more) {
       drain(xsub, more);
       relay_stats::add(stats.msgs_in);
-      drop(dropped::too_many_frames, 1, [] { return "more than " + std::to_string(max_frames) + " frames"; });
+      drop(rule::frames, 1, [] { return "more than " + std::to_string(max_frames) + " frames"; });
       return step::next;
     }
     if (n == 3 && wire::looks_like_header(xframes[1].data(), xframes[1].size())) return handle_xsub_batch(bytes);
@@ -686,12 +831,12 @@ struct relay::impl {
     // frame is held to the limit. Its payload is what a subscriber prints: the frame itself, or
     // the frames after the topic.
     if (n >= 2 && xframes[0].size() > cfg.max_topic) {
-      drop(dropped::long_topic, 1, [&] { return topic_too_long_text(xframes[0].size()); });
+      drop(rule::long_topic, 1, [&] { return topic_too_long_text(xframes[0].size()); });
       return step::next;
     }
     const auto payload = n == 1 ? bytes : bytes - xframes[0].size();
     if (cfg.max_msg_size != 0 && payload > cfg.max_msg_size) {
-      drop(dropped::too_large, 1, [&] { return too_large_text(payload); });
+      drop(rule::too_large, 1, [&] { return too_large_text(payload); });
       return step::next;
     }
     return emit(xframes.data(), n, 1, bytes, 0, 0) ? step::next : step::held;
@@ -733,14 +878,15 @@ struct relay::impl {
   }
 
   // Publisher connections that ended, as the monitor of their socket reports them.
-  void handle_disconnects(zmq::socket_t& watch, const char* socket_name) {
+  void handle_disconnects(connection_watch& w, const char* socket_name) {
+    auto& watch = w.reader();
     zmq::message_t event, address;
     while (watch.recv(event, zmq::recv_flags::dontwait)) {
       // [event id (16 bits) + value (32 bits)][endpoint], sent as one message
       if (!event.more() || !watch.recv(address, zmq::recv_flags::dontwait)) continue;
       std::uint16_t id = 0;
       if (event.size() >= sizeof id) std::memcpy(&id, event.data(), sizeof id);
-      if (id != ZMQ_EVENT_DISCONNECTED) continue;
+      if (!w.publisher_gone(id)) continue;
       relay_stats::add(stats.disconnects);
       if (!verbose || !log) continue;
       const auto cap = frame_limit(cfg.max_msg_size);
@@ -755,7 +901,7 @@ struct relay::impl {
     enum : std::size_t { stop_item, xpub_item, xsub_watch_item, router_watch_item, xsub_item, router_item, items_n };
     zmq::pollitem_t items[items_n] = {
         {nullptr, stop_fd, ZMQ_POLLIN, 0},         {xpub.handle(), 0, ZMQ_POLLIN, 0},
-        {xsub_watch.handle(), 0, ZMQ_POLLIN, 0},   {router_watch.handle(), 0, ZMQ_POLLIN, 0},
+        {xsub_watch.reader().handle(), 0, ZMQ_POLLIN, 0}, {router_watch.reader().handle(), 0, ZMQ_POLLIN, 0},
         {xsub.handle(), 0, ZMQ_POLLIN, 0},         {router.handle(), 0, ZMQ_POLLIN, 0},
     };
     const std::size_t first = stop_fd >= 0 ? stop_item : xpub_item;
@@ -804,6 +950,9 @@ struct relay::impl {
       }
       retry_held(true);
       flush_acks();
+      // Connections that ended while shutting down belong in the last counters.
+      handle_disconnects(xsub_watch, "publisher");
+      handle_disconnects(router_watch, "ack");
     } catch (const zmq::error_t& e) {
       if (e.num() != ETERM) throw;
     }
@@ -811,15 +960,15 @@ struct relay::impl {
 
   relay_config cfg;
   zmq::socket_t xsub, xpub, router;
-  zmq::socket_t xsub_watch, router_watch;  // their monitors (watch_disconnects)
+  connection_watch xsub_watch, router_watch;  // after the sockets they watch: they stop first
   bound_endpoints bound;
   relay_stats stats;
   std::atomic<bool> stop{false};
   log_fn log;
   bool verbose = false;
-  std::array<bool, 8> warned{};
+  std::array<bool, rules> warned_nack{};    // by rule, on the ack socket
+  std::array<bool, rules> warned_drop_ff{};  // by rule, from fire-and-forget publishers
   bool warned_drop = false;
-  std::array<bool, 4> warned_dropped{};  // by kind of dropped fire-and-forget message
   bool warned_not_subscription = false;
   tick_fn tick;
   std::chrono::milliseconds tick_every{1000};

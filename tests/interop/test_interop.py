@@ -530,6 +530,13 @@ ERROR_ROWS = [
                                           text=rf"2 messages of up to {MAX_MSG + 9} bytes exceed the limit of {MAX_MSG}"),
                                      ack(5)])],
         delivered=[(2, 2, b"b" * MAX_MSG), (5, 5, b"d")]),
+    # more than 64 runs of such records: the whole batch refused with one NACK, then the ACK
+    Row("too_many_runs", [Step(lambda t, p: batch(t, p, 1, [b"a", b"B" * (MAX_MSG + 1)] * 65),
+                               [nack(TOO_LARGE, count=130, seq=1,
+                                     text=rf"65 messages of up to {MAX_MSG + 1} bytes exceed the limit of {MAX_MSG} "
+                                          r"in 65 runs \(more than 64 runs in one batch: the whole batch of 130 "
+                                          r"messages is refused\)"),
+                                ack(130)])]),
     # the ack floor: set (at least 1) and at most the batch's seq, or the batch changes nothing
     Row("floor_0", [Step(lambda t, p: batch(t, p, 1, [b"x"], floor=0),
                          [nack(MALFORMED, count=1, seq=1, text=r"the ack floor must be set on the ack socket.*")]),
@@ -545,6 +552,13 @@ ERROR_ROWS = [
                                                 text=r"ack floor 2 is above the batch's sequence 1.*")]),
                                      Step(lambda t, p: batch(t, p, 1, [b"a", b"b", b"c"]), [ack(3)])],
         delivered=[(1, 1, b"a"), (2, 2, b"b"), (3, 3, b"c")]),
+    # topic seq + count past 2^64 - 1: changes nothing, so the same seq is accepted after
+    Row("topic_seq_wraps", [Step(lambda t, p: batch(t, p, 1, [b"x", b"y"], topic_seq=2**64 - 1),
+                                 [nack(MALFORMED, count=2, seq=1,
+                                       text=r"topic sequence 18446744073709551615 \+ count 2 runs past the last "
+                                            r"sequence number")]),
+                            Step(lambda t, p: batch(t, p, 1, [b"z"], topic_seq=1), [ack(1)])],
+        delivered=[(1, 1, b"z")]),
     # an empty topic and topic seq 0: refused for good, and acked past
     Row("empty_topic", [Step(lambda t, p: batch(b"", p, 1, [b"x"]),
                              [nack(MALFORMED, count=1, seq=1, text="the topic must not be empty on the ack socket"),

@@ -83,7 +83,7 @@ public:
 
   /// What was bound.
   const bound_endpoints& endpoints() const;
-  /// Where warnings go (each kind of bad input is logged once; all of them with verbose).
+  /// Where warnings go (the first refusal under each rule is logged; all of them with verbose).
   void set_logger(log_fn log, bool verbose = false);
   /// Calls fn every `every` while running.
   void on_tick(std::chrono::milliseconds every, tick_fn fn);

@@ -23,7 +23,7 @@ struct relay_counters {
   std::uint64_t unsubscriptions = 0;
   std::uint64_t refused = 0;         ///< fire-and-forget messages dropped (too large, topic too long; nobody to NACK)
   std::uint64_t clients_refused = 0; ///< connections the security handler turned away
-  std::uint64_t disconnects = 0;     ///< publisher connections that ended (closed, lost, or cut for a frame over the frame limit)
+  std::uint64_t disconnects = 0;     ///< publisher connections that ended after their handshake (closed, lost, or cut for a frame over the frame limit)
   std::uint64_t publishers = 0;      ///< acked publishers currently known
 };
 
