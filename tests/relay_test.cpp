@@ -1089,7 +1089,8 @@ TEST_CASE("relay counts a publisher that goes while it shuts down in its last co
   cfg.on_full = full_policy::block;
   cfg.hwm = 1;
   cfg.linger = 1500ms;  // shutdown waits this long for the full subscriber
-  running_relay r(ctx, cfg);
+  log_lines log;
+  running_relay r(ctx, cfg, log.fn(), true);
   auto slow = make_sub(ctx, r.ep().sub, "t", 1);
   REQUIRE(wait_subscribed(ctx, r.ep(), "t"));
   auto dealer = make_dealer(ctx, r.ep().ack);
@@ -1097,7 +1098,8 @@ TEST_CASE("relay counts a publisher that goes while it shuts down in its last co
   replies_through(dealer, 2);  // the subscriber's queue holds 2: the third is held
   REQUIRE(eventually([&] { return r.get().counters().blocked == 1; }));
   r.get().request_stop();
-  std::this_thread::sleep_for(300ms);  // the relay leaves its loop (within 1 ms) and waits for linger
+  // The relay has left its loop and waits for linger: the publisher goes during the shutdown.
+  REQUIRE(eventually([&] { return !log.containing("stopping: 1 message(s) held").empty(); }));
   dealer.close();
   r.stop();
   CHECK(r.get().counters().disconnects == 1);

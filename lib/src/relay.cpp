@@ -943,6 +943,9 @@ struct relay::impl {
       // Shutdown: give what is held until linger to go out, then send it to whoever has room
       // and count it as dropped.
       const auto give_up = clock::now() + cfg.linger;
+      if (!held.empty())
+        note("stopping: " + std::to_string(held.size()) + " message(s) held for a full subscriber; waiting up to " +
+             std::to_string(cfg.linger.count()) + " ms for room");
       while (!retry_held() && clock::now() < give_up) {
         zmq::pollitem_t one[] = {items[xpub_item]};
         zmq::poll(one, 1, std::chrono::milliseconds(1));
