@@ -15,15 +15,6 @@ sed -n '1,100000p' "$TEST_TMP/in" >"$TEST_TMP/first"
 sed -n '100001,190000p' "$TEST_TMP/in" >"$TEST_TMP/second"
 sed -n '190001,$p' "$TEST_TMP/in" >"$TEST_TMP/third"
 
-# kill_relay: SIGKILL the current relay (no flush, no final line) and forget it.
-kill_relay() {
-  local i=$RELAY_INDEX fd=${RELAY_FDS[$RELAY_INDEX]}
-  kill -KILL "$RELAY_PID"
-  wait "${RELAY_TPIDS[i]}" 2>/dev/null
-  RELAY_PIDS[i]='' RELAY_TPIDS[i]=''
-  exec {fd}<&-
-}
-
 # --- killed and restarted -------------------------------------------------------------------
 start_relay --heartbeat 200
 eps=(--pub-bind "$PUB_EP" --sub-bind "$SUB_EP" --ack-bind "$ACK_EP" --heartbeat 200)

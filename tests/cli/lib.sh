@@ -135,6 +135,31 @@ start_relay() {
   export PUB_EP SUB_EP ACK_EP RELAY_PID RELAY_ERR RELAY_INDEX
 }
 
+# kill_relay: SIGKILL the current relay (no flush, no final line) and forget it.
+kill_relay() {
+  local i=$RELAY_INDEX fd=${RELAY_FDS[$RELAY_INDEX]}
+  kill -KILL "$RELAY_PID"
+  wait "${RELAY_TPIDS[i]}" 2>/dev/null
+  RELAY_PIDS[i]='' RELAY_TPIDS[i]=''
+  exec {fd}<&-
+}
+
+# case_ NAME FUNCTION [ARGS...]: run FUNCTION in a subshell (its fail ends only that case) and
+# record a failure in FAILED; cases_passed fails the script if any case did.
+FAILED=()
+case_() {
+  local name=$1
+  shift
+  if ("$@"); then
+    note "ok: $name"
+  else
+    FAILED+=("$name")
+  fi
+}
+cases_passed() {
+  ((${#FAILED[@]} == 0)) || fail "${#FAILED[@]} case(s) failed: $(printf '[%s] ' "${FAILED[@]}")"
+}
+
 # stop_relay [INDEX]: SIGTERM the relay (the latest one by default) and check that it exits 0
 # within the deadline and prints its final counters. Sets RELAY_FINAL to that line.
 stop_relay() {

@@ -66,15 +66,6 @@ send_markers() {
   fail "no marker line reached zsub's reader in 45 s; zsub: $(tail -n 5 "$D/sub.err")"
 }
 
-# kill_relay: SIGKILL the current relay (no flush, no final line) and forget it.
-kill_relay() {
-  local i=$RELAY_INDEX fd=${RELAY_FDS[$RELAY_INDEX]}
-  kill -KILL "$RELAY_PID"
-  wait "${RELAY_TPIDS[i]}" 2>/dev/null
-  RELAY_PIDS[i]='' RELAY_TPIDS[i]=''
-  exec {fd}<&-
-}
-
 # end_round NAME: zpub must exit 0 (unless PUB_PID was cleared); then SIGTERM zsub, which must exit 0 without aborting.
 # Sets STATS to zsub's stats line.
 end_round() {
@@ -129,14 +120,17 @@ done
 # --- zsub --heartbeat 0, the relay killed -9 after acknowledging everything ----------------------
 # The relay does not drop a reader that sends no heartbeats either. Then it dies with what it held
 # for zsub: no later message of the stream can reveal that loss, so zsub must not say missing=0.
-start_relay
+start_relay --stats-interval 1
 eps=(--pub-bind "$PUB_EP" --sub-bind "$SUB_EP" --ack-bind "$ACK_EP")
 start_round crash 300000 --heartbeat 0
 exec {GO_FD}>&-
 wait_bg "$PUB_PID"
 [[ $BG_STATUS == 0 ]] || fail "crash: zpub exited $BG_STATUS (expected 0); stderr: $(tail -n 5 "$D/pub.err")"
 PUB_PID=''
-sleep 4 # zsub has not read for over 3 heartbeat intervals
+# Four more of the relay's once-a-second stats lines: its loop has run over 3 heartbeat intervals
+# (1 s each) while zsub did not read.
+ticks=$(grep -a -c '^zrelay: stats ' "$RELAY_ERR")
+wait_for_text "$RELAY_ERR" "zrelay: stats " $((ticks + 4)) || fail "crash: the relay printed no stats for 4 s"
 ! grep -a -q "unsubscribe 'logs'" "$RELAY_ERR" || fail "crash: the relay dropped a subscriber that was only slow"
 kill_relay
 start_relay "${eps[@]}"
@@ -156,7 +150,9 @@ stop_relay
 start_relay
 eps=(--pub-bind "$PUB_EP" --sub-bind "$SUB_EP" --ack-bind "$ACK_EP")
 start_round killed 300000
-sleep 4 # zsub's queue is full and the relay holds more for it
+# zsub's queue is full and the relay has more for it (it says so when it first drops for it).
+wait_for_text "$RELAY_ERR" "a subscriber is not keeping up" ||
+  fail "killed: the relay never found zsub full; its stderr: $(tail -n 5 "$RELAY_ERR")"
 kill_relay
 # Not holding zpub's control fifo open, which would keep zpub's input from ever ending.
 start_relay "${eps[@]}" {GO_FD}>&- {CTL_FD}>&-

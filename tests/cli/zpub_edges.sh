@@ -5,17 +5,6 @@
 # own; all failures are listed at the end.
 source "$(dirname "$0")/lib.sh"
 
-FAILED=()
-# case_ NAME FUNCTION: run FUNCTION in a subshell (its fail ends only that case) and record failures.
-case_() {
-  local name=$1
-  shift
-  if ("$@"); then
-    note "ok: $name"
-  else
-    FAILED+=("$name")
-  fi
-}
 
 # expect_stderr_lines N: the last command's stderr has exactly N lines.
 expect_stderr_lines() {
@@ -232,5 +221,5 @@ expect_relay_alive "after the cases"
 check_pubsub after 'still serving'
 stop_relay
 
-((${#FAILED[@]} == 0)) || fail "${#FAILED[@]} case(s) failed: $(printf '[%s] ' "${FAILED[@]}")"
+cases_passed
 pass "every case got its status and message"
