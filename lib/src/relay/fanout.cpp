@@ -1,0 +1,91 @@
+#include "relay/fanout.hpp"
+
+namespace zrelay {
+
+fanout::fanout(zmq::socket_t& xpub, full_policy policy, std::chrono::milliseconds full_wait, relay_stats& stats,
+               relay_log& log, done_fn done)
+    : xpub_(xpub), policy_(policy), full_wait_(full_wait), stats_(stats), log_(log), done_(std::move(done)) {}
+
+// False: the subscriber socket is full (nothing sent).
+bool fanout::try_send(zmq::message_t* frames, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto more = i + 1 < n ? zmq::send_flags::sndmore : zmq::send_flags::none;
+    if (!xpub_.send(frames[i], more | zmq::send_flags::dontwait)) {
+      if (i == 0) return false;
+      // Cannot happen (the high-water mark counts whole messages) but must not tear a message in
+      // two: finish it lossily.
+      send_dropping(frames + i, n - i);
+      return true;
+    }
+  }
+  return true;
+}
+
+// Sends frames[0..n) past any full subscriber, which misses them.
+void fanout::send_dropping(zmq::message_t* frames, std::size_t n) {
+  xpub_.set(zmq::sockopt::xpub_nodrop, 0);
+  for (std::size_t i = 0; i < n; ++i)
+    (void)xpub_.send(frames[i], (i + 1 < n ? zmq::send_flags::sndmore : zmq::send_flags::none) |
+                                    zmq::send_flags::dontwait);
+  xpub_.set(zmq::sockopt::xpub_nodrop, 1);
+}
+
+void fanout::out(std::uint64_t msgs, std::uint64_t bytes, std::uint64_t tag, outcome o) {
+  relay_stats::add(stats_.msgs_out, msgs);
+  relay_stats::add(stats_.bytes_out, bytes);
+  if (tag != 0 && done_) done_(tag, o);
+}
+
+bool fanout::send(zmq::message_t* frames, std::size_t n, std::uint64_t msgs, std::uint64_t bytes, std::uint64_t tag) {
+  if (held_.empty() && try_send(frames, n)) {
+    out(msgs, bytes, tag, outcome::sent);
+    return true;
+  }
+  if (held_.empty()) {
+    held_since_ = clock::now();
+    relay_stats::add(stats_.blocked);
+  }
+  held_message h;
+  h.frames.resize(n);
+  for (std::size_t i = 0; i < n; ++i) h.frames[i].move(frames[i]);
+  h.msgs = msgs;
+  h.bytes = bytes;
+  h.tag = tag;
+  held_.push_back(std::move(h));
+  return false;
+}
+
+bool fanout::retry() { return held_.empty() || flush_held(false); }
+
+void fanout::give_up() { (void)flush_held(true); }
+
+bool fanout::flush_held(bool give_up) {
+  // Shutting down, once something was sent past a full subscriber, ZeroMQ skips that subscriber
+  // without a word: what seems to go out after it may not reach it, nor can the relay tell.
+  bool passed_a_full_one = false;
+  while (!held_.empty()) {
+    auto& h = held_.front();
+    auto o = passed_a_full_one ? outcome::uncertain : outcome::sent;
+    if (!try_send(h.frames.data(), h.frames.size())) {
+      const bool waited = clock::now() - held_since_ >= full_wait_;
+      if (!give_up && (policy_ == full_policy::block || !waited)) return false;
+      send_dropping(h.frames.data(), h.frames.size());
+      relay_stats::add(stats_.dropped, h.msgs);
+      o = outcome::dropped;
+      if (give_up) {
+        o = outcome::uncertain;
+        passed_a_full_one = true;
+      }
+      // Once, verbose or not: the drops themselves are counted.
+      if (warned_.first(warning::not_keeping_up))
+        log_.line("warning: a subscriber is not keeping up; messages it misses are dropped and counted (it sees the "
+                  "gap)");
+    }
+    out(h.msgs, h.bytes, h.tag, o);
+    held_.pop_front();
+    held_since_ = clock::now();
+  }
+  return true;
+}
+
+}  // namespace zrelay

@@ -1,0 +1,87 @@
+#pragma once
+// Sockets: the relay's three sockets built from its config — XSUB for fire-and-forget publishers,
+// XPUB for subscribers, ROUTER for acked publishers — with their options (CURVE, high-water marks,
+// frame limits, heartbeats and keepalives), bound; and the monitor that counts publisher
+// connections that end.
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "zrelay/relay.hpp"
+
+namespace zrelay {
+
+/// The three sockets, configured and bound. Throws endpoint_error, bind_error, std::invalid_argument
+/// (a topic limit out of range).
+struct relay_sockets {
+  relay_sockets(zmq::context_t& ctx, const relay_config& cfg);
+
+  zmq::socket_t xsub, xpub, router;
+  bound_endpoints bound;
+};
+
+/// Binds `s` to `ep` and returns the endpoint bound (ephemeral port resolved); throws
+/// endpoint_error or bind_error.
+std::string bind_socket(zmq::socket_t& s, const std::string& ep);
+
+/// A monitor of the connections of a socket that end. libzmq 4.3.4 reports a connection it cut for
+/// a frame over the frame limit only as a disconnection, so this is where such a cut is counted.
+/// Only connections that completed their handshake count: a port scan, a CURVE client refused, a
+/// client of another protocol retrying ten times a second end too, and are no publisher's.
+class connection_watch {
+public:
+  /// What the relay listens for: handshakes and their end.
+  static constexpr int events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                ZMQ_EVENT_DISCONNECTED;
+
+  /// Starts monitoring `watched`, which must outlive this object.
+  connection_watch(zmq::context_t& ctx, zmq::socket_t& watched, const char* which);
+  /// The watched socket lingers in ZeroMQ after it is closed, monitor and all, and ZeroMQ's I/O
+  /// thread would block for good on an event for a reader that has closed, and every socket of the
+  /// context with it. So the monitor stops first (declare the watched socket before this object).
+  ~connection_watch();
+  connection_watch(const connection_watch&) = delete;
+  connection_watch& operator=(const connection_watch&) = delete;
+
+  /// The socket the events arrive on (for polling).
+  zmq::socket_t& reader() { return reader_; }
+
+  /// Reads the events waiting and returns how many publisher connections they end; `ended(address)`
+  /// is called for each.
+  template <typename Ended>
+  std::uint64_t read_events(Ended&& ended) {
+    std::uint64_t gone = 0;
+    zmq::message_t event, address;
+    while (reader_.recv(event, zmq::recv_flags::dontwait)) {
+      // [event id (16 bits) + value (32 bits)][endpoint], sent as one message
+      if (!event.more() || !reader_.recv(address, zmq::recv_flags::dontwait)) continue;
+      std::uint16_t id = 0;
+      if (event.size() >= sizeof id) std::memcpy(&id, event.data(), sizeof id);
+      if (!publisher_gone(id)) continue;
+      ++gone;
+      ended(address.to_string());
+    }
+    return gone;
+  }
+
+  /// Whether event `id` is the end of a connection that had completed its handshake. libzmq 4.3.4
+  /// names the connection (its descriptor) in DISCONNECTED but not in HANDSHAKE_SUCCEEDED (whose
+  /// value is 0), so the two are matched by number: a connection whose handshake fails reports one
+  /// HANDSHAKE_FAILED_* and then its DISCONNECTED, a connection whose handshake succeeded only its
+  /// DISCONNECTED. When the events of two connections interleave, the DISCONNECTED taken for the
+  /// failed one may be the other's; the failed one's own, which follows, then counts in its place,
+  /// so the count is exact once both have ended.
+  bool publisher_gone(std::uint16_t id);
+
+private:
+  zmq::socket_t& watched_;
+  zmq::socket_t reader_;
+  std::uint64_t established_ = 0;  // handshakes completed whose connection has not ended
+  std::uint64_t failed_ = 0;       // handshakes failed whose DISCONNECTED has not come
+};
+
+}  // namespace zrelay
