@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "relay/fanout.hpp"
@@ -34,11 +35,18 @@ struct bench_socket {
   zmq::socket_t xpub, sub;
 };
 
-struct outcome_log {
+// A fanout on those sockets, with what it reports.
+struct fixture {
+  fixture(full_policy policy, std::chrono::milliseconds full_wait)
+      : b(ctx), f(b.xpub, policy, full_wait, stats, log, [this](std::uint64_t tag, fanout::outcome o) {
+          seen.emplace_back(tag, o);
+        }) {}
+  zmq::context_t ctx;
+  bench_socket b;
+  zrelay::relay_stats stats;
+  zrelay::relay_log log;
   std::vector<std::pair<std::uint64_t, fanout::outcome>> seen;
-  fanout::done_fn fn() {
-    return [this](std::uint64_t tag, fanout::outcome o) { seen.emplace_back(tag, o); };
-  }
+  fanout f;
 };
 
 bool send_one(fanout& f, const std::string& payload, std::uint64_t tag) {
@@ -63,17 +71,13 @@ int drain(zmq::socket_t& sub) {
 }  // namespace
 
 TEST_CASE("fanout sends at once while subscribers keep up and reports each tagged message sent", "[fanout]") {
-  zmq::context_t ctx;
-  bench_socket b(ctx);
-  zrelay::relay_stats stats;
-  zrelay::relay_log log;
-  outcome_log outcomes;
-  fanout f(b.xpub, full_policy::block, 100ms, stats, log, outcomes.fn());
+  fixture x(full_policy::block, 100ms);
+  auto [f, b, stats, outcomes] = std::tie(x.f, x.b, x.stats, x.seen);
   CHECK(send_one(f, "a", 7));
   CHECK(send_one(f, "b", 0));  // untagged: counted, not reported
   CHECK_FALSE(f.holding());
-  REQUIRE(outcomes.seen.size() == 1);
-  CHECK(outcomes.seen[0] == std::make_pair(std::uint64_t{7}, fanout::outcome::sent));
+  REQUIRE(outcomes.size() == 1);
+  CHECK(outcomes[0] == std::make_pair(std::uint64_t{7}, fanout::outcome::sent));
   const auto c = stats.snapshot();
   CHECK(c.msgs_out == 2);
   CHECK(c.bytes_out == 4);
@@ -83,12 +87,8 @@ TEST_CASE("fanout sends at once while subscribers keep up and reports each tagge
 }
 
 TEST_CASE("fanout under block holds messages in order until the full subscriber reads", "[fanout]") {
-  zmq::context_t ctx;
-  bench_socket b(ctx);
-  zrelay::relay_stats stats;
-  zrelay::relay_log log;
-  outcome_log outcomes;
-  fanout f(b.xpub, full_policy::block, 0ms, stats, log, outcomes.fn());
+  fixture x(full_policy::block, 0ms);
+  auto [f, b, stats, outcomes] = std::tie(x.f, x.b, x.stats, x.seen);
   const int before = fill(f);
   REQUIRE(before > 0);
   CHECK(f.holding());
@@ -97,7 +97,7 @@ TEST_CASE("fanout under block holds messages in order until the full subscriber 
   CHECK(f.held() == 2);
   CHECK(stats.snapshot().blocked == 1);
   CHECK_FALSE(f.retry());  // block: no wait ends it
-  CHECK(outcomes.seen.empty());
+  CHECK(outcomes.empty());
   // The subscriber reads: what was held goes, in order, and the tagged message is reported sent.
   std::vector<std::string> got;
   const auto until = std::chrono::steady_clock::now() + zrelay::test::deadline;
@@ -110,30 +110,26 @@ TEST_CASE("fanout under block holds messages in order until the full subscriber 
   REQUIRE(got.size() == static_cast<std::size_t>(before) + 2);
   CHECK(got[static_cast<std::size_t>(before)] == "fill-" + std::to_string(before));
   CHECK(got.back() == "tagged");
-  REQUIRE(outcomes.seen.size() == 1);
-  CHECK(outcomes.seen[0] == std::make_pair(std::uint64_t{5}, fanout::outcome::sent));
+  REQUIRE(outcomes.size() == 1);
+  CHECK(outcomes[0] == std::make_pair(std::uint64_t{5}, fanout::outcome::sent));
   CHECK(stats.snapshot().dropped == 0);
   CHECK(stats.snapshot().msgs_out == static_cast<std::uint64_t>(before) + 2);
 }
 
 TEST_CASE("fanout under drop passes a full subscriber by after full_wait and counts the drop", "[fanout]") {
-  zmq::context_t ctx;
-  bench_socket b(ctx);
-  zrelay::relay_stats stats;
-  zrelay::relay_log log;
+  fixture x(full_policy::drop, 0ms);
+  auto [f, b, stats, outcomes] = std::tie(x.f, x.b, x.stats, x.seen);
   std::vector<std::string> lines;
-  log.set([&](std::string_view l) { lines.emplace_back(l); }, false);
-  outcome_log outcomes;
-  fanout f(b.xpub, full_policy::drop, 0ms, stats, log, outcomes.fn());
+  x.log.set([&](std::string_view l) { lines.emplace_back(l); }, false);
   // Tagged messages until one is held: that one is dropped for the full subscriber.
   std::uint64_t tag = 0;
   while (tag < 100000 && send_one(f, "m", ++tag)) {}
   REQUIRE(f.holding());
   CHECK(f.retry());  // full_wait 0: it goes past the full subscriber at once
   CHECK_FALSE(f.holding());
-  REQUIRE(outcomes.seen.size() == tag);
-  CHECK(outcomes.seen.back() == std::make_pair(tag, fanout::outcome::dropped));
-  CHECK(outcomes.seen.front().second == fanout::outcome::sent);
+  REQUIRE(outcomes.size() == tag);
+  CHECK(outcomes.back() == std::make_pair(tag, fanout::outcome::dropped));
+  CHECK(outcomes.front().second == fanout::outcome::sent);
   CHECK(stats.snapshot().dropped == 1);
   CHECK(stats.snapshot().blocked == 1);
   REQUIRE(lines.size() == 1);
@@ -149,20 +145,16 @@ TEST_CASE("fanout under drop passes a full subscriber by after full_wait and cou
 }
 
 TEST_CASE("fanout giving up at shutdown reports everything after the first drop as uncertain", "[fanout]") {
-  zmq::context_t ctx;
-  bench_socket b(ctx);
-  zrelay::relay_stats stats;
-  zrelay::relay_log log;
-  outcome_log outcomes;
-  fanout f(b.xpub, full_policy::block, 0ms, stats, log, outcomes.fn());
+  fixture x(full_policy::block, 0ms);
+  auto [f, b, stats, outcomes] = std::tie(x.f, x.b, x.stats, x.seen);
   REQUIRE(fill(f) > 0);
   CHECK_FALSE(send_one(f, "first", 1));
   CHECK_FALSE(send_one(f, "second", 2));
   f.give_up();
   CHECK_FALSE(f.holding());
-  REQUIRE(outcomes.seen.size() == 2);
-  CHECK(outcomes.seen[0] == std::make_pair(std::uint64_t{1}, fanout::outcome::uncertain));
-  CHECK(outcomes.seen[1] == std::make_pair(std::uint64_t{2}, fanout::outcome::uncertain));
+  REQUIRE(outcomes.size() == 2);
+  CHECK(outcomes[0] == std::make_pair(std::uint64_t{1}, fanout::outcome::uncertain));
+  CHECK(outcomes[1] == std::make_pair(std::uint64_t{2}, fanout::outcome::uncertain));
   CHECK(stats.snapshot().dropped >= 1);
   CHECK(drain(b.sub) > 0);
 }
