@@ -12,11 +12,10 @@
 #include "zrelay/endpoint.hpp"
 #include "zrelay/input.hpp"
 #include "zrelay/security.hpp"
+#include "zrelay/version.hpp"
 
 namespace zrelay::cli {
 namespace {
-
-constexpr const char* version_text = "0.1.0";
 
 // cxxopts quotes with typographic quotes; a terminal-friendly message uses plain ones.
 std::string plain_quotes(std::string s) {
@@ -208,7 +207,7 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
     return out;
   }
   if (r.count("version")) {
-    out.print = std::string("zrelay ") + version_text + "\n";
+    out.print = std::string("zrelay ") + version_string + "\n";
     return out;
   }
   auto& c = out.options.relay;
@@ -275,7 +274,7 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
     return out;
   }
   if (r.count("version")) {
-    out.print = std::string("zpub ") + version_text + "\n";
+    out.print = std::string("zpub ") + version_string + "\n";
     return out;
   }
   auto& p = out.options;
@@ -383,7 +382,7 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
     return out;
   }
   if (r.count("version")) {
-    out.print = std::string("zsub ") + version_text + "\n";
+    out.print = std::string("zsub ") + version_string + "\n";
     return out;
   }
   auto& s = out.options;
