@@ -15,7 +15,7 @@
 #include "zrelay/connection.hpp"
 #include "zrelay/input.hpp"
 #include "zrelay/publisher.hpp"
-#include "zrelay/relay.hpp"
+#include "zrelay/defaults.hpp"
 #include "zrelay/signals.hpp"
 
 namespace {

@@ -10,7 +10,7 @@
 
 #include "zrelay/cli.hpp"
 #include "zrelay/format.hpp"
-#include "zrelay/relay.hpp"
+#include "zrelay/defaults.hpp"
 #include "zrelay/signals.hpp"
 #include "zrelay/subscriber.hpp"
 
@@ -83,7 +83,7 @@ int run(sub_options opt, signal_watch& signals) {
   // A relay drops a subscriber whose subscription is over its topic limit, with no word to it
   // (ZeroMQ has no reply to a subscription), and zsub would reconnect again and again: say why
   // up front.
-  const auto relay_limit = relay_config{}.max_topic;
+  const auto relay_limit = default_max_topic;
   for (const auto& t : opt.subscriber.topics)
     if (t.size() > relay_limit)
       std::cerr << "zsub: warning: a topic of " << t.size() << " bytes is over zrelay's default --max-topic ("

@@ -53,18 +53,6 @@ std::string_view view(const zmq::message_t& m) { return {static_cast<const char*
 
 }  // namespace
 
-// Four times the limit, and at least 4 MiB: a message a few times too large, or a long line sent
-// to a relay with a small limit, is read and refused (with a NACK where there is someone to send it
-// to) instead of costing its sender the connection. 64 KiB more leaves room for a batch of small
-// records and the frame's own overhead.
-std::size_t frame_limit(std::size_t max_msg_size) {
-  constexpr std::size_t least = 4u << 20, slack = 64u << 10;
-  constexpr auto most = static_cast<std::size_t>(INT64_MAX);  // ZeroMQ's option is signed
-  if (max_msg_size == 0) return 0;
-  if (max_msg_size > (most - slack) / 4) return most;
-  return std::max(4 * max_msg_size + slack, least);
-}
-
 full_policy parse_full_policy(std::string_view text) {
   if (text == "drop") return full_policy::drop;
   if (text == "block") return full_policy::block;

@@ -5,6 +5,7 @@
 #include <zrelay/publisher.hpp>
 #include <zrelay/relay.hpp>
 #include <zrelay/subscriber.hpp>
+#include <zrelay/version.hpp>
 
 int main() {
   zmq::context_t ctx;
@@ -37,6 +38,6 @@ int main() {
   }
   relay.request_stop();
   t.join();
-  std::cout << "consumer received '" << got << "'" << std::endl;
+  std::cout << "consumer (zrelay " << zrelay::version_string << ") received '" << got << "'" << std::endl;
   return got == "hello" ? 0 : 1;
 }

@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "zrelay/defaults.hpp"  // the default ports (default_pub_port, ...)
+
 namespace zrelay {
 
 /// Thrown for an endpoint string that cannot be used; what() is a sentence for a person.
@@ -40,10 +42,5 @@ std::string tcp_endpoint(std::string_view host, unsigned port);
 /// Resolves a tcp host name so a typo fails now, not in a silent reconnect loop; throws
 /// endpoint_error("cannot resolve 'host': reason"). Other transports pass unchecked.
 void check_resolvable(const endpoint& ep);
-
-/// Default ports of the relay's three sockets.
-inline constexpr unsigned default_pub_port = 5559;
-inline constexpr unsigned default_sub_port = 5560;
-inline constexpr unsigned default_ack_port = 5561;
 
 }  // namespace zrelay

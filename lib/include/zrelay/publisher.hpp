@@ -16,6 +16,7 @@
 #include <zmq.hpp>
 
 #include "zrelay/connection.hpp"
+#include "zrelay/defaults.hpp"
 #include "zrelay/security.hpp"
 #include "zrelay/wire.hpp"
 
@@ -35,8 +36,8 @@ public:
 
 /// How to build a publisher.
 struct publisher_config {
-  std::string ack_endpoint = "tcp://127.0.0.1:5561";  ///< used when acked
-  std::string pub_endpoint = "tcp://127.0.0.1:5559";  ///< used when fire-and-forget
+  std::string ack_endpoint = default_endpoint(default_ack_port);  ///< used when acked
+  std::string pub_endpoint = default_endpoint(default_pub_port);  ///< used when fire-and-forget
   bool acked = true;
   bool plain = false;  ///< fire-and-forget only: send [topic][payload], no header, no batching
   std::size_t max_inflight = 50000;                  ///< messages sent and not yet acknowledged

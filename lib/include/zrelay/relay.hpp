@@ -13,6 +13,7 @@
 
 #include <zmq.hpp>
 
+#include "zrelay/defaults.hpp"  // the topic limits (min_max_topic, max_topic_limit), frame_limit()
 #include "zrelay/security.hpp"
 #include "zrelay/stats.hpp"
 
@@ -33,25 +34,15 @@ enum class full_policy {
 /// Parses "drop" or "block"; throws std::invalid_argument otherwise.
 full_policy parse_full_policy(std::string_view text);
 
-/// The range of the topic limit (relay_config::max_topic). Below the minimum, ZeroMQ's frame
-/// limit on the subscriber socket would cut off handshakes.
-inline constexpr std::size_t min_max_topic = 512;
-inline constexpr std::size_t max_topic_limit = 64u << 10;
-
-/// The largest frame the relay reads on its publisher and ack sockets for a message limit of
-/// max_msg_size: max(4 x max_msg_size + 64 KiB, 4 MiB), or 0 (none) when max_msg_size is 0.
-/// ZeroMQ cuts the connection of a peer that sends a longer frame, at its size header.
-std::size_t frame_limit(std::size_t max_msg_size);
-
 /// How to build a relay. The defaults bind loopback only.
 struct relay_config {
-  std::string pub_bind = "tcp://127.0.0.1:5559";  ///< XSUB: fire-and-forget publishers connect here
-  std::string sub_bind = "tcp://127.0.0.1:5560";  ///< XPUB: subscribers connect here
-  std::string ack_bind = "tcp://127.0.0.1:5561";  ///< ROUTER: acked publishers connect here
+  std::string pub_bind = default_endpoint(default_pub_port);  ///< XSUB: fire-and-forget publishers connect here
+  std::string sub_bind = default_endpoint(default_sub_port);  ///< XPUB: subscribers connect here
+  std::string ack_bind = default_endpoint(default_ack_port);  ///< ROUTER: acked publishers connect here
   full_policy on_full = full_policy::drop;
   int hwm = 1000;                        ///< high-water mark (ZeroMQ messages) of every socket
-  std::size_t max_msg_size = 1u << 20;   ///< largest message accepted (0 = none); a larger one is refused and counted
-  std::size_t max_topic = 1024;          ///< longest topic of a subscription or a message, in bytes (min_max_topic to max_topic_limit)
+  std::size_t max_msg_size = default_max_msg_size;  ///< largest message accepted (0 = none); a larger one is refused and counted
+  std::size_t max_topic = default_max_topic;  ///< longest topic of a subscription or a message, in bytes (min_max_topic to max_topic_limit)
   std::chrono::milliseconds full_wait{100};  ///< drop policy: how long a full subscriber may hold the others up
   std::chrono::milliseconds linger{1000};  ///< how long shutdown may spend flushing queues
   std::chrono::seconds publisher_idle{600};  ///< forget an acked publisher idle this long

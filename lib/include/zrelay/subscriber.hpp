@@ -15,6 +15,7 @@
 #include <zmq.hpp>
 
 #include "zrelay/connection.hpp"
+#include "zrelay/defaults.hpp"
 #include "zrelay/security.hpp"
 
 namespace zrelay {
@@ -39,7 +40,7 @@ struct gap_info {
 
 /// How to build a subscriber.
 struct subscriber_config {
-  std::string endpoint = "tcp://127.0.0.1:5560";
+  std::string endpoint = default_endpoint(default_sub_port);
   std::vector<std::string> topics;  ///< ZeroMQ prefixes; "" is everything
   bool dedup = false;               ///< drop messages whose sequence was already delivered
   bool bind = false;                ///< bind `endpoint` (publishers connect to us) instead of connecting

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "zrelay/defaults.hpp"
 #include "zrelay/publisher.hpp"
 #include "zrelay/relay.hpp"
 #include "zrelay/subscriber.hpp"
@@ -34,7 +35,7 @@ struct pub_options {
   std::string delimiter = "\n";
   bool skip_empty = false;
   std::optional<std::string> topic_sep;
-  std::size_t max_msg_size = 1u << 20;  ///< refuse larger messages before sending (0: no limit)
+  std::size_t max_msg_size = default_max_msg_size;  ///< refuse larger messages before sending (0: no limit)
   bool stats = false;
 };
 

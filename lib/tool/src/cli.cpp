@@ -5,18 +5,19 @@
 #include <cxxopts.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cmath>
 #include <limits>
 
+#include "zrelay/defaults.hpp"
 #include "zrelay/endpoint.hpp"
 #include "zrelay/input.hpp"
 #include "zrelay/security.hpp"
+#include "zrelay/version.hpp"
 
 namespace zrelay::cli {
 namespace {
-
-constexpr const char* version_text = "0.1.0";
 
 // cxxopts quotes with typographic quotes; a terminal-friendly message uses plain ones.
 std::string plain_quotes(std::string s) {
@@ -104,6 +105,17 @@ std::chrono::milliseconds get_heartbeat(const cxxopts::ParseResult& r) {
   return std::chrono::milliseconds(parse_uint(get(r, "heartbeat"), "--heartbeat", 0, 600'000));
 }
 
+// A size in the largest binary unit that divides it exactly, named from `units` (KiB, MiB, GiB):
+// 1 << 20 is "1M" in arg_units (as parse_size reads it), "1 MiB" in prose_units.
+using unit_names = std::array<const char*, 3>;
+constexpr unit_names arg_units{"k", "M", "G"};
+constexpr unit_names prose_units{" KiB", " MiB", " GiB"};
+std::string size_text(std::uint64_t bytes, const unit_names& units) {
+  std::size_t unit = 0;
+  for (; unit < units.size() && bytes != 0 && bytes % 1024 == 0; ++unit) bytes /= 1024;
+  return std::to_string(bytes) + (unit == 0 ? "" : units[unit - 1]);
+}
+
 std::string help_text(cxxopts::Options& o, const std::vector<std::string>& groups, const std::string& after) {
   return o.help(groups) + after;
 }
@@ -176,16 +188,17 @@ std::string parse_keygen(int argc, const char* const* argv) {
 parsed<relay_options> parse_relay(int argc, const char* const* argv) {
   cxxopts::Options o("zrelay", "zrelay: a ZeroMQ pub/sub relay with acknowledged publishing.\n");
   o.custom_help("[OPTIONS]  |  zrelay keygen NAME");
+  const std::string pub_port = std::to_string(default_pub_port);
   o.add_options("Sockets")
-      ("pub-bind", "XSUB socket for fire-and-forget publishers (PUB)", cxxopts::value<std::string>()->default_value("tcp://127.0.0.1:5559"), "EP")
-      ("sub-bind", "XPUB socket for subscribers (SUB)", cxxopts::value<std::string>()->default_value("tcp://127.0.0.1:5560"), "EP")
-      ("ack-bind", "ROUTER socket for acknowledged publishers (zpub)", cxxopts::value<std::string>()->default_value("tcp://127.0.0.1:5561"), "EP");
+      ("pub-bind", "XSUB socket for fire-and-forget publishers (PUB)", cxxopts::value<std::string>()->default_value(default_endpoint(default_pub_port)), "EP")
+      ("sub-bind", "XPUB socket for subscribers (SUB)", cxxopts::value<std::string>()->default_value(default_endpoint(default_sub_port)), "EP")
+      ("ack-bind", "ROUTER socket for acknowledged publishers (zpub)", cxxopts::value<std::string>()->default_value(default_endpoint(default_ack_port)), "EP");
   o.add_options("Behaviour")
       ("on-full", "when a subscriber's queue is full: drop (after --full-wait, deliver to the others and count it; the subscriber sees the gap) or block (lossless back-pressure to acked publishers)", cxxopts::value<std::string>()->default_value("drop"), "drop|block")
       ("full-wait", "with drop: how long a full subscriber may hold the others up before its messages are dropped", cxxopts::value<std::string>()->default_value("100"), "MS")
       ("hwm", "high-water mark of each socket, in ZeroMQ messages (a batch is one)", cxxopts::value<std::string>()->default_value("1000"), "N")
-      ("max-msg-size", "largest message accepted: a larger one is refused and counted (acked publishers get a NACK 'too large'); a frame over max(4 x BYTES + 64 KiB, 4 MiB) costs its sender the connection, unread; 0 for no limit", cxxopts::value<std::string>()->default_value("1M"), "BYTES")
-      ("max-topic", "longest topic (512 to 64k): a message with a longer topic frame is refused (acked publishers get a NACK) and counted; a subscriber sending a longer subscription is disconnected by ZeroMQ", cxxopts::value<std::string>()->default_value("1024"), "BYTES")
+      ("max-msg-size", "largest message accepted: a larger one is refused and counted (acked publishers get a NACK 'too large'); a frame over max(" + std::to_string(frame_limit_factor) + " x BYTES + " + size_text(frame_limit_slack, prose_units) + ", " + size_text(frame_limit_floor, prose_units) + ") costs its sender the connection, unread; 0 for no limit", cxxopts::value<std::string>()->default_value(size_text(default_max_msg_size, arg_units)), "BYTES")
+      ("max-topic", "longest topic (" + size_text(min_max_topic, arg_units) + " to " + size_text(max_topic_limit, arg_units) + "): a message with a longer topic frame is refused (acked publishers get a NACK) and counted; a subscriber sending a longer subscription is disconnected by ZeroMQ", cxxopts::value<std::string>()->default_value(std::to_string(default_max_topic)), "BYTES")
       ("heartbeat", "ZeroMQ heartbeat interval to every peer; a peer silent for 3 intervals is dropped (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
       ("stats-interval", "print the counters on stderr every SECONDS (a final line is always printed)", cxxopts::value<std::string>()->default_value("0"), "SECONDS")
       ("v,verbose", "log subscriptions, new publishers, publisher connections that end and every refused message")
@@ -198,8 +211,8 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
     out.print = help_text(o, {"Sockets", "Behaviour", "Security"},
         "\nEndpoints are tcp://HOST:PORT, ipc://PATH or inproc://NAME; tcp://127.0.0.1:* binds an ephemeral\n"
         "port. On start zrelay prints one line with the endpoints it bound. The defaults listen on loopback\n"
-        "only: to accept other hosts bind an address of this machine (tcp://192.0.2.10:5559) or all of them\n"
-        "(tcp://*:5559) - and then encrypt and authenticate: 'zrelay keygen relay' and 'zrelay keygen NAME'\n"
+        "only: to accept other hosts bind an address of this machine (tcp://192.0.2.10:" + pub_port + ") or all of them\n"
+        "(tcp://*:" + pub_port + ") - and then encrypt and authenticate: 'zrelay keygen relay' and 'zrelay keygen NAME'\n"
         "per client write NAME.key (secret, mode 0600) and NAME.pub; start the relay with\n"
         "--curve-key relay.key --allow-keys FILE (the clients' .pub lines), and give each client its own\n"
         "--curve-key NAME.key and --curve-server-key relay.pub. A firewall in front still helps.\n"
@@ -208,7 +221,7 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
     return out;
   }
   if (r.count("version")) {
-    out.print = std::string("zrelay ") + version_text + "\n";
+    out.print = std::string("zrelay ") + version_string + "\n";
     return out;
   }
   auto& c = out.options.relay;
@@ -246,9 +259,9 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
       ("d,delimiter", "split input at DELIM instead of newline; \\0 \\n \\t \\r \\\\ \\xHH are escapes", cxxopts::value<std::string>(), "DELIM")
       ("skip-empty", "do not send empty lines")
       ("topic-sep", "read each line as TOPIC<SEP>PAYLOAD", cxxopts::value<std::string>(), "SEP")
-      ("max-msg-size", "refuse (and do not send) messages larger than BYTES, as the relay would; 0 for no limit", cxxopts::value<std::string>()->default_value("1M"), "BYTES");
+      ("max-msg-size", "refuse (and do not send) messages larger than BYTES, as the relay would; 0 for no limit", cxxopts::value<std::string>()->default_value(size_text(default_max_msg_size, arg_units)), "BYTES");
   o.add_options("Delivery")
-      ("H,host", "relay host: shorthand for --ack-connect tcp://HOST:5561 and --pub-connect tcp://HOST:5559", cxxopts::value<std::string>(), "HOST")
+      ("H,host", "relay host: shorthand for --ack-connect tcp://HOST:" + std::to_string(default_ack_port) + " and --pub-connect tcp://HOST:" + std::to_string(default_pub_port), cxxopts::value<std::string>(), "HOST")
       ("ack-connect", "relay ack socket (acknowledged publishing)", cxxopts::value<std::string>(), "EP")
       ("pub-connect", "relay publisher socket, with --no-ack", cxxopts::value<std::string>(), "EP")
       ("no-ack", "fire and forget: no acknowledgment, nothing resent (PUB to the relay's XSUB)")
@@ -275,7 +288,7 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
     return out;
   }
   if (r.count("version")) {
-    out.print = std::string("zpub ") + version_text + "\n";
+    out.print = std::string("zpub ") + version_string + "\n";
     return out;
   }
   auto& p = out.options;
@@ -355,8 +368,8 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
   o.custom_help("-t PREFIX [OPTIONS]");
   o.add_options("Subscription")
       ("t,topic", "subscribe to topics starting with PREFIX (repeatable). ZeroMQ matches prefixes: 'news' also matches 'newsletter'; -t \"\" subscribes to everything", cxxopts::value<std::vector<std::string>>(), "PREFIX")
-      ("H,host", "relay host: shorthand for --sub-connect tcp://HOST:5560", cxxopts::value<std::string>(), "HOST")
-      ("sub-connect", "relay subscriber socket", cxxopts::value<std::string>()->default_value("tcp://127.0.0.1:5560"), "EP")
+      ("H,host", "relay host: shorthand for --sub-connect tcp://HOST:" + std::to_string(default_sub_port), cxxopts::value<std::string>(), "HOST")
+      ("sub-connect", "relay subscriber socket", cxxopts::value<std::string>()->default_value(default_endpoint(default_sub_port)), "EP")
       ("connect-timeout", "give up if the relay does not answer within MS milliseconds (0: wait)", cxxopts::value<std::string>()->default_value("3000"), "MS")
       ("heartbeat", "ZeroMQ heartbeat interval, on a connection of its own; the relay is reported lost after 3 silent intervals, never for a slow reader (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
       ("dedup", "drop messages seen before (after a publisher resent them)");
@@ -383,7 +396,7 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
     return out;
   }
   if (r.count("version")) {
-    out.print = std::string("zsub ") + version_text + "\n";
+    out.print = std::string("zsub ") + version_string + "\n";
     return out;
   }
   auto& s = out.options;
