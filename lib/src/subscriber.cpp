@@ -4,8 +4,8 @@
 #include <cstring>
 
 #include "zrelay/connection.hpp"
-#include "zrelay/format.hpp"
 #include "zrelay/relay.hpp"
+#include "zrelay/text.hpp"
 #include "zrelay/wire.hpp"
 
 namespace zrelay {
