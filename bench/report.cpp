@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "bench.hpp"
+#include "zrelay/format.hpp"
 
 namespace zbench {
 namespace {
@@ -24,16 +25,12 @@ std::string human(double v) {
 
 double us(std::uint64_t ns) { return static_cast<double>(ns) / 1000.0; }
 
-std::string json_escape(const std::string& s) {
+// A run's error as a JSON string. It may carry bytes from outside (a path, a server's words):
+// text that is not UTF-8 is shown as printable() shows it, so that the line stays valid JSON.
+std::string json_string(const std::string& s) {
   std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      o += ' ';
-      continue;
-    }
-    o += c;
-  }
+  if (zrelay::valid_utf8(s)) zrelay::append_json_string(o, s);
+  else zrelay::append_json_string(o, zrelay::printable(s.data(), s.size(), s.size()));
   return o;
 }
 
@@ -81,7 +78,7 @@ void report(const options& opt, const std::string& scenario, const std::vector<r
       }
       o << "]";
     }
-    if (!error.empty()) o << ",\"error\":\"" << json_escape(error) << "\"";
+    if (!error.empty()) o << ",\"error\":" << json_string(error);
     o << "}";
     std::cout << o.str() << std::endl;
     return;

@@ -6,7 +6,6 @@
 
 using zrelay::append_base64;
 using zrelay::append_json_message;
-using zrelay::append_json_string;
 using zrelay::message_view;
 using zrelay::valid_utf8;
 
@@ -21,12 +20,6 @@ std::string bytes(std::initializer_list<int> b) {
 std::string base64(std::string_view s) {
   std::string out;
   append_base64(out, s);
-  return out;
-}
-
-std::string json_string(std::string_view s) {
-  std::string out;
-  append_json_string(out, s);
   return out;
 }
 
@@ -112,33 +105,6 @@ TEST_CASE("append_base64 matches the RFC 4648 test vectors", "[format]") {
     std::string out = "prefix:";
     append_base64(out, "foo");
     CHECK(out == "prefix:Zm9v");
-  }
-}
-
-TEST_CASE("append_json_string escapes what JSON requires", "[format]") {
-  CHECK(json_string("") == "\"\"");
-  CHECK(json_string("plain") == "\"plain\"");
-  CHECK(json_string("say \"hi\"") == "\"say \\\"hi\\\"\"");
-  CHECK(json_string("back\\slash") == "\"back\\\\slash\"");
-  CHECK(json_string("a/b") == "\"a/b\"");
-  SECTION("named control characters") {
-    CHECK(json_string("\n\r\t\b\f") == "\"\\n\\r\\t\\b\\f\"");
-  }
-  SECTION("other control characters as \\u00XX") {
-    CHECK(json_string(std::string(1, '\0')) == "\"\\u0000\"");
-    CHECK(json_string("\x01") == "\"\\u0001\"");
-    CHECK(json_string("\x1b[0m") == "\"\\u001b[0m\"");
-    CHECK(json_string("\x1f") == "\"\\u001f\"");
-    CHECK(json_string("\x7f") == "\"\\u007f\"");
-    CHECK(json_string(" ") == "\" \"");
-  }
-  SECTION("UTF-8 passes through unchanged") {
-    CHECK(json_string("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80") == "\"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\"");
-  }
-  SECTION("appends to what is there") {
-    std::string out = "[";
-    append_json_string(out, "x");
-    CHECK(out == "[\"x\"");
   }
 }
 

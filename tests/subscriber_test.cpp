@@ -130,6 +130,29 @@ TEST_CASE("subscriber warns once about data it cannot read and goes on", "[subsc
     REQUIRE(f.warnings.size() == 1);
     CHECK_THAT(f.warnings[0], Catch::Contains("cut short"));
   }
+  SECTION("each kind once: one kind does not silence another") {
+    auto version = batch("t", 5, 1, {"x"});
+    version[1][2] = 9;
+    auto header = batch("t", 5, 1, {"x"});
+    header[1].resize(10);
+    auto body = batch("t", 6, 1, {"whole", "cut"});
+    body[2].pop_back();
+    std::vector<std::string> frames(65, "f");
+    frames[0] = "t";
+    for (int round = 0; round < 2; ++round) {
+      for (const auto* m : {&version, &header, &body, &frames}) send_parts(f.xpub, *m);
+    }
+    // The two cut-short batches deliver their whole record each; "ok" comes after everything.
+    f.roundtrip(batch("t", 7, 1, {"ok"}), 3);
+    REQUIRE(f.got.size() == 3);
+    CHECK(f.got[2].payload == "ok");
+    CHECK(f.sub->stats().malformed == 8);
+    REQUIRE(f.warnings.size() == 4);
+    CHECK_THAT(f.warnings[0], Catch::Contains("protocol version 9"));
+    CHECK_THAT(f.warnings[1], Catch::Contains("bad header"));
+    CHECK_THAT(f.warnings[2], Catch::Contains("cut short"));
+    CHECK_THAT(f.warnings[3], Catch::Contains("more than 64 frames"));
+  }
 }
 
 TEST_CASE("subscriber stops mid-batch when the callback says so", "[subscriber]") {

@@ -11,7 +11,7 @@
 #include "relay/loop.hpp"
 #include "relay/sessions.hpp"
 #include "relay/sockets.hpp"
-#include "zrelay/format.hpp"
+#include "zrelay/text.hpp"
 #include "zrelay/wire.hpp"
 
 // The relay wires its parts (docs/ARCHITECTURE.md): sockets bound from the config, the loop that
@@ -30,24 +30,6 @@ constexpr int burst = 512;
 constexpr int subscription_burst = 100000;
 constexpr std::chrono::milliseconds idle_poll{100};
 constexpr std::chrono::seconds sweep_every{60};
-
-std::string printable(const void* data, std::size_t size, std::size_t limit = 80) {
-  static constexpr char hex[] = "0123456789abcdef";
-  const auto* p = static_cast<const unsigned char*>(data);
-  std::string out;
-  for (std::size_t i = 0; i < size && i < limit; ++i) {
-    const unsigned char c = p[i];
-    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
-      out += static_cast<char>(c);
-    } else {
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  if (size > limit) out += "...";
-  return out;
-}
 
 std::string_view view(const zmq::message_t& m) { return {static_cast<const char*>(m.data()), m.size()}; }
 

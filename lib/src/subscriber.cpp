@@ -4,8 +4,8 @@
 #include <cstring>
 
 #include "zrelay/connection.hpp"
-#include "zrelay/format.hpp"
 #include "zrelay/relay.hpp"
+#include "zrelay/text.hpp"
 #include "zrelay/wire.hpp"
 
 namespace zrelay {
@@ -23,8 +23,6 @@ constexpr std::size_t max_conns = 8;
 // zsub stops trying.
 constexpr int refused_after = 3;
 constexpr auto quick_cut = std::chrono::seconds(2);
-
-enum warning_kind { warn_version = 1, warn_body = 2, warn_frames = 4, warn_header = 8 };
 
 }  // namespace
 
@@ -74,10 +72,8 @@ std::string subscriber::endpoint() const {
   return cfg_.bind ? sock_.get(zmq::sockopt::last_endpoint) : cfg_.endpoint;
 }
 
-void subscriber::warn_once(int kind, const std::string& text) {
-  if (warned_ & static_cast<unsigned>(kind)) return;
-  warned_ |= static_cast<unsigned>(kind);
-  if (on_warning_) on_warning_(text);
+void subscriber::warn_once(warning kind, const std::string& text) {
+  if (warned_.first(kind) && on_warning_) on_warning_(text);
 }
 
 subscriber::stream& subscriber::check_sequence(std::uint64_t publisher, std::string_view topic, std::uint64_t first,
@@ -224,7 +220,7 @@ subscriber::step subscriber::deliver(const message_fn& fn) {
   }
   if (overflow) {
     ++stats_.malformed;
-    warn_once(warn_frames, "ignored a message of more than " + std::to_string(max_frames) + " frames");
+    warn_once(warning::frames, "ignored a message of more than " + std::to_string(max_frames) + " frames");
     return step::next;
   }
   delivered_since_up_ = true;
@@ -242,13 +238,13 @@ subscriber::step subscriber::deliver(const message_fn& fn) {
     const auto hs = wire::decode_header(frames_[1].data(), frames_[1].size(), h, &version);
     if (hs == wire::status::bad_version) {
       ++stats_.malformed;
-      warn_once(warn_version, "ignored messages in protocol version " + std::to_string(version) +
-                                  " (this zsub reads version " + std::to_string(wire::version) + ")");
+      warn_once(warning::version, "ignored messages in protocol version " + std::to_string(version) +
+                                      " (this zsub reads version " + std::to_string(wire::version) + ")");
       return step::next;
     }
     if (hs != wire::status::ok) {
       ++stats_.malformed;
-      warn_once(warn_header, "ignored a message with a bad header: " + std::string(wire::status_text(hs)));
+      warn_once(warning::header, "ignored a message with a bad header: " + std::string(wire::status_text(hs)));
       return step::next;
     }
     std::uint64_t seen_below = 0;  // records below it came before: late into a gap, or again
@@ -274,8 +270,8 @@ subscriber::step subscriber::deliver(const message_fn& fn) {
     }
     if (r.error() != wire::status::ok) {
       ++stats_.malformed;
-      warn_once(warn_body, "a batch from publisher " + to_hex(h.publisher) + " was cut short: " +
-                               std::string(wire::status_text(r.error())));
+      warn_once(warning::body, "a batch from publisher " + to_hex(h.publisher) + " was cut short: " +
+                                   std::string(wire::status_text(r.error())));
     }
     return step::next;
   }

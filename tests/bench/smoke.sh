@@ -20,3 +20,19 @@ out=$(timeout 120 "$ZBENCH" --scenario relay-ack --rate 2000 --msgs 500 --proces
 echo "$out"
 grep -qF '"received":500,"lost":0' <<<"$out" || fail "rate/process run lost messages"
 grep -qF '"relay":{"cpu_percent":' <<<"$out" || fail "no relay CPU/RSS for a relay process"
+# A run's error stays valid JSON whatever it carries (here control characters, a quote and a
+# backslash from a path on the command line): escaped, not blanked out or left raw.
+bad=$(printf '/nonexistent/nats\001"q\\\tz')
+out=$("$ZBENCH" --scenario nats --nats-server "$bad" --json --no-progress) && status=0 || status=$?
+echo "$out"
+[ "$status" -eq 1 ] || fail "a failed run: expected status 1, got $status"
+grep -qF '"error":"nats-server not found at /nonexistent/nats\u0001\"q\\\tz: ' <<<"$out" ||
+  fail "the error is not escaped as JSON: $(cat -v <<<"$out")"
+if command -v python3 >/dev/null; then
+  BAD=$bad python3 -c '
+import json, os, sys
+line = json.loads(sys.stdin.read())
+want = "nats-server not found at " + os.environ["BAD"] + ": apt-get install nats-server"
+sys.exit(0 if line["error"] == want else "error read back as %r, not %r" % (line["error"], want))' <<<"$out" ||
+    fail "the JSON line does not parse back to the error"
+fi

@@ -6,20 +6,15 @@
 #include <string_view>
 
 #include "zrelay/subscriber.hpp"
+#include "zrelay/text.hpp"
 
 namespace zrelay {
-
-/// A publisher id as people see it: 16 lowercase hex digits.
-std::string to_hex(std::uint64_t v);
 
 /// True when `s` is well-formed UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF).
 bool valid_utf8(std::string_view s);
 
 /// Appends the standard base64 (RFC 4648, with padding) of `s`.
 void append_base64(std::string& out, std::string_view s);
-
-/// Appends `s` as a JSON string literal; `s` must be valid UTF-8.
-void append_json_string(std::string& out, std::string_view s);
 
 /// Appends one JSON object and no newline:
 /// {"topic":"…","payload":"…","publisher":"<16 hex>","seq":N}. A topic or payload that is not

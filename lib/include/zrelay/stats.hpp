@@ -5,26 +5,35 @@
 #include <cstdint>
 #include <string>
 
+/// Every relay counter once, in the order of the stats line: X(name, what it counts). The snapshot,
+/// the live atomics, the stats line, the JSON form and for_each_counter are all made from it, so a
+/// counter added here appears in each of them.
+#define ZRELAY_COUNTERS(X)                                                                                   \
+  X(msgs_in, "user messages received (records of batches, plain messages)")                                 \
+  X(bytes_in, "bytes of those messages' frames")                                                            \
+  X(msgs_out, "user messages handed to the subscriber socket")                                              \
+  X(bytes_out, "bytes of those messages' frames")                                                           \
+  X(acks, "ack replies sent (each may cover many messages)")                                                \
+  X(nacks, "messages refused with a NACK")                                                                  \
+  X(duplicates, "messages received again and re-acked, not forwarded")                                     \
+  X(dropped, "messages not delivered to at least one full subscriber")                                      \
+  X(blocked, "times forwarding began holding messages for a full subscriber (under either full policy)")    \
+  X(malformed, "frames that could not be decoded")                                                          \
+  X(subscriptions, "subscribe frames seen on the subscriber socket")                                        \
+  X(unsubscriptions, "unsubscribe frames seen on the subscriber socket")                                    \
+  X(refused, "fire-and-forget messages dropped (too large, topic too long; nobody to NACK)")                \
+  X(clients_refused, "connections the security handler turned away")                                        \
+  X(disconnects, "publisher connections that ended after their handshake (closed, lost, or cut for a frame " \
+                 "over the frame limit)")                                                                    \
+  X(publishers, "acked publishers currently known")
+
 namespace zrelay {
 
-/// A copy of the relay's counters at one moment.
+/// A copy of the relay's counters at one moment (one member per ZRELAY_COUNTERS entry).
 struct relay_counters {
-  std::uint64_t msgs_in = 0;         ///< user messages received (records of batches, plain messages)
-  std::uint64_t bytes_in = 0;        ///< bytes of those messages' frames
-  std::uint64_t msgs_out = 0;        ///< user messages handed to the subscriber socket
-  std::uint64_t bytes_out = 0;
-  std::uint64_t acks = 0;            ///< ack replies sent (each may cover many messages)
-  std::uint64_t nacks = 0;           ///< messages refused with a NACK
-  std::uint64_t duplicates = 0;      ///< messages received again and re-acked, not forwarded
-  std::uint64_t dropped = 0;         ///< messages not delivered to at least one full subscriber
-  std::uint64_t blocked = 0;         ///< times forwarding waited on a full subscriber (block)
-  std::uint64_t malformed = 0;       ///< frames that could not be decoded
-  std::uint64_t subscriptions = 0;   ///< subscribe frames seen on the subscriber socket
-  std::uint64_t unsubscriptions = 0;
-  std::uint64_t refused = 0;         ///< fire-and-forget messages dropped (too large, topic too long; nobody to NACK)
-  std::uint64_t clients_refused = 0; ///< connections the security handler turned away
-  std::uint64_t disconnects = 0;     ///< publisher connections that ended after their handshake (closed, lost, or cut for a frame over the frame limit)
-  std::uint64_t publishers = 0;      ///< acked publishers currently known
+#define ZRELAY_COUNTER_MEMBER(name, doc) std::uint64_t name = 0;
+  ZRELAY_COUNTERS(ZRELAY_COUNTER_MEMBER)
+#undef ZRELAY_COUNTER_MEMBER
 };
 
 /// The live counters. Each has a single writer (the relay thread; clients_refused, the security
@@ -38,12 +47,23 @@ public:
   /// A consistent-enough copy for printing and tests.
   relay_counters snapshot() const;
 
-  std::atomic<std::uint64_t> msgs_in{0}, bytes_in{0}, msgs_out{0}, bytes_out{0}, acks{0}, nacks{0},
-      duplicates{0}, dropped{0}, blocked{0}, malformed{0}, subscriptions{0}, unsubscriptions{0},
-      refused{0}, clients_refused{0}, disconnects{0}, publishers{0};
+#define ZRELAY_COUNTER_ATOMIC(name, doc) std::atomic<std::uint64_t> name{0};
+  ZRELAY_COUNTERS(ZRELAY_COUNTER_ATOMIC)
+#undef ZRELAY_COUNTER_ATOMIC
 };
 
-/// One line of key=value pairs, e.g. "msgs_in=10 bytes_in=640 … dropped=0".
+/// Calls fn(name, value) for each counter in the stats line's order; name is a `const char*`.
+template <typename Fn>
+void for_each_counter(const relay_counters& c, Fn&& fn) {
+#define ZRELAY_COUNTER_VISIT(name, doc) fn(#name, c.name);
+  ZRELAY_COUNTERS(ZRELAY_COUNTER_VISIT)
+#undef ZRELAY_COUNTER_VISIT
+}
+
+/// One line of key=value pairs, e.g. "msgs_in=10 bytes_in=640 … publishers=0".
 std::string format_counters(const relay_counters& c);
+
+/// One JSON object and no newline, the same keys in the same order: {"msgs_in":10,"bytes_in":640,…}.
+std::string format_counters_json(const relay_counters& c);
 
 }  // namespace zrelay

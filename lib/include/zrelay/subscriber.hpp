@@ -16,6 +16,7 @@
 
 #include "zrelay/connection.hpp"
 #include "zrelay/defaults.hpp"
+#include "zrelay/detail/once.hpp"
 #include "zrelay/security.hpp"
 
 namespace zrelay {
@@ -145,7 +146,9 @@ private:
   std::uint32_t connection_of(zmq::message_t& frame);
   void drain_links();
   void data_link_changed(link_monitor::change c);
-  void warn_once(int kind, const std::string& text);
+  // Kinds of bad input, each warned about once.
+  enum class warning { version, header, body, frames, count_ };
+  void warn_once(warning kind, const std::string& text);
 
   subscriber_config cfg_;
   zmq::context_t& ctx_;
@@ -168,7 +171,7 @@ private:
   std::string concat_;
   gap_fn on_gap_;
   warn_fn on_warning_;
-  unsigned warned_ = 0;
+  detail::once_per_kind<warning> warned_;
   subscriber_stats stats_;
   link_fn on_link_;
   // After the sockets: they stop watching before the sockets close.

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "once.hpp"
+#include "zrelay/detail/once.hpp"
 
 namespace zrelay {
 

@@ -6,7 +6,7 @@
 
 #include "zrelay/connection.hpp"
 #include "zrelay/endpoint.hpp"
-#include "zrelay/format.hpp"
+#include "zrelay/text.hpp"
 
 namespace zrelay {
 namespace {

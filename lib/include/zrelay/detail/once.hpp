@@ -1,6 +1,7 @@
 #pragma once
 // Warnings logged once per kind (every time when verbose): one bad input does not hide another
-// kind, and a flood of one kind logs one line. Internal to the library.
+// kind, and a flood of one kind logs one line. Not part of the API: a public header holds it only
+// because the subscriber class has one as a member.
 
 #include <array>
 #include <cstddef>
