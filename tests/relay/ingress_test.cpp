@@ -724,7 +724,9 @@ TEST_CASE("ingress: a fire-and-forget batch is held to the ack socket's shape an
     CHECK(describe(r, lim) == "this relay speaks protocol version 1, got 2");
   }
   SECTION("a header that does not decode: dropped as one malformed message") {
-    for (const auto& head : {std::string("ZR\x01\x01", 4), header_frame(ff_header(0)), header_frame(ff_header(3)) + "x"}) {
+    const std::string heads[] = {std::string("ZR\x01\x01", 4), header_frame(ff_header(0)),
+                                 header_frame(ff_header(3)) + "x"};
+    for (const auto& head : heads) {
       const auto v = fire_and_forget({"t", head, body_of(records)});
       CHECK(v.what == action::refuse);
       CHECK(!v.batch);
@@ -869,7 +871,8 @@ TEST_CASE("ingress: describe gives each rule's text with its figures", "[ingress
   CHECK(text(rule::overlap, [](refusal& r) { r.seq = 3, r.figure = 5; }) ==
         "batch overlaps messages already accepted (sequence 3, expected 5)");
   CHECK(text(rule::empty_topic, none) == "the topic must not be empty on the ack socket");
-  CHECK(text(rule::long_topic, [](refusal& r) { r.size = 2000; }) == "a topic of 2000 bytes exceeds the limit of 1024");
+  CHECK(text(rule::long_topic, [](refusal& r) { r.size = 2000; }) ==
+        "a topic of 2000 bytes exceeds the limit of 1024");
   CHECK(text(rule::topic_seq_zero, none) ==
         "the topic sequence must not be zero on the ack socket (it starts at 1 for each topic)");
   CHECK(text(rule::too_large, [](refusal& r) { r.figure = 1, r.size = 2000000; }) ==
