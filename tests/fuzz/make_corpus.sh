@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Writes the seed corpus for wire_fuzz into tests/fuzz/corpus/ (the files are committed; rerun
-# this only to change them). An input is a header frame then a body frame, or a reply frame;
-# see the top of wire_fuzz.cpp and docs/PROTOCOL.md.
+# Writes the seed corpora (the files are committed; rerun this only to change them):
+# tests/fuzz/corpus/ for wire_fuzz, an input a header frame then a body frame, or a reply frame;
+# tests/fuzz/ingress_corpus/ for ingress_fuzz, settings then length-prefixed frames.
+# See the top of each target and docs/PROTOCOL.md.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/corpus"
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$here/corpus"
 
 byte() { printf "\\x$(printf %02x $(($1 & 255)))"; }
 u32() { byte $(($1 >> 24)); byte $(($1 >> 16)); byte $(($1 >> 8)); byte "$1"; }
@@ -27,3 +29,49 @@ head -c 20 header-only >header-truncated
 reply 2 0 7 41 0 '' >reply-ack
 reply 3 2 7 42 1 'too large' >reply-nack
 reply 4 0 7 40 0 '' >reply-expect
+
+# ingress_fuzz: settings (size limit index, topic limit index, how `next` is made, its value),
+# then frames, each a u16 length and its bytes. The limits' indexes (see ingress_fuzz.cpp):
+# size 1: 1 byte, 3: 8, 5: 1000; topic 2: 4 bytes, 4: 512.
+mkdir -p "$here/ingress_corpus"
+cd "$here/ingress_corpus"
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+u16() { byte $(($1 >> 8)); byte "$1"; }
+# at SIZE TOPIC DELTA: next is the batch's seq + DELTA (-128 to 127); after END DELTA: its end + DELTA.
+at() { byte "$1"; byte "$2"; byte 1; byte "$3"; u32 0; u16 0; byte 0; }
+after() { byte "$1"; byte "$2"; byte 2; byte "$3"; u32 0; u16 0; byte 0; }
+# frame WORDS: one frame of what the command prints (frame text: a frame of that text).
+frame() { "$@" >"$tmp"; u16 "$(stat -c %s "$tmp")"; cat "$tmp"; }
+text() { printf %s "$1"; }
+records() { for r in "$@"; do record "$r"; done; }
+# an acked header: header COUNT PUBLISHER SEQ TOPIC_SEQ FLOOR [VERSION]
+acked() { frame text "$1"; frame header "${@:2}"; }
+
+{ at 5 4 0; acked t 1 7 1 1 1; frame record hello; } >acked-one
+{ at 5 4 0; acked t 3 7 10 4 9; frame records a bb ccc; } >acked-three
+{ after 5 4 0; acked t 2 7 10 1 10; frame records a b; } >acked-duplicate
+{ at 5 4 -1; acked t 2 7 10 1 10; frame records a b; } >acked-expect
+{ at 5 4 1; acked t 3 7 10 1 10; frame records a b c; } >acked-overlap
+{ at 5 2 0; acked '' 1 7 1 1 1; frame record x; } >acked-empty-topic
+{ at 5 2 0; acked toolong 1 7 1 1 1; frame record x; } >acked-long-topic
+{ at 5 4 0; acked t 1 7 1 0 1; frame record x; } >acked-topic-seq-zero
+{ at 3 4 0; acked t 5 7 20 1 20; frame records a 0123456789 b 0123456789abc c; } >acked-split
+{ at 3 4 0; acked t 2 7 20 1 20; frame records 0123456789 0123456789abc; } >acked-all-over
+{ at 1 4 0; acked t 130 7 1 1 1; frame records $(for i in $(seq 65); do echo o xx; done); } >acked-65-runs
+{ at 5 4 0; acked t 1 0 1 1 1; frame record x; } >acked-zero-id
+{ at 5 4 0; acked t 1 7 5 1 0; frame record x; } >acked-floor-zero
+{ at 5 4 0; acked t 1 7 5 1 6; frame record x; } >acked-floor-above-seq
+{ at 5 4 0; acked t 2 7 0xfffffffffffffffe 1 1; frame records a b; } >acked-seq-wraps
+{ at 5 4 0; acked t 2 7 1 0xffffffffffffffff 1; frame records a b; } >acked-topic-seq-wraps
+{ at 5 4 0; acked t 0xffffffff 7 1 1 1; } >frames-two-claiming-max
+{ at 5 4 0; acked t 1 7 1 1 1; frame record x; frame text extra; } >frames-four
+{ at 5 4 0; acked t 1 7 1 1 1 2; frame record x; } >header-version-2
+{ at 5 4 0; frame text t; frame text ZR$'\x01\x01'; frame record x; } >header-truncated
+{ at 5 4 0; acked t 3 7 1 1 1; frame records a b; } >body-short
+{ at 5 4 0; frame text hello; } >plain-one-frame
+{ at 3 4 0; frame text topic; frame text 0123456789; } >plain-too-large
+{ at 5 2 0; frame text toolong; frame text x; } >plain-long-topic
+{ at 5 4 0; frame text t; frame text a; frame text b; frame text c; frame text d; } >plain-many-frames
+{ at 5 4 0; for i in $(seq 65); do frame text f; done; } >plain-65-frames
+{ at 3 4 0; acked t 3 0 0 0 0; frame records a 0123456789 b; } >fire-and-forget-split

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Builds the wire decoder's libFuzzer target with clang++ and runs it for a bounded time on a
-# copy of the seed corpus. Fails on any crash, leak, timeout, sanitizer finding or failed check.
-# Usage: run.sh [OUT_DIR]   (OUT_DIR defaults to a temp dir; ctest passes its binary dir)
-# Environment: FUZZ_TIME seconds to run (default 30), FUZZ_CXX compiler (default clang++).
+# Builds the libFuzzer targets with clang++ and runs each for a bounded time on a copy of its seed
+# corpus: wire_fuzz (the wire decoder, seeds in corpus/) and ingress_fuzz (the relay's ingress
+# rules, seeds in ingress_corpus/), one after the other. Fails on any crash, leak, timeout,
+# sanitizer finding or failed check.
+# Usage: run.sh [OUT_DIR [TARGET...]]   (OUT_DIR defaults to a temp dir, ctest passes its binary
+#        dir; TARGET is wire or ingress, both by default)
+# Environment: FUZZ_TIME seconds to run each target (default 30), FUZZ_CXX compiler (default clang++).
 # The longer run is in docs/TESTING.md.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,33 +23,51 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 out=${1:-$work}
 mkdir -p "$out"
+shift $(($# > 0 ? 1 : 0))
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(wire ingress)
 
-bin=$out/wire_fuzz
-if ! "$cxx" -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-       -Wall -Wextra -I "$root/lib/include" "$root/lib/src/wire.cpp" "$here/wire_fuzz.cpp" \
-       -o "$bin" 2>"$work/build.log"; then
-  cat "$work/build.log" >&2
-  grep -q 'libclang_rt.fuzzer' "$work/build.log" &&
-    echo "(the libFuzzer runtime is missing: apt-get install libclang-rt-14-dev)" >&2
-  fail "cannot build the fuzz target with $cxx"
-fi
+# fuzz NAME CORPUS SOURCE...: builds $out/NAME from the sources and runs it on a copy of CORPUS.
+fuzz() {
+  local name=$1 corpus=$2
+  shift 2
+  local bin=$out/$name
+  if ! "$cxx" -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+         -Wall -Wextra -I "$root/lib/include" -I "$root/lib/src" "$@" -o "$bin" 2>"$work/build.log"; then
+    cat "$work/build.log" >&2
+    grep -q 'libclang_rt.fuzzer' "$work/build.log" &&
+      echo "(the libFuzzer runtime is missing: apt-get install libclang-rt-14-dev)" >&2
+    fail "cannot build $name with $cxx"
+  fi
 
-# libFuzzer adds what it finds to the corpus directory: run on a copy, never the committed seeds.
-cp -r "$here/corpus" "$work/corpus"
-mkdir -p "$out/crashes"
-echo "wire_fuzz: ${time_limit}s on $(ls "$work/corpus" | wc -l) seeds;" \
-     "crash inputs go to $out/crashes/"
-status=0
-ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
-UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
-  "$bin" -max_total_time="$time_limit" -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \
-         -artifact_prefix="$out/crashes/" "$work/corpus" >"$work/fuzz.log" 2>&1 || status=$?
-if [ "$status" -ne 0 ]; then
-  tail -n 60 "$work/fuzz.log" >&2
-  fail "wire_fuzz exited with status $status" \
-       "(the input that did it is in $out/crashes/; rerun: $bin FILE)"
-fi
-# The last progress line has the coverage, the final stats the number of runs.
-grep -E '^#[0-9]+' "$work/fuzz.log" | tail -n 1
-grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$work/fuzz.log"
-echo "wire_fuzz: no crash in ${time_limit}s"
+  # libFuzzer adds what it finds to the corpus directory: run on a copy, never the committed seeds.
+  rm -rf "$work/corpus"
+  cp -r "$corpus" "$work/corpus"
+  local crashes=$out/crashes/$name
+  mkdir -p "$crashes"
+  echo "$name: ${time_limit}s on $(ls "$work/corpus" | wc -l) seeds; crash inputs go to $crashes/"
+  local status=0
+  ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
+  UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
+    "$bin" -max_total_time="$time_limit" -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 \
+           -artifact_prefix="$crashes/" "$work/corpus" >"$work/fuzz.log" 2>&1 || status=$?
+  if [ "$status" -ne 0 ]; then
+    tail -n 60 "$work/fuzz.log" >&2
+    fail "$name exited with status $status" \
+         "(the input that did it is in $crashes/; rerun: $bin FILE)"
+  fi
+  # The last progress line has the coverage, the final stats the number of runs.
+  grep -E '^#[0-9]+' "$work/fuzz.log" | tail -n 1
+  grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$work/fuzz.log"
+  echo "$name: no crash in ${time_limit}s"
+}
+
+for t in "${targets[@]}"; do
+  case $t in
+    wire) fuzz wire_fuzz "$here/corpus" "$root/lib/src/wire.cpp" "$here/wire_fuzz.cpp" ;;
+    ingress)
+      fuzz ingress_fuzz "$here/ingress_corpus" "$root/lib/src/wire.cpp" "$root/lib/src/relay/ingress.cpp" \
+           "$here/ingress_fuzz.cpp" ;;
+    *) fail "no fuzz target '$t' (wire or ingress)" ;;
+  esac
+done
