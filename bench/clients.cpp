@@ -188,8 +188,8 @@ void run_publisher(const options& opt, const wiring& w, int index, const channel
     std::unique_ptr<sender> out;
     if (w.scenario == "relay" || w.scenario == "relay-ack") {
       zrelay::publisher_config c;
-      c.acked = w.scenario == "relay-ack";
-      (c.acked ? c.ack_endpoint : c.pub_endpoint) = w.pub_endpoint;
+      c.mode = w.scenario == "relay-ack" ? zrelay::delivery::acked : zrelay::delivery::batched;
+      (c.mode == zrelay::delivery::acked ? c.ack_endpoint : c.pub_endpoint) = w.pub_endpoint;
       c.max_inflight = opt.max_inflight;
       c.connect_timeout = std::chrono::seconds(5);
       c.subscription_wait = std::chrono::milliseconds(0);

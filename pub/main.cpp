@@ -150,7 +150,7 @@ void prompt_loop(const pub_options& opt, publisher& pub, int sig_fd) {
     const auto before = pub.stats();
     const auto t0 = clock_type::now();
     pub.publish(topic, *msg);
-    if (!opt.publisher.acked) {
+    if (opt.publisher.mode != delivery::acked) {
       pub.flush();
       std::cout << "sent (fire and forget)\n";
       continue;
@@ -199,7 +199,7 @@ int finish(const pub_options& opt, publisher& pub, const router& route, bool int
     std::cerr << "zpub: error: relay refused " << s.nacked << " message(s): " << s.first_refusal << std::endl;
     status = cli::exit_refused;
   }
-  const auto unacked = opt.publisher.acked ? s.published - s.acked - s.nacked : 0;
+  const auto unacked = opt.publisher.mode == delivery::acked ? s.published - s.acked - s.nacked : 0;
   if (!failure.empty()) {
     std::cerr << "zpub: error: " << failure << "; " << unacked << " message(s) not acknowledged" << std::endl;
     return cli::exit_unacked;

@@ -9,6 +9,7 @@
 #include "zrelay/version.hpp"
 
 using namespace std::chrono_literals;
+using zrelay::delivery;
 using zrelay::full_policy;
 using zrelay::pub_source;
 using zrelay::sub_format;
@@ -172,8 +173,7 @@ TEST_CASE("parse_pub defaults to acked lines from standard input", "[cli]") {
   CHECK_FALSE(o.topic_sep);
   CHECK_FALSE(o.stats);
   const auto& c = o.publisher;
-  CHECK(c.acked);
-  CHECK_FALSE(c.plain);
+  CHECK(c.mode == delivery::acked);
   CHECK(c.ack_endpoint == "tcp://127.0.0.1:5561");
   CHECK(c.pub_endpoint == "tcp://127.0.0.1:5559");
   CHECK(c.max_inflight == 50000);
@@ -249,16 +249,14 @@ TEST_CASE("parse_pub reads every message and delivery flag", "[cli]") {
   SECTION("explicit endpoints, each with its mode") {
     CHECK(pub({"-t", "x", "--ack-connect", "ipc:///tmp/ack"}).options.publisher.ack_endpoint == "ipc:///tmp/ack");
     const auto c = pub({"-t", "x", "--no-ack", "--pub-connect", "inproc://pub"}).options.publisher;
-    CHECK_FALSE(c.acked);
+    CHECK(c.mode == delivery::batched);
     CHECK(c.pub_endpoint == "inproc://pub");
   }
   SECTION("--no-ack, and --plain with it") {
     const auto a = pub({"-t", "x", "--no-ack"}).options.publisher;
-    CHECK_FALSE(a.acked);
-    CHECK_FALSE(a.plain);
+    CHECK(a.mode == delivery::batched);
     const auto b = pub({"-t", "x", "--no-ack", "--plain"}).options.publisher;
-    CHECK_FALSE(b.acked);
-    CHECK(b.plain);
+    CHECK(b.mode == delivery::plain);
   }
   SECTION("numbers") {
     const auto c = pub({"-t", "x", "--max-inflight", "5", "--ack-timeout", "100", "--retries", "0",

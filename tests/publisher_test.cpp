@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <memory>
+#include <thread>
 
 #include "testutil.hpp"
 #include "zrelay/connection.hpp"
@@ -95,6 +96,60 @@ TEST_CASE("publisher coalesces consecutive messages of one topic into one batch"
     auto b = relay.next();
     REQUIRE(b);
     CHECK(b->header.count == 2);
+  }
+}
+
+TEST_CASE("publisher without acks sends to the relay's XSUB: batches, or plain messages", "[publisher]") {
+  zmq::context_t ctx;
+  // A relay's XSUB stand-in, subscribed to "t": the publisher's XPUB sends only what is subscribed.
+  zmq::socket_t xsub(ctx, zmq::socket_type::xsub);
+  xsub.set(zmq::sockopt::linger, 0);
+  const auto ep = unique_inproc("xsub");
+  xsub.bind(ep);
+  send_parts(xsub, {"\1t"});
+  publisher_config c;
+  c.pub_endpoint = ep;
+  c.ack_endpoint = "inproc://nothing-here";  // not used: connecting to it would fail
+  c.connect_timeout = 0ms;
+  c.subscription_wait = deadline;  // connect() returns once the subscription is in
+  // The XSUB takes the connection, and sends it the subscription, only while its own thread is in
+  // a call: that thread waits for the first message while this one connects and publishes.
+  std::vector<std::string> first;
+  const auto publish_two = [&](publisher& pub) {
+    std::thread reader([&] { first = recv_parts(xsub); });
+    pub.connect();
+    pub.publish("t", "a");
+    pub.publish("t", "b");
+    CHECK(pub.drain(0ms));  // flushes; nothing to wait for
+    reader.join();
+  };
+  SECTION("batched") {
+    c.mode = delivery::batched;
+    publisher pub(ctx, c);
+    CHECK(pub.endpoint() == ep);
+    publish_two(pub);
+    REQUIRE(first.size() == 3);
+    CHECK(first[0] == "t");
+    wire::batch_header h;
+    REQUIRE(wire::decode_header(first[1].data(), first[1].size(), h) == wire::status::ok);
+    CHECK((h.count == 2 && h.publisher == pub.id() && h.seq == 1 && h.topic_seq == 1));
+    wire::record_reader rd(first[2].data(), first[2].size(), h.count);
+    std::vector<std::string> records;
+    while (auto r = rd.next()) records.emplace_back(*r);
+    CHECK(rd.done());
+    CHECK(records == std::vector<std::string>{"a", "b"});
+    CHECK(pub.stats().sent == 2);
+    CHECK(pub.outstanding() == 0);
+  }
+  SECTION("plain") {
+    c.mode = delivery::plain;
+    publisher pub(ctx, c);
+    CHECK(pub.endpoint() == ep);
+    publish_two(pub);
+    CHECK(first == std::vector<std::string>{"t", "a"});
+    CHECK(recv_parts(xsub) == std::vector<std::string>{"t", "b"});
+    CHECK(pub.stats().sent == 2);
+    CHECK(pub.outstanding() == 0);
   }
 }
 

@@ -1,6 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <optional>
+
 #include "testutil.hpp"
+#include "zrelay/publisher.hpp"
 #include "zrelay/subscriber.hpp"
 
 using namespace zrelay;
@@ -324,4 +328,71 @@ TEST_CASE("subscriber gives up on a relay that refuses its subscription", "[subs
     while (std::chrono::steady_clock::now() < until) sub.receive(50ms, [](const message_view&) { return true; });
   };
   CHECK_THROWS_WITH(receive(), Catch::Contains("refused the subscription") && Catch::Contains("1000 bytes"));
+}
+
+TEST_CASE("subscriber runs in the caller's own poll loop, beside a publisher and a socket of the caller's",
+          "[subscriber]") {
+  zmq::context_t ctx;
+  std::optional<running_relay> relay;  // reset to close its sockets, which stop() leaves open
+  relay.emplace(ctx, tcp_config());
+  subscriber_config c;
+  c.endpoint = relay->ep().sub;
+  c.topics = {"t"};
+  subscriber sub(ctx, c);  // tcp with heartbeats: all three poll items are in use
+  std::vector<subscriber::link_event> events;
+  sub.on_link([&](subscriber::link_event e) { events.push_back(e); });
+  REQUIRE(sub.connect());
+  REQUIRE(wait_subscribed(ctx, relay->ep(), "t"));
+  publisher pub(ctx, acked_publisher(relay->ep().ack));
+  pub.connect();
+  // The caller's own socket: each message on it is published by the loop.
+  const auto name = unique_inproc("own");
+  zmq::socket_t own(ctx, zmq::socket_type::pair);
+  zmq::socket_t feed(ctx, zmq::socket_type::pair);
+  own.bind(name);
+  feed.connect(name);
+
+  const auto sub_items = sub.poll_items();
+  CHECK(std::all_of(sub_items.begin(), sub_items.end(), [](const zmq::pollitem_t& i) { return i.socket; }));
+  std::vector<zmq::pollitem_t> items(sub_items.begin(), sub_items.end());
+  items.push_back({own.handle(), 0, ZMQ_POLLIN, 0});
+  items.push_back(pub.poll_item());
+  std::vector<std::string> got;
+  const subscriber::message_fn on_message = [&](const message_view& m) {
+    got.emplace_back(m.payload);
+    return true;
+  };
+  // One thread, one zmq::poll; the subscriber is serviced only when one of its items is readable.
+  const auto loop_until = [&](const std::function<bool()>& done) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    while (!done() && std::chrono::steady_clock::now() < until) {
+      items[4] = pub.poll_item();  // its events change with what waits to be sent
+      zmq::poll(items, std::min(sub.next_timeout(), pub.next_timeout()));
+      if (std::any_of(items.begin(), items.begin() + 3, [](const zmq::pollitem_t& i) { return i.revents; })) {
+        if (!sub.service(on_message)) FAIL("the callback did not stop");
+      }
+      if (items[3].revents & ZMQ_POLLIN) {
+        const auto parts = recv_parts(own, 0ms);
+        REQUIRE(parts.size() == 1);
+        pub.publish("t", parts[0]);
+        pub.flush();
+      }
+      pub.service();
+    }
+    return done();
+  };
+  for (const char* m : {"one", "two", "three"}) send_parts(feed, {m});
+  REQUIRE(loop_until([&] { return got.size() == 3 && pub.outstanding() == 0; }));
+  CHECK(got == std::vector<std::string>{"one", "two", "three"});
+  CHECK(sub.stats().received == 3);
+  CHECK(sub.stats().gaps == 0);
+  CHECK(pub.stats().acked == 3);
+  CHECK(events.empty());
+
+  // Losing the relay reaches service() with no data at all: through the monitors' items.
+  relay.reset();
+  const auto has = [&](subscriber::link_event e) { return std::find(events.begin(), events.end(), e) != events.end(); };
+  REQUIRE(loop_until([&] { return has(subscriber::link_event::lost) && has(subscriber::link_event::cut); }));
+  CHECK(sub.stats().disconnects == 1);
+  CHECK(got.size() == 3);
 }

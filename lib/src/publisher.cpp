@@ -29,7 +29,7 @@ bool readable(int fd) {
 publisher::publisher(zmq::context_t& ctx, publisher_config cfg)
     : cfg_(std::move(cfg)),
       ctx_(ctx),
-      sock_(ctx, cfg_.acked ? zmq::socket_type::dealer : zmq::socket_type::xpub),
+      sock_(ctx, acked() ? zmq::socket_type::dealer : zmq::socket_type::xpub),
       id_(random_id()) {
   sock_.set(zmq::sockopt::sndhwm, cfg_.hwm);
   sock_.set(zmq::sockopt::rcvhwm, cfg_.hwm);
@@ -37,10 +37,10 @@ publisher::publisher(zmq::context_t& ctx, publisher_config cfg)
   // as such: lingering for it only held the exit back by an --ack-timeout after giving up on a
   // relay that is gone. Fire and forget has no other way to get its last messages out.
   sock_.set(zmq::sockopt::linger,
-            cfg_.acked ? 0 : static_cast<int>(std::max(cfg_.ack_timeout.count(), std::int64_t{1000})));
+            acked() ? 0 : static_cast<int>(std::max(cfg_.ack_timeout.count(), std::int64_t{1000})));
   apply_curve_client(sock_, cfg_.curve);
   set_heartbeat(sock_, cfg_.heartbeat);
-  if (!cfg_.acked) {
+  if (!acked()) {
     // Wait for room rather than drop when the relay is slow (send is blocking, in steps of a
     // second so that the stop descriptor is looked at).
     sock_.set(zmq::sockopt::xpub_nodrop, 1);
@@ -49,12 +49,12 @@ publisher::publisher(zmq::context_t& ctx, publisher_config cfg)
   }
 }
 
-const std::string& publisher::endpoint() const { return cfg_.acked ? cfg_.ack_endpoint : cfg_.pub_endpoint; }
+const std::string& publisher::endpoint() const { return acked() ? cfg_.ack_endpoint : cfg_.pub_endpoint; }
 
 void publisher::connect() {
   if (!connect_and_wait(ctx_, sock_, endpoint(), cfg_.connect_timeout, cfg_.stop_fd)) throw interrupted();
   link_ = std::make_unique<link_monitor>(ctx_, sock_);
-  if (!cfg_.acked) wait_for_subscriptions();
+  if (!acked()) wait_for_subscriptions();
 }
 
 // A fire-and-forget publisher filters at the source: until the relay has passed the
@@ -76,14 +76,14 @@ void publisher::wait_for_subscriptions() {
 
 zmq::pollitem_t publisher::poll_item() {
   short events = ZMQ_POLLIN;
-  if (cfg_.acked && next_send_ < inflight_.size()) events |= ZMQ_POLLOUT;
+  if (acked() && next_send_ < inflight_.size()) events |= ZMQ_POLLOUT;
   return {sock_.handle(), 0, events, 0};
 }
 
 std::size_t publisher::outstanding() const { return inflight_msgs_ + cur_count_; }
 
 std::chrono::milliseconds publisher::next_timeout() const {
-  if (!cfg_.acked || inflight_.empty()) return std::chrono::milliseconds(1000);
+  if (!acked() || inflight_.empty()) return std::chrono::milliseconds(1000);
   const auto due = inflight_.front().sent_at + cfg_.ack_timeout;
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(due - clock::now());
   return std::clamp(left, std::chrono::milliseconds(0), std::chrono::milliseconds(1000));
@@ -96,7 +96,7 @@ void publisher::publish(std::string_view topic, std::string_view payload) {
                             " bytes is larger than the protocol's limit of 4 GiB - 1");
   ++stats_.published;
   stats_.bytes += payload.size();
-  if (cfg_.plain) {
+  if (cfg_.mode == delivery::plain) {
     zmq::message_t t(topic.data(), topic.size());
     zmq::message_t p(payload.data(), payload.size());
     for (;;) {
@@ -121,7 +121,7 @@ void publisher::flush() {
   const auto count = cur_count_;
   // Wait for room in the window first (always let one batch through, however large): if the
   // wait throws, the batch is still whole and nothing has taken a sequence number.
-  if (cfg_.acked) {
+  if (acked()) {
     while (!inflight_.empty() && (inflight_msgs_ + count > cfg_.max_inflight ||
                                   inflight_bytes_ + cur_body_.size() > cfg_.max_inflight_bytes))
       wait_for_progress(next_timeout());
@@ -133,7 +133,7 @@ void publisher::flush() {
   next_seq_ += count;
   topic_seq += count;
   cur_count_ = 0;
-  if (!cfg_.acked) {
+  if (!acked()) {
     send_fire_and_forget(cur_topic_, cur_body_, count, seq, first_topic_seq);
     cur_body_.clear();
     return;
@@ -256,7 +256,7 @@ void publisher::service() {
   if (failed_) throw delivery_error(failure_);
   if (link_) link_->drain(on_link_);
   zmq::message_t m;
-  if (!cfg_.acked) {
+  if (!acked()) {
     while (sock_.recv(m, zmq::recv_flags::dontwait)) {}
     return;
   }
@@ -289,7 +289,7 @@ void publisher::wait_for_progress(std::chrono::milliseconds limit) {
 
 bool publisher::drain(std::chrono::milliseconds max_wait) {
   flush();
-  if (!cfg_.acked) return true;
+  if (!acked()) return true;
   const auto deadline = clock::now() + max_wait;
   while (!inflight_.empty()) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());

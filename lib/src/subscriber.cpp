@@ -1,7 +1,6 @@
 #include "zrelay/subscriber.hpp"
 
 #include <algorithm>
-#include <cstring>
 
 #include "zrelay/connection.hpp"
 #include "zrelay/relay.hpp"
@@ -204,17 +203,15 @@ void subscriber::data_link_changed(link_monitor::change c) {
 }
 
 subscriber::step subscriber::deliver(const message_fn& fn) {
-  // frames_[0..n) hold one ZeroMQ message.
-  std::size_t n = 0;
-  bool more = true;
+  // frames_[0..n) hold one ZeroMQ message. Its frames arrive together: once the first is here,
+  // the others are.
+  if (!sock_.recv(frames_[0], zmq::recv_flags::dontwait)) return step::empty;
+  std::size_t n = 1;
   bool overflow = false;
-  while (more) {
+  for (bool more = frames_[0].more(); more;) {
     if (n == frames_.size()) overflow = true;
     auto& f = overflow ? frames_.back() : frames_[n];
-    if (!sock_.recv(f, zmq::recv_flags::dontwait)) {
-      if (n == 0) return step::empty;
-      continue;
-    }
+    (void)sock_.recv(f);
     more = f.more();
     if (!overflow) ++n;
   }
@@ -287,34 +284,46 @@ subscriber::step subscriber::deliver(const message_fn& fn) {
   return fn(v) ? step::next : step::stop;
 }
 
-subscriber::result subscriber::receive(std::chrono::milliseconds timeout, const message_fn& fn, int wake_fd) {
-  const zmq::pollitem_t none{nullptr, -1, 0, 0};
-  zmq::pollitem_t items[] = {{sock_.handle(), 0, ZMQ_POLLIN, 0}, link_ ? link_->poll_item() : none,
-                             probe_link_ ? probe_link_->poll_item() : none,
-                             wake_fd >= 0 ? zmq::pollitem_t{nullptr, wake_fd, ZMQ_POLLIN, 0} : none};
-  // Wait in slices, so that losing the relay is reported while no data comes.
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    zmq::poll(items, 4, timeout.count() < 0 ? std::chrono::milliseconds(-1) : std::max(
-        std::chrono::milliseconds(0),
-        std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now())));
-    const bool data = (items[0].revents & ZMQ_POLLIN) != 0;
-    const bool woken = (items[3].revents & ZMQ_POLLIN) != 0;
-    // Before the data: a disconnection is known before the messages that follow it.
-    if ((items[1].revents | items[2].revents) & ZMQ_POLLIN) {
-      drain_links();
-      if (!data && !woken && (timeout.count() < 0 || std::chrono::steady_clock::now() < until)) continue;
-    }
-    if (woken) return result::woken;
-    if (!data) return result::timeout;
-    break;
-  }
+std::array<zmq::pollitem_t, 3> subscriber::poll_items() {
+  const zmq::pollitem_t inert{nullptr, -1, 0, 0};
+  return {zmq::pollitem_t{sock_.handle(), 0, ZMQ_POLLIN, 0}, link_ ? link_->poll_item() : inert,
+          probe_link_ ? probe_link_->poll_item() : inert};
+}
+
+std::chrono::milliseconds subscriber::next_timeout() const { return std::chrono::milliseconds(1000); }
+
+bool subscriber::service(const message_fn& fn) {
+  // Before the data: a disconnection is known before the messages that follow it.
+  drain_links();
   for (int i = 0; i < burst; ++i) {
     const auto d = deliver(fn);
-    if (d == step::stop) return result::stopped;
+    if (d == step::stop) return false;
     if (d == step::empty) break;
   }
-  return result::delivered;
+  return true;
+}
+
+subscriber::result subscriber::receive(std::chrono::milliseconds timeout, const message_fn& fn, int wake_fd) {
+  const auto own = poll_items();
+  zmq::pollitem_t items[] = {own[0], own[1], own[2],
+                             {nullptr, wake_fd, static_cast<short>(wake_fd >= 0 ? ZMQ_POLLIN : 0), 0}};
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto wait = next_timeout();
+    if (timeout.count() >= 0)
+      wait = std::min(wait, std::max(std::chrono::milliseconds(0), std::chrono::ceil<std::chrono::milliseconds>(
+                                                                       until - std::chrono::steady_clock::now())));
+    zmq::poll(items, 4, wait);
+    const bool data = (items[0].revents & ZMQ_POLLIN) != 0;
+    const bool links = ((items[1].revents | items[2].revents) & ZMQ_POLLIN) != 0;
+    if (items[3].revents & ZMQ_POLLIN) {
+      if (links) drain_links();
+      return result::woken;
+    }
+    if (data) return service(fn) ? result::delivered : result::stopped;
+    if (links) drain_links();
+    if (timeout.count() >= 0 && std::chrono::steady_clock::now() >= until) return result::timeout;
+  }
 }
 
 }  // namespace zrelay

@@ -1,6 +1,7 @@
 #pragma once
-// The publisher: coalesces consecutive messages of one topic into batches and sends them either
-// acked (DEALER -> relay ROUTER, windowed, resent on timeout) or fire-and-forget (-> relay XSUB).
+// The publisher: coalesces consecutive messages of one topic into batches and sends them acked
+// (DEALER -> relay ROUTER, windowed, resent on timeout) or fire-and-forget (XPUB -> relay XSUB);
+// or sends each message plain, [topic][payload], to the XSUB (see `delivery`).
 
 #include <chrono>
 #include <cstddef>
@@ -34,12 +35,18 @@ public:
   interrupted() : std::runtime_error("interrupted") {}
 };
 
+/// How a publisher sends.
+enum class delivery {
+  acked,    ///< batches to the relay's ROUTER (ack_endpoint), acknowledged, resent on timeout
+  batched,  ///< fire and forget: batches to the relay's XSUB (pub_endpoint), nothing confirmed
+  plain,    ///< fire and forget: [topic][payload] to the relay's XSUB, no header, no batching
+};
+
 /// How to build a publisher.
 struct publisher_config {
   std::string ack_endpoint = default_endpoint(default_ack_port);  ///< used when acked
-  std::string pub_endpoint = default_endpoint(default_pub_port);  ///< used when fire-and-forget
-  bool acked = true;
-  bool plain = false;  ///< fire-and-forget only: send [topic][payload], no header, no batching
+  std::string pub_endpoint = default_endpoint(default_pub_port);  ///< used when batched or plain
+  delivery mode = delivery::acked;
   std::size_t max_inflight = 50000;                  ///< messages sent and not yet acknowledged
   std::size_t max_inflight_bytes = 64u << 20;        ///< the same bound in bytes
   std::chrono::milliseconds ack_timeout{3000};       ///< resend when the oldest batch waits this long
@@ -112,6 +119,7 @@ private:
     std::chrono::steady_clock::time_point sent_at;
   };
 
+  bool acked() const { return cfg_.mode == delivery::acked; }
   bool transmit(batch& b);
   void transmit_pending();
   void handle_reply(const zmq::message_t& m);

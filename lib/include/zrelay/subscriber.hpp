@@ -1,6 +1,7 @@
 #pragma once
 // The subscriber: SUB socket with ZeroMQ prefix filtering, batch decoding and gap detection.
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -69,14 +70,16 @@ struct subscriber_stats {
   bool missing_exact() const { return unaccounted == 0; }
 };
 
-/// Thrown by subscriber::receive() when the relay closes the connection right after each of
-/// several handshakes while a topic over min_max_topic is subscribed: it refuses the subscription.
+/// Thrown by subscriber::receive() and service() when the relay closes the connection right after
+/// each of several handshakes while a topic over min_max_topic is subscribed: it refuses the
+/// subscription.
 class subscription_refused : public std::runtime_error {
 public:
   using std::runtime_error::runtime_error;
 };
 
-/// Receives from a relay (or any ZeroMQ PUB/XPUB). Not thread-safe.
+/// Receives from a relay (or any ZeroMQ PUB/XPUB). Not thread-safe. Either receive() waits, or
+/// the caller polls poll_items() in its own loop and calls service().
 class subscriber {
 public:
   /// Returns false to stop delivering (the rest of a batch is discarded).
@@ -96,14 +99,14 @@ public:
   std::string endpoint() const;
   void on_gap(gap_fn fn) { on_gap_ = std::move(fn); }
   void on_warning(warn_fn fn) { on_warning_ = std::move(fn); }
-  /// What receive() reports about the relay. `lost` and `restored` tell whether it answers
-  /// heartbeats (on a connection of their own, so that a full queue does not read as a dead relay;
-  /// with heartbeats off, from the data connection). `cut`: the connection carrying the
+  /// What receive() and service() report about the relay. `lost` and `restored` tell whether it
+  /// answers heartbeats (on a connection of their own, so that a full queue does not read as a dead
+  /// relay; with heartbeats off, from the data connection). `cut`: the connection carrying the
   /// subscription closed, and what the relay had queued for it is gone (ZeroMQ reconnects and
   /// subscribes again by itself; each stream's next message shows what was lost).
   enum class link_event { lost, restored, cut };
   using link_fn = std::function<void(link_event)>;
-  /// Called from receive() on each link_event.
+  /// Called from receive() or service() on each link_event.
   void on_link(link_fn fn) { on_link_ = std::move(fn); }
 
   /// Why receive() returned.
@@ -111,8 +114,24 @@ public:
 
   /// Waits up to `timeout` (negative: forever) for data, then delivers every message already
   /// waiting, up to a bounded burst. `stopped`: the callback returned false; `woken`: wake_fd
-  /// became readable. Throws subscription_refused.
+  /// became readable (before any data: what waits stays unread). Throws subscription_refused.
+  /// A loop over poll_items() and service().
   result receive(std::chrono::milliseconds timeout, const message_fn& fn, int wake_fd = -1);
+
+  /// What to poll in the caller's own loop, beside its other sockets: [0] the data socket, [1] and
+  /// [2] the monitors that report the data connection and the relay's liveness (on_link). A
+  /// monitor not in use (before connect(), with `bind`, inproc or heartbeats off) is inert: no
+  /// socket, fd -1, no events, which zmq::poll passes over. Fixed once connect() has returned.
+  std::array<zmq::pollitem_t, 3> poll_items();
+  /// Non-blocking: reads what the monitors reported, then delivers the messages already waiting,
+  /// up to a bounded burst (the data item stays readable while more wait). Call it when any of
+  /// poll_items() is readable; at other times it finds nothing to do. False when the callback
+  /// returned false (the rest of that batch is discarded). Throws subscription_refused.
+  bool service(const message_fn& fn);
+  /// How long the caller may sleep before service() has work that poll_items() does not show:
+  /// the subscriber keeps no timers, so this is only an upper bound (1 s, as publisher's at most),
+  /// safe to combine with std::min.
+  std::chrono::milliseconds next_timeout() const;
 
   const subscriber_stats& stats() const { return stats_; }
 

@@ -333,9 +333,10 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
   if (!p.topic && !p.topic_sep && p.source != pub_source::prompt)
     throw usage_error("no topic: give -t TOPIC (or --topic-sep SEP to read it from each line)");
 
-  pc.acked = r.count("no-ack") == 0;
-  pc.plain = r.count("plain") > 0;
-  if (pc.plain && pc.acked) throw usage_error("--plain needs --no-ack (the relay acknowledges only zrelay batches)");
+  const bool no_ack = r.count("no-ack") > 0;
+  if (r.count("plain") && !no_ack)
+    throw usage_error("--plain needs --no-ack (the relay acknowledges only zrelay batches)");
+  pc.mode = !no_ack ? delivery::acked : r.count("plain") ? delivery::plain : delivery::batched;
   if (r.count("host")) {
     if (r.count("ack-connect") || r.count("pub-connect"))
       throw usage_error("give either -H HOST or --ack-connect/--pub-connect, not both");
@@ -347,9 +348,9 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
     }
   }
   // Each mode talks to one socket of the relay: an endpoint for the other would be ignored.
-  if (!pc.acked && r.count("ack-connect"))
+  if (no_ack && r.count("ack-connect"))
     throw usage_error("--ack-connect does not apply with --no-ack (fire and forget goes to --pub-connect)");
-  if (pc.acked && r.count("pub-connect"))
+  if (!no_ack && r.count("pub-connect"))
     throw usage_error("--pub-connect needs --no-ack (acknowledged messages go to --ack-connect)");
   if (r.count("ack-connect")) pc.ack_endpoint = checked_endpoint(get(r, "ack-connect"), endpoint_use::connect);
   if (r.count("pub-connect")) pc.pub_endpoint = checked_endpoint(get(r, "pub-connect"), endpoint_use::connect);
