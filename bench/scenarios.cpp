@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -137,8 +138,14 @@ class relay_process : public external_relay {
 public:
   relay_process(const options& opt, const std::string& scenario) : external_relay(scenario, {}, -1) {
     int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe failed: ") + std::strerror(errno));
     pid_ = ::fork();
+    if (pid_ < 0) {
+      const int err = errno;
+      ::close(out[0]);
+      ::close(out[1]);
+      throw std::runtime_error("cannot start " + opt.zrelay_path + ": fork failed: " + std::strerror(err));
+    }
     if (pid_ == 0) {
       ::dup2(out[1], 1);
       const std::string hwm = std::to_string(opt.hwm);
@@ -149,17 +156,15 @@ public:
       ::_exit(127);
     }
     ::close(out[1]);
-    line_reader r(out[0]);
+    // No destructor runs for a constructor that throws: from here on the child is ended on
+    // every way out.
     std::string line;
-    bool eof = false;
-    const auto until = now_ns() + 10'000'000'000ull;
-    while (!r.next(line, eof)) {
-      pollfd p{out[0], POLLIN, 0};
-      if (eof || now_ns() > until) {
-        ::close(out[0]);
-        throw std::runtime_error("cannot start " + opt.zrelay_path + " (no ready line)");
-      }
-      ::poll(&p, 1, 100);
+    try {
+      line = ready_line(out[0], opt.zrelay_path);
+    } catch (...) {
+      ::close(out[0]);
+      stop();
+      throw;
     }
     ::close(out[0]);
     const auto field = [&line](const std::string& key) {
@@ -169,11 +174,32 @@ public:
       return line.substr(from, line.find(' ', from) - from);
     };
     ep_ = {field("pub"), field("sub"), field("ack")};
+    if (ep_.pub.empty() || ep_.sub.empty() || ep_.ack.empty()) {
+      stop();
+      throw std::runtime_error("cannot start " + opt.zrelay_path + " (unexpected ready line '" + line + "')");
+    }
   }
-  ~relay_process() override {
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
+  ~relay_process() override { stop(); }
+
+private:
+  // The first line the relay writes, within 10 s.
+  static std::string ready_line(int fd, const std::string& path) {
+    line_reader r(fd);
+    std::string line;
+    bool eof = false;
+    const auto until = now_ns() + 10'000'000'000ull;
+    while (!r.next(line, eof)) {
+      if (eof) throw std::runtime_error("cannot start " + path + " (it exited without a ready line)");
+      if (now_ns() > until) throw std::runtime_error("cannot start " + path + " (no ready line within 10 s)");
+      pollfd p{fd, POLLIN, 0};
+      ::poll(&p, 1, 100);
+    }
+    return line;
+  }
+  // It stops on SIGTERM after flushing for at most its linger (1 s by default).
+  void stop() {
+    stop_child(pid_, std::chrono::seconds(5));
+    pid_ = -1;
   }
 };
 
