@@ -270,7 +270,7 @@ std::unique_ptr<middle> make_middle(const options& opt, const std::string& scena
   return std::make_unique<embedded_relay>(opt, scenario);
 }
 
-// CPU ticks (user + system) and peak resident memory of a process.
+// CPU time (user + system, in seconds) and peak resident memory of a process; -1 when unknown.
 struct proc_sample {
   double cpu_seconds = -1;
   std::int64_t peak_rss_kib = -1;
@@ -302,7 +302,7 @@ proc_sample sample(int pid) {
 }
 
 // Waits for one line from any of the clients; returns its index, or -1 at the deadline.
-int wait_line(std::vector<std::unique_ptr<client_handle>>& clients, std::vector<line_reader>& readers,
+int wait_line(const std::vector<std::unique_ptr<client_handle>>& clients, std::vector<line_reader>& readers,
               std::string& line, std::uint64_t deadline) {
   for (;;) {
     for (std::size_t i = 0; i < readers.size(); ++i) {
@@ -311,7 +311,7 @@ int wait_line(std::vector<std::unique_ptr<client_handle>>& clients, std::vector<
     }
     if (now_ns() > deadline) return -1;
     std::vector<pollfd> fds;
-    for (auto& c : clients) fds.push_back({c->ch().from_client, POLLIN, 0});
+    for (const auto& c : clients) fds.push_back({c->ch().from_client, POLLIN, 0});
     ::poll(fds.data(), fds.size(), 100);
   }
 }
