@@ -30,13 +30,23 @@ class client_handle {
 public:
   client_handle(bool process, std::function<void(const channel&)> body) {
     int down[2], up[2];
-    if (::pipe2(down, O_CLOEXEC) != 0 || ::pipe2(up, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    if (::pipe2(down, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe failed: ") + std::strerror(errno));
+    if (::pipe2(up, O_CLOEXEC) != 0) {
+      const int err = errno;
+      ::close(down[0]);
+      ::close(down[1]);
+      throw std::runtime_error(std::string("pipe failed: ") + std::strerror(err));
+    }
     ch_ = {down[1], down[0], up[1], up[0]};
     if (process) {
       std::cout.flush();
       std::cerr.flush();
       pid_ = ::fork();
-      if (pid_ < 0) throw std::runtime_error("fork failed");
+      if (pid_ < 0) {
+        const int err = errno;
+        close_all();  // no destructor runs for a constructor that throws
+        throw std::runtime_error(std::string("fork failed: ") + std::strerror(err));
+      }
       if (pid_ == 0) {
         ::close(ch_.to_client);
         ::close(ch_.from_client);
@@ -52,8 +62,7 @@ public:
   }
   ~client_handle() {
     join();
-    for (int fd : {ch_.to_client, ch_.from_parent, ch_.to_parent, ch_.from_client})
-      if (fd >= 0) ::close(fd);
+    close_all();
   }
   void join() {
     if (thread_.joinable()) thread_.join();
@@ -75,6 +84,13 @@ public:
   const channel& ch() const { return ch_; }
 
 private:
+  void close_all() {
+    for (int* fd : {&ch_.to_client, &ch_.from_parent, &ch_.to_parent, &ch_.from_client}) {
+      if (*fd >= 0) ::close(*fd);
+      *fd = -1;
+    }
+  }
+
   channel ch_;
   pid_t pid_ = -1;
   std::thread thread_;
