@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <memory>
 #include <thread>
 
 #include "testutil.hpp"
@@ -83,6 +85,20 @@ zmq::socket_t bound_router(zmq::context_t& ctx, const std::string& ep = "tcp://1
   s.set(zmq::sockopt::linger, 0);
   s.bind(ep);
   return s;
+}
+
+// A ROUTER bound again to the port a closed one had: ZeroMQ closes the old listener on its own
+// thread, so the port may still be taken for a moment.
+std::unique_ptr<zmq::socket_t> bound_again(zmq::context_t& ctx, const std::string& ep) {
+  const auto until = clock_type::now() + deadline;
+  for (;;) {
+    try {
+      return std::make_unique<zmq::socket_t>(bound_router(ctx, ep));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EADDRINUSE || clock_type::now() >= until) throw;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 zmq::socket_t client(zmq::context_t& ctx) {
@@ -283,7 +299,7 @@ TEST_CASE("link_monitor reports the peer lost once, and restored when it is back
   CHECK(next_changes(link) == std::vector<link_monitor::change>{link_monitor::change::lost});
   CHECK(link.lost());
   // The same peer back on the same port: restored, and the link carries messages again.
-  peer = std::make_unique<zmq::socket_t>(bound_router(ctx, ep));
+  peer = bound_again(ctx, ep);
   auto changes = next_changes(link);
   CHECK(changes == std::vector<link_monitor::change>{link_monitor::change::restored});
   CHECK_FALSE(link.lost());
