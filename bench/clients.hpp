@@ -9,6 +9,9 @@
 //                    "progress N" (publisher: sent so far)
 //                    "result …" / "error TEXT"
 
+#include <sys/types.h>
+
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -41,6 +44,9 @@ private:
 
 /// Writes one line (adds the newline).
 void write_line(int fd, const std::string& line);
+
+/// Ends a child process and reaps it: SIGTERM, then SIGKILL if it is still there after `grace`.
+void stop_child(pid_t pid, std::chrono::milliseconds grace);
 
 /// Topic k of a run: all of one width, so that no topic is a prefix of another (a probe on the
 /// last one matches only its own subscription).

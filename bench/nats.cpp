@@ -6,7 +6,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +18,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include "clients.hpp"
 
 namespace zbench::nats {
 namespace {
@@ -131,22 +132,6 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-// Ends a child: SIGTERM (nats-server shuts down cleanly on it), SIGKILL if it lingers past 5 s.
-void stop_child(pid_t pid) {
-  if (pid <= 0) return;
-  ::kill(pid, SIGTERM);
-  int status = 0;
-  const auto until = clock::now() + std::chrono::seconds(5);
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (clock::now() > until) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-}
-
 }  // namespace
 
 server::server(const std::string& path) {
@@ -178,7 +163,7 @@ server::server(const std::string& path) {
       return;
     }
     if (clock::now() > until) {
-      stop_child(pid_);
+      stop_child(pid_, std::chrono::seconds(5));
       pid_ = -1;
       throw std::runtime_error(bin + " did not accept connections on 127.0.0.1:" + port + " within 10 s");
     }
@@ -186,7 +171,7 @@ server::server(const std::string& path) {
   }
 }
 
-server::~server() { stop_child(pid_); }
+server::~server() { stop_child(pid_, std::chrono::seconds(5)); }  // it shuts down cleanly on SIGTERM
 
 std::string server::url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
 

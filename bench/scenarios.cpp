@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -29,13 +30,23 @@ class client_handle {
 public:
   client_handle(bool process, std::function<void(const channel&)> body) {
     int down[2], up[2];
-    if (::pipe2(down, O_CLOEXEC) != 0 || ::pipe2(up, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    if (::pipe2(down, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe failed: ") + std::strerror(errno));
+    if (::pipe2(up, O_CLOEXEC) != 0) {
+      const int err = errno;
+      ::close(down[0]);
+      ::close(down[1]);
+      throw std::runtime_error(std::string("pipe failed: ") + std::strerror(err));
+    }
     ch_ = {down[1], down[0], up[1], up[0]};
     if (process) {
       std::cout.flush();
       std::cerr.flush();
       pid_ = ::fork();
-      if (pid_ < 0) throw std::runtime_error("fork failed");
+      if (pid_ < 0) {
+        const int err = errno;
+        close_all();  // no destructor runs for a constructor that throws
+        throw std::runtime_error(std::string("fork failed: ") + std::strerror(err));
+      }
       if (pid_ == 0) {
         ::close(ch_.to_client);
         ::close(ch_.from_client);
@@ -51,8 +62,7 @@ public:
   }
   ~client_handle() {
     join();
-    for (int fd : {ch_.to_client, ch_.from_parent, ch_.to_parent, ch_.from_client})
-      if (fd >= 0) ::close(fd);
+    close_all();
   }
   void join() {
     if (thread_.joinable()) thread_.join();
@@ -74,6 +84,13 @@ public:
   const channel& ch() const { return ch_; }
 
 private:
+  void close_all() {
+    for (int* fd : {&ch_.to_client, &ch_.from_parent, &ch_.to_parent, &ch_.from_client}) {
+      if (*fd >= 0) ::close(*fd);
+      *fd = -1;
+    }
+  }
+
   channel ch_;
   pid_t pid_ = -1;
   std::thread thread_;
@@ -137,8 +154,14 @@ class relay_process : public external_relay {
 public:
   relay_process(const options& opt, const std::string& scenario) : external_relay(scenario, {}, -1) {
     int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe failed: ") + std::strerror(errno));
     pid_ = ::fork();
+    if (pid_ < 0) {
+      const int err = errno;
+      ::close(out[0]);
+      ::close(out[1]);
+      throw std::runtime_error("cannot start " + opt.zrelay_path + ": fork failed: " + std::strerror(err));
+    }
     if (pid_ == 0) {
       ::dup2(out[1], 1);
       const std::string hwm = std::to_string(opt.hwm);
@@ -149,17 +172,15 @@ public:
       ::_exit(127);
     }
     ::close(out[1]);
-    line_reader r(out[0]);
+    // No destructor runs for a constructor that throws: from here on the child is ended on
+    // every way out.
     std::string line;
-    bool eof = false;
-    const auto until = now_ns() + 10'000'000'000ull;
-    while (!r.next(line, eof)) {
-      pollfd p{out[0], POLLIN, 0};
-      if (eof || now_ns() > until) {
-        ::close(out[0]);
-        throw std::runtime_error("cannot start " + opt.zrelay_path + " (no ready line)");
-      }
-      ::poll(&p, 1, 100);
+    try {
+      line = ready_line(out[0], opt.zrelay_path);
+    } catch (...) {
+      ::close(out[0]);
+      stop();
+      throw;
     }
     ::close(out[0]);
     const auto field = [&line](const std::string& key) {
@@ -169,11 +190,32 @@ public:
       return line.substr(from, line.find(' ', from) - from);
     };
     ep_ = {field("pub"), field("sub"), field("ack")};
+    if (ep_.pub.empty() || ep_.sub.empty() || ep_.ack.empty()) {
+      stop();
+      throw std::runtime_error("cannot start " + opt.zrelay_path + " (unexpected ready line '" + line + "')");
+    }
   }
-  ~relay_process() override {
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
+  ~relay_process() override { stop(); }
+
+private:
+  // The first line the relay writes, within 10 s.
+  static std::string ready_line(int fd, const std::string& path) {
+    line_reader r(fd);
+    std::string line;
+    bool eof = false;
+    const auto until = now_ns() + 10'000'000'000ull;
+    while (!r.next(line, eof)) {
+      if (eof) throw std::runtime_error("cannot start " + path + " (it exited without a ready line)");
+      if (now_ns() > until) throw std::runtime_error("cannot start " + path + " (no ready line within 10 s)");
+      pollfd p{fd, POLLIN, 0};
+      ::poll(&p, 1, 100);
+    }
+    return line;
+  }
+  // It stops on SIGTERM after flushing for at most its linger (1 s by default).
+  void stop() {
+    stop_child(pid_, std::chrono::seconds(5));
+    pid_ = -1;
   }
 };
 
@@ -244,7 +286,7 @@ std::unique_ptr<middle> make_middle(const options& opt, const std::string& scena
   return std::make_unique<embedded_relay>(opt, scenario);
 }
 
-// CPU ticks (user + system) and peak resident memory of a process.
+// CPU time (user + system, in seconds) and peak resident memory of a process; -1 when unknown.
 struct proc_sample {
   double cpu_seconds = -1;
   std::int64_t peak_rss_kib = -1;
@@ -276,7 +318,7 @@ proc_sample sample(int pid) {
 }
 
 // Waits for one line from any of the clients; returns its index, or -1 at the deadline.
-int wait_line(std::vector<std::unique_ptr<client_handle>>& clients, std::vector<line_reader>& readers,
+int wait_line(const std::vector<std::unique_ptr<client_handle>>& clients, std::vector<line_reader>& readers,
               std::string& line, std::uint64_t deadline) {
   for (;;) {
     for (std::size_t i = 0; i < readers.size(); ++i) {
@@ -285,7 +327,7 @@ int wait_line(std::vector<std::unique_ptr<client_handle>>& clients, std::vector<
     }
     if (now_ns() > deadline) return -1;
     std::vector<pollfd> fds;
-    for (auto& c : clients) fds.push_back({c->ch().from_client, POLLIN, 0});
+    for (const auto& c : clients) fds.push_back({c->ch().from_client, POLLIN, 0});
     ::poll(fds.data(), fds.size(), 100);
   }
 }

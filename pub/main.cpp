@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
-#include <deque>
 #include <iomanip>
 #include <iostream>
 #include <vector>
@@ -212,7 +211,7 @@ int finish(const pub_options& opt, publisher& pub, const router& route, bool int
   return status;
 }
 
-int run(const pub_options& opt, signal_watch& signals) {
+int run(const pub_options& opt, const signal_watch& signals) {
   zmq::context_t ctx(1);
   auto cfg = opt.publisher;
   cfg.stop_fd = signals.fd();

@@ -73,7 +73,7 @@ void print_stats(const subscriber_stats& s) {
   std::cerr << std::endl;
 }
 
-int run(sub_options opt, signal_watch& signals) {
+int run(sub_options opt, const signal_watch& signals) {
   if (opt.prompt_topic) {
     std::cerr << "Topic to subscribe to (empty for everything): " << std::flush;
     std::string topic;

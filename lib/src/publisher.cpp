@@ -143,8 +143,7 @@ void publisher::flush() {
   b.topic_seq = first_topic_seq;
   b.count = count;
   b.topic = cur_topic_;
-  b.body.swap(cur_body_);
-  cur_body_.clear();
+  b.body.swap(cur_body_);  // b.body was empty, and so is cur_body_ now
   b.sent_at = clock::now();
   inflight_msgs_ += count;
   inflight_bytes_ += b.body.size();
@@ -152,7 +151,7 @@ void publisher::flush() {
   transmit_pending();
 }
 
-void publisher::send_fire_and_forget(const std::string& topic, std::string& body, std::uint32_t count,
+void publisher::send_fire_and_forget(const std::string& topic, const std::string& body, std::uint32_t count,
                                      std::uint64_t seq, std::uint64_t topic_seq) {
   wire::batch_header h;
   h.count = count;

@@ -93,9 +93,10 @@ void write_file(const std::string& path, const std::string& text, mode_t mode) {
     ok = n > 0;
     if (ok) done += static_cast<std::size_t>(n);
   }
-  const int err = errno;
+  int err = ok ? 0 : errno;
   if (::close(fd) != 0 && ok) {
     ok = false;
+    err = errno;
   }
   if (!ok) {
     ::unlink(path.c_str());

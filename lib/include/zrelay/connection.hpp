@@ -26,16 +26,17 @@ bool connect_and_wait(zmq::context_t& ctx, zmq::socket_t& sock, const std::strin
 
 /// Sets ZeroMQ heartbeats on a socket: a PING every `interval`, the connection given up after
 /// three intervals without a frame from the peer (so a stopped or vanished peer is noticed), and
-/// the peer asked to do the same. 0 turns them off. Only for a socket whose input never stalls:
-/// libzmq stops reading a connection whose queue is full, so its peer's frames look like silence
-/// (and libzmq 4.3.4 aborts on the reconnect that follows, or on a PING written after the peer
-/// closed). A subscriber's data connection uses set_keepalive instead.
+/// the peer asked to do the same. 0 sets nothing (ZeroMQ's default: none). Only for a socket
+/// whose input never stalls: libzmq stops reading a connection whose queue is full, so its peer's
+/// frames look like silence (and libzmq 4.3.4 aborts on the reconnect that follows, or on a PING
+/// written after the peer closed). A subscriber's data connection uses set_keepalive instead.
 void set_heartbeat(zmq::socket_t& sock, std::chrono::milliseconds interval);
 
 /// Sets TCP keepalives on a socket's connections: after `interval` (rounded up to seconds) with
 /// nothing received, the kernel probes the peer every `interval` and closes the connection after
 /// three probes go unanswered. The peer's kernel answers them however full its queues are, so
-/// they tell a vanished host or a closed connection from a slow reader. 0 turns them off.
+/// they tell a vanished host or a closed connection from a slow reader. 0 sets nothing (the
+/// system's default, on Linux none).
 void set_keepalive(zmq::socket_t& sock, std::chrono::milliseconds interval);
 
 /// Watches a connected client socket and tells when the relay is lost and when it is back.

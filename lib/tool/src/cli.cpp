@@ -302,7 +302,7 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
     p.topic_sep = get(r, "topic-sep");
     if (p.topic_sep->empty()) throw usage_error("--topic-sep must not be empty");
   }
-  if (r.count("message") + r.count("file") > 1 || r.count("message") > 1 || r.count("file") > 1)
+  if (r.count("message") + r.count("file") > 1)
     throw usage_error("give one input: -m MSG, -f FILE, or standard input");
   const bool lines = r.count("lines") > 0;
   if (r.count("message")) {
