@@ -80,7 +80,7 @@ public:
   void on_tick(std::chrono::milliseconds every, tick_fn fn);
   /// Forwards until stopped; flushes what it holds (bounded by linger) before returning.
   void run(int stop_fd = -1);
-  /// Thread-safe: makes run() return within about 100 ms.
+  /// Thread-safe: run() stops reading within about 100 ms, then flushes what it holds (up to linger).
   void request_stop();
   /// The counters now (thread-safe).
   relay_counters counters() const;
