@@ -302,10 +302,8 @@ void zap_handler::run() {
           reason = "client key not in the allowlist";
         }
       }
-      std::array<zmq::message_t, 6> reply = {frame("1.0"), frame(text(1)), frame(status),
-                                              frame(reason), frame(user), zmq::message_t()};
-      for (std::size_t i = 0; i < reply.size(); ++i)
-        (void)sock_.send(reply[i], i + 1 < reply.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      // Counted and reported before the reply goes: whoever sees the client's handshake end sees
+      // the counters already moved.
       if (status == "200") {
         accepted_.fetch_add(1, std::memory_order_relaxed);
       } else {
@@ -318,6 +316,10 @@ void zap_handler::run() {
         } catch (const std::exception&) {
         }
       }
+      std::array<zmq::message_t, 6> reply = {frame("1.0"), frame(text(1)), frame(status),
+                                              frame(reason), frame(user), zmq::message_t()};
+      for (std::size_t i = 0; i < reply.size(); ++i)
+        (void)sock_.send(reply[i], i + 1 < reply.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
     }
   } catch (const zmq::error_t&) {
     // ETERM: the context is shutting down, and the relay's sockets with it.
