@@ -85,6 +85,19 @@ refusal too_many_runs(const wire::batch_header& h, const std::vector<record_run>
   return r;
 }
 
+// Checks a batch's body against its header's count and the size limit. False: it does not hold
+// `count` records, and `r` is the refusal (counted as one message: the count is not believed; the
+// NACK covers `nack_count` records).
+bool body_breaks(std::string_view body, const wire::batch_header& h, const limits& l, std::uint32_t nack_count,
+                 bool& too_large, refusal& r) {
+  std::size_t largest = 0;
+  const auto bs = wire::validate_body(body.data(), body.size(), h.count, l.max_msg_size, too_large, largest);
+  if (bs == wire::status::ok) return false;
+  r = make(rule::body, h, nack_count, 1);
+  r.status = bs;
+  return true;
+}
+
 void refuse(verdict& v, const refusal& r) {
   v.what = verdict::action::refuse;
   v.refusals.push_back(r);
@@ -203,20 +216,16 @@ void judge_acked(const std::string_view* frames, std::size_t frames_seen, const 
   }
   // Nor is the count of a header whose body does not match it: the body is checked first.
   bool too_large = false;
-  std::size_t largest = 0;
-  const auto bs = wire::validate_body(frames[2].data(), frames[2].size(), h.count, l.max_msg_size, too_large, largest);
-  if (bs != wire::status::ok) {
+  refusal r;
+  if (body_breaks(frames[2], h, l, h.count, too_large, r)) {
     out.msgs = 1;
     out.malformed = 1;
-    auto r = make(rule::body, h, h.count, 1);
-    r.status = bs;
     refuse(out, r);
     return;
   }
   out.msgs = h.count;
   // A header that breaks the sequence rules changes nothing the relay remembers, as one that does
   // not decode: its numbers cannot be trusted.
-  refusal r;
   if (broken_sequence_rule(h, r)) {
     out.malformed = 1;
     refuse(out, r);
@@ -305,12 +314,9 @@ void judge_fire_and_forget(const frames_view& m, const limits& l, verdict& out) 
       return;
     }
     bool too_large = false;
-    std::size_t largest = 0;
-    const auto bs = wire::validate_body(f[2].data(), f[2].size(), h.count, l.max_msg_size, too_large, largest);
-    if (bs != wire::status::ok) {
+    refusal r;
+    if (body_breaks(f[2], h, l, 1, too_large, r)) {
       out.msgs = 1;
-      auto r = make(rule::body, h, 1, 1);
-      r.status = bs;
       drop(r);
       return;
     }
@@ -319,7 +325,6 @@ void judge_fire_and_forget(const frames_view& m, const limits& l, verdict& out) 
     out.end = h.seq + h.count;
     // The records' numbers must exist: the parts of a batch split around an oversized record, and
     // every subscriber, count from them.
-    refusal r;
     if (numbers_wrap(h, r)) {
       drop(r);
       return;
