@@ -61,6 +61,8 @@ struct relay::impl {
             [this](std::uint64_t t, fanout::outcome o) { delivered(t, o); }) {
     xframes.resize(ingress::max_frames);
     xviews.resize(ingress::max_frames);
+    // Bound only now that the monitors watch: a publisher that connects at once is counted too.
+    s.bind(cfg);
   }
   // The ZAP handler stops before the sockets close.
   ~impl() { zap.reset(); }
@@ -337,6 +339,7 @@ struct relay::impl {
           timeout = std::clamp(until, std::chrono::milliseconds(0), timeout);
         }
         loop.run_once(timeout, blocked, may_read);
+        if (stop.load(std::memory_order_relaxed)) break;
         if (out.holding()) (void)out.retry();
         flush_acks();
         const auto now = clock::now();

@@ -13,6 +13,8 @@ TEST_CASE("relay_sockets set the frame limits from the config and resolve epheme
   cfg.max_topic = 2000;
   cfg.hwm = 50;
   zrelay::relay_sockets s(ctx, cfg);
+  CHECK(s.bound.pub.empty());  // configured, not bound yet
+  s.bind(cfg);
   CHECK(s.router.get(zmq::sockopt::maxmsgsize) == static_cast<std::int64_t>(zrelay::frame_limit(cfg.max_msg_size)));
   CHECK(s.xsub.get(zmq::sockopt::maxmsgsize) == static_cast<std::int64_t>(zrelay::frame_limit(cfg.max_msg_size)));
   // A subscription frame is its topic and a 10-byte command name.

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -17,17 +18,20 @@ public:
   using log_fn = std::function<void(std::string_view)>;
 
   void set(log_fn fn, bool verbose) {
+    auto shared = fn ? std::make_shared<const log_fn>(std::move(fn)) : nullptr;
     std::lock_guard<std::mutex> lock(mutex_);
-    fn_ = std::move(fn);
+    fn_ = std::move(shared);
     verbose_.store(verbose, std::memory_order_relaxed);
   }
   bool verbose() const { return verbose_.load(std::memory_order_relaxed); }
 
-  /// Logs a line.
+  /// Logs a line. The function is called outside the lock: a slow one holds up no other thread's
+  /// set(), and one that calls set() itself does not deadlock.
   void line(const std::string& text) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (fn_) fn_(text);
+    if (const auto fn = current()) (*fn)(text);
   }
+  /// Whether there is anywhere to log to.
+  bool logging() const { return current() != nullptr; }
   /// Logs `text()` with verbose on; builds nothing otherwise.
   template <typename TextFn>
   void note(const TextFn& text) {
@@ -38,13 +42,20 @@ public:
   template <typename Kind, typename TextFn>
   void warn_once(detail::once_per_kind<Kind>& flags, Kind k, const TextFn& text,
                  std::string_view further = " (further ones are counted, not logged)") {
+    // Nowhere to log yet: the first one is still to be logged once there is.
+    if (!logging()) return;
     const bool v = verbose();
     if (flags.first(k, v)) line(text() + (v ? std::string() : std::string(further)));
   }
 
 private:
-  std::mutex mutex_;
-  log_fn fn_;
+  std::shared_ptr<const log_fn> current() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return fn_;
+  }
+
+  mutable std::mutex mutex_;
+  std::shared_ptr<const log_fn> fn_;
   std::atomic<bool> verbose_{false};
 };
 

@@ -74,6 +74,9 @@ relay_sockets::relay_sockets(zmq::context_t& ctx, const relay_config& cfg)
   // frames too: min_max_topic leaves room for them (CURVE's INITIATE is the largest, about 300 bytes).
   const auto sub_frame = cfg.max_topic + sub_frame_overhead + (cfg.curve.enabled() ? curve_frame_overhead : 0);
   xpub.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(sub_frame));
+}
+
+void relay_sockets::bind(const relay_config& cfg) {
   bound.pub = bind_socket(xsub, cfg.pub_bind);
   bound.sub = bind_socket(xpub, cfg.sub_bind);
   bound.ack = bind_socket(router, cfg.ack_bind);

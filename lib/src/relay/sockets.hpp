@@ -14,10 +14,12 @@
 
 namespace zrelay {
 
-/// The three sockets, configured and bound. Throws endpoint_error, bind_error, std::invalid_argument
-/// (a topic limit out of range).
+/// The three sockets, configured (throws std::invalid_argument for a topic limit out of range), then
+/// bound by bind() — in two steps, so that monitors can watch them before any peer can connect.
 struct relay_sockets {
   relay_sockets(zmq::context_t& ctx, const relay_config& cfg);
+  /// Binds the three endpoints of `cfg`; throws endpoint_error, bind_error.
+  void bind(const relay_config& cfg);
 
   zmq::socket_t xsub, xpub, router;
   bound_endpoints bound;
