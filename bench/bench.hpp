@@ -37,16 +37,16 @@ struct options {
   double rate = 0;                 ///< messages per second per publisher; 0: as fast as possible
   int runs = 1;
   zrelay::full_policy on_full = zrelay::full_policy::drop;
-  int hwm = 1000;                  ///< relay high-water mark (embedded or spawned relay)
+  int hwm = 1000;  ///< relay high-water mark (embedded or spawned relay)
   std::size_t max_inflight = 50000;
-  bool processes = false;          ///< each client in its own process
-  int stuck = 0;                   ///< extra subscribers that subscribe and never read
-  bool relay_process = false;      ///< spawn the zrelay binary instead of embedding the relay
-  std::string zrelay_path;         ///< where that binary is
-  std::string nats_server_path;    ///< --nats-server; empty: nats-server on PATH (or /usr/sbin)
+  bool processes = false;                           ///< each client in its own process
+  int stuck = 0;                                    ///< extra subscribers that subscribe and never read
+  bool relay_process = false;                       ///< spawn the zrelay binary instead of embedding the relay
+  std::string zrelay_path;                          ///< where that binary is
+  std::string nats_server_path;                     ///< --nats-server; empty: nats-server on PATH (or /usr/sbin)
   std::optional<zrelay::bound_endpoints> external;  ///< --relay: use a running relay
-  int relay_pid = 0;               ///< --relay-pid: measure that process's CPU and memory
-  std::chrono::milliseconds grace{2000};  ///< how long subscribers wait for stragglers
+  int relay_pid = 0;                                ///< --relay-pid: measure that process's CPU and memory
+  std::chrono::milliseconds grace{2000};            ///< how long subscribers wait for stragglers
   bool json = false;
   bool csv = false;
   bool progress = false;
@@ -55,9 +55,9 @@ struct options {
 /// Where a client connects (or binds) in one run.
 struct wiring {
   std::string scenario;
-  std::string pub_endpoint;                 ///< relay XSUB / ROUTER / proxy XSUB / nats URL; empty for direct
-  std::vector<std::string> sub_endpoints;   ///< direct: every subscriber's bound endpoint
-  std::string sub_endpoint;                 ///< relay XPUB / proxy XPUB / nats URL; for direct: bind this
+  std::string pub_endpoint;                ///< relay XSUB / ROUTER / proxy XSUB / nats URL; empty for direct
+  std::vector<std::string> sub_endpoints;  ///< direct: every subscriber's bound endpoint
+  std::string sub_endpoint;                ///< relay XPUB / proxy XPUB / nats URL; for direct: bind this
 };
 
 /// One client's outcome, as it reports it.
@@ -66,7 +66,7 @@ struct client_result {
   int index = 0;
   std::uint64_t sent = 0, acked = 0, nacked = 0, retried = 0;  ///< publisher
   std::uint64_t received = 0, lost = 0, duplicates = 0;        ///< subscriber
-  std::uint64_t start_ns = 0, end_ns = 0;  ///< first send / last send, or first / last receive
+  std::uint64_t start_ns = 0, end_ns = 0;                      ///< first send / last send, or first / last receive
   histogram latency;
 };
 
@@ -78,7 +78,7 @@ struct run_result {
   double msgs_per_sec = 0;
   double mb_per_sec = 0;
   histogram latency;
-  double relay_cpu_percent = -1;   ///< -1: not measured
+  double relay_cpu_percent = -1;  ///< -1: not measured
   std::int64_t relay_peak_rss_kib = -1;
   std::string error;
 };

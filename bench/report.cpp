@@ -43,7 +43,8 @@ void report(const options& opt, const std::string& scenario, const std::vector<r
     if (r.error.empty()) ok.push_back(&r);
     else error = r.error;
   }
-  std::sort(ok.begin(), ok.end(), [](const run_result* a, const run_result* b) { return a->msgs_per_sec < b->msgs_per_sec; });
+  std::sort(ok.begin(), ok.end(),
+            [](const run_result* a, const run_result* b) { return a->msgs_per_sec < b->msgs_per_sec; });
   const run_result* med = ok.empty() ? nullptr : ok[ok.size() / 2];
   const double lo = ok.empty() ? 0 : ok.front()->msgs_per_sec;
   const double hi = ok.empty() ? 0 : ok.back()->msgs_per_sec;
@@ -71,7 +72,8 @@ void report(const options& opt, const std::string& scenario, const std::vector<r
         const auto n = c.role == "pub" ? c.sent : c.received;
         o << (first ? "" : ",") << "{\"role\":\"" << c.role << "\",\"index\":" << c.index << ",\"msgs\":" << n
           << ",\"msgs_per_sec\":" << fixed(secs > 0 ? static_cast<double>(n) / secs : 0, 0);
-        if (c.role == "pub") o << ",\"acked\":" << c.acked << ",\"nacked\":" << c.nacked << ",\"retried\":" << c.retried;
+        if (c.role == "pub")
+          o << ",\"acked\":" << c.acked << ",\"nacked\":" << c.nacked << ",\"retried\":" << c.retried;
         else o << ",\"lost\":" << c.lost << ",\"duplicates\":" << c.duplicates;
         o << "}";
         first = false;
@@ -85,8 +87,9 @@ void report(const options& opt, const std::string& scenario, const std::vector<r
   }
   if (opt.csv) {
     if (header)
-      std::cout << "scenario,size,pubs,subs,topics,rate,runs,sent,received,lost,msgs_per_sec,msgs_per_sec_min,"
-                   "msgs_per_sec_max,mb_per_sec,p50_us,p90_us,p99_us,p999_us,max_us,relay_cpu_percent,relay_peak_rss_kib,error\n";
+      std::cout
+          << "scenario,size,pubs,subs,topics,rate,runs,sent,received,lost,msgs_per_sec,msgs_per_sec_min,"
+             "msgs_per_sec_max,mb_per_sec,p50_us,p90_us,p99_us,p999_us,max_us,relay_cpu_percent,relay_peak_rss_kib,error\n";
     std::cout << scenario << ',' << opt.size << ',' << opt.pubs << ',' << opt.subs << ',' << opt.topics << ','
               << opt.rate << ',' << runs.size() << ',';
     if (med) {
@@ -114,13 +117,13 @@ void report(const options& opt, const std::string& scenario, const std::vector<r
   const std::string ps = std::to_string(opt.pubs) + ":" + std::to_string(opt.subs);
   const std::string range = runs.size() > 1 ? "(" + human(lo) + " - " + human(hi) + ")" : "";
   std::printf("%-10s %6zu %5s %9s %9s %8llu %9s %19s %8.1f %8.1f %8.1f %8.1f %8.1f %9.1f\n", scenario.c_str(), opt.size,
-              ps.c_str(), human(static_cast<double>(med->sent)).c_str(), human(static_cast<double>(med->received)).c_str(),
-              static_cast<unsigned long long>(med->lost), human(med->msgs_per_sec).c_str(), range.c_str(),
-              med->mb_per_sec, q(0.5), q(0.9), q(0.99), q(0.999), us(med->latency.max()));
+              ps.c_str(), human(static_cast<double>(med->sent)).c_str(),
+              human(static_cast<double>(med->received)).c_str(), static_cast<unsigned long long>(med->lost),
+              human(med->msgs_per_sec).c_str(), range.c_str(), med->mb_per_sec, q(0.5), q(0.9), q(0.99), q(0.999),
+              us(med->latency.max()));
   if (med->relay_cpu_percent >= 0)
     std::printf("%-10s %s: %.0f%% CPU, peak RSS %.1f MiB\n", "", scenario == "nats" ? "nats-server" : "relay process",
-                med->relay_cpu_percent,
-                static_cast<double>(med->relay_peak_rss_kib) / 1024.0);
+                med->relay_cpu_percent, static_cast<double>(med->relay_peak_rss_kib) / 1024.0);
   if (!error.empty()) std::printf("%-10s (a run failed: %s)\n", "", error.c_str());
   std::fflush(stdout);
 }

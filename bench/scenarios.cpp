@@ -166,8 +166,8 @@ public:
       ::dup2(out[1], 1);
       const std::string hwm = std::to_string(opt.hwm);
       const char* policy = opt.on_full == zrelay::full_policy::block ? "block" : "drop";
-      ::execl(opt.zrelay_path.c_str(), "zrelay", "--pub-bind", "tcp://127.0.0.1:*", "--sub-bind",
-              "tcp://127.0.0.1:*", "--ack-bind", "tcp://127.0.0.1:*", "--hwm", hwm.c_str(), "--on-full", policy,
+      ::execl(opt.zrelay_path.c_str(), "zrelay", "--pub-bind", "tcp://127.0.0.1:*", "--sub-bind", "tcp://127.0.0.1:*",
+              "--ack-bind", "tcp://127.0.0.1:*", "--hwm", hwm.c_str(), "--on-full", policy,
               static_cast<char*>(nullptr));
       ::_exit(127);
     }
@@ -336,9 +336,10 @@ void progress_bar(const options& opt, const std::string& scenario, double fracti
   if (!opt.progress) return;
   const int width = 30;
   const int filled = static_cast<int>(std::clamp(fraction, 0.0, 1.0) * width);
-  std::cerr << "\r" << scenario << " run " << run + 1 << "/" << runs << " [" << std::string(static_cast<std::size_t>(filled), '#')
-            << std::string(static_cast<std::size_t>(width - filled), ' ') << "] " << static_cast<int>(fraction * 100) << "% "
-            << std::flush;
+  std::cerr << "\r" << scenario << " run " << run + 1 << "/" << runs << " ["
+            << std::string(static_cast<std::size_t>(filled), '#')
+            << std::string(static_cast<std::size_t>(width - filled), ' ') << "] " << static_cast<int>(fraction * 100)
+            << "% " << std::flush;
 }
 
 }  // namespace
@@ -405,7 +406,8 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
         stuck_nats.push_back(std::make_unique<nats::connection>(w.sub_endpoint, std::chrono::seconds(5), 4096));
         int sid = 0;
         for (const auto& topic : topic_names(opt.topics)) stuck_nats.back()->subscribe(topic, ++sid);
-        if (!stuck_nats.back()->round_trip(std::chrono::seconds(5))) abort_all("a stuck nats subscriber could not subscribe");
+        if (!stuck_nats.back()->round_trip(std::chrono::seconds(5)))
+          abort_all("a stuck nats subscriber could not subscribe");
       }
     } else if (scenario != "direct") {
       for (int i = 0; i < opt.stuck; ++i) {

@@ -12,9 +12,9 @@
 
 #include "zrelay/cli.hpp"
 #include "zrelay/connection.hpp"
+#include "zrelay/defaults.hpp"
 #include "zrelay/input.hpp"
 #include "zrelay/publisher.hpp"
-#include "zrelay/defaults.hpp"
 #include "zrelay/signals.hpp"
 
 namespace {
@@ -116,7 +116,8 @@ std::optional<std::string> ask(const char* prompt, int sig_fd, publisher* pub) {
   std::string line;
   char c = 0;
   for (;;) {
-    zmq::pollitem_t items[] = {{nullptr, 0, ZMQ_POLLIN, 0}, {nullptr, sig_fd, ZMQ_POLLIN, 0},
+    zmq::pollitem_t items[] = {{nullptr, 0, ZMQ_POLLIN, 0},
+                               {nullptr, sig_fd, ZMQ_POLLIN, 0},
                                pub ? pub->poll_item() : zmq::pollitem_t{nullptr, -1, 0, 0}};
     zmq::poll(items, pub ? 3 : 2, std::chrono::milliseconds(1000));
     if (items[1].revents & ZMQ_POLLIN) return std::nullopt;
@@ -156,12 +157,9 @@ void prompt_loop(const pub_options& opt, publisher& pub, int sig_fd) {
     }
     const bool done = pub.drain(wait);
     const auto ms = std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
-    if (pub.stats().nacked > before.nacked)
-      std::cout << "refused by the relay: " << pub.stats().first_refusal << '\n';
-    else if (done)
-      std::cout << "acknowledged in " << ms << " ms\n";
-    else
-      std::cout << "not acknowledged yet after " << ms << " ms\n";
+    if (pub.stats().nacked > before.nacked) std::cout << "refused by the relay: " << pub.stats().first_refusal << '\n';
+    else if (done) std::cout << "acknowledged in " << ms << " ms\n";
+    else std::cout << "not acknowledged yet after " << ms << " ms\n";
   }
 }
 
@@ -177,21 +175,20 @@ int finish(const pub_options& opt, publisher& pub, const router& route, bool int
   }
   int status = cli::exit_ok;
   if (route.no_separator.count > 0) {
-    std::cerr << "zpub: error: " << route.no_separator.count << " record(s) had no topic separator '"
-              << *opt.topic_sep << "' and there is no -t to fall back on (first: record "
-              << route.no_separator.first << ")" << std::endl;
+    std::cerr << "zpub: error: " << route.no_separator.count << " record(s) had no topic separator '" << *opt.topic_sep
+              << "' and there is no -t to fall back on (first: record " << route.no_separator.first << ")" << std::endl;
     status = cli::exit_error;
   }
   if (route.empty_topic.count > 0) {
     std::cerr << "zpub: error: " << route.empty_topic.count << " record(s) had an empty topic (nothing before '"
-              << *opt.topic_sep << "') and there is no -t to fall back on (first: record "
-              << route.empty_topic.first << ")" << std::endl;
+              << *opt.topic_sep << "') and there is no -t to fall back on (first: record " << route.empty_topic.first
+              << ")" << std::endl;
     status = cli::exit_error;
   }
   if (route.oversized > 0) {
-    std::cerr << "zpub: error: " << route.oversized << " message(s) larger than --max-msg-size ("
-              << opt.max_msg_size << " bytes) not sent (first: record " << route.first_oversized << ", "
-              << route.first_oversized_size << " bytes)" << std::endl;
+    std::cerr << "zpub: error: " << route.oversized << " message(s) larger than --max-msg-size (" << opt.max_msg_size
+              << " bytes) not sent (first: record " << route.first_oversized << ", " << route.first_oversized_size
+              << " bytes)" << std::endl;
     status = cli::exit_refused;
   }
   if (s.nacked > 0) {
@@ -220,8 +217,7 @@ int run(const pub_options& opt, const signal_watch& signals) {
     if (c == link_monitor::change::lost)
       std::cerr << "zpub: warning: lost the relay at " << pub.endpoint()
                 << "; reconnecting (what it did not acknowledge is sent again)" << std::endl;
-    else
-      std::cerr << "zpub: reconnected to " << pub.endpoint() << std::endl;
+    else std::cerr << "zpub: reconnected to " << pub.endpoint() << std::endl;
   });
   int fd = 0;
   std::string input_name = "standard input";
@@ -231,7 +227,7 @@ int run(const pub_options& opt, const signal_watch& signals) {
     if (fd < 0) throw input_error("cannot open " + input_name + ": " + std::strerror(errno));
   }
   // A directory opens but cannot be read: say so now, before connecting to the relay.
-  struct stat st{};
+  struct stat st {};
   if ((opt.source == pub_source::file || opt.source == pub_source::stdin_stream) && ::fstat(fd, &st) == 0 &&
       S_ISDIR(st.st_mode)) {
     if (fd > 0) ::close(fd);

@@ -9,8 +9,8 @@
 #include <iostream>
 
 #include "zrelay/cli.hpp"
-#include "zrelay/format.hpp"
 #include "zrelay/defaults.hpp"
+#include "zrelay/format.hpp"
 #include "zrelay/signals.hpp"
 #include "zrelay/subscriber.hpp"
 
@@ -87,15 +87,16 @@ int run(sub_options opt, const signal_watch& signals) {
   for (const auto& t : opt.subscriber.topics)
     if (t.size() > relay_limit)
       std::cerr << "zsub: warning: a topic of " << t.size() << " bytes is over zrelay's default --max-topic ("
-                << relay_limit << "): unless the relay was started with a larger one, it drops this connection (and zsub "
+                << relay_limit
+                << "): unless the relay was started with a larger one, it drops this connection (and zsub "
                    "stops with status 3)"
                 << std::endl;
   zmq::context_t ctx(1);
   subscriber sub(ctx, opt.subscriber);
   sub.on_gap([](const gap_info& g) {
-    std::cerr << "zsub: warning: " << g.missing() << " message(s) missing on topic '" << g.topic
-              << "' from publisher " << to_hex(g.publisher) << " (sequence " << g.expected
-              << " to " << g.received - 1 << (g.across_disconnect ? "), across a disconnection" : ")") << std::endl;
+    std::cerr << "zsub: warning: " << g.missing() << " message(s) missing on topic '" << g.topic << "' from publisher "
+              << to_hex(g.publisher) << " (sequence " << g.expected << " to " << g.received - 1
+              << (g.across_disconnect ? "), across a disconnection" : ")") << std::endl;
   });
   sub.on_warning([](std::string_view w) { std::cerr << "zsub: warning: " << w << std::endl; });
   sub.on_link([&opt](subscriber::link_event e) {

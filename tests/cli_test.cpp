@@ -62,8 +62,8 @@ TEST_CASE("parse_relay defaults bind loopback with the documented settings", "[c
 
 TEST_CASE("parse_relay reads every flag", "[cli]") {
   const auto p = relay({"--pub-bind", "tcp://*:6000", "--sub-bind", "ipc:///tmp/zrelay-sub", "--ack-bind",
-                        "tcp://[::1]:*", "--on-full", "block", "--full-wait", "250", "--hwm", "50", "--max-msg-size", "64k",
-                        "--stats-interval", "2.5", "-v"});
+                        "tcp://[::1]:*", "--on-full", "block", "--full-wait", "250", "--hwm", "50", "--max-msg-size",
+                        "64k", "--stats-interval", "2.5", "-v"});
   CHECK(p.print.empty());
   const auto& o = p.options;
   CHECK(o.relay.pub_bind == "tcp://*:6000");
@@ -77,8 +77,7 @@ TEST_CASE("parse_relay reads every flag", "[cli]") {
   CHECK(o.verbose);
 
   SECTION("long form of -v, '=' syntax and a size of 0 for no limit") {
-    const auto q =
-        relay({"--verbose", "--max-msg-size=0", "--on-full=drop", "--hwm=10000000", "--full-wait=0"});
+    const auto q = relay({"--verbose", "--max-msg-size=0", "--on-full=drop", "--hwm=10000000", "--full-wait=0"});
     CHECK(q.options.verbose);
     CHECK(q.options.relay.max_msg_size == 0);
     CHECK(q.options.relay.on_full == full_policy::drop);
@@ -126,16 +125,17 @@ TEST_CASE("parse_relay reports each usage error in words", "[cli]") {
   SECTION("bad --hwm") {
     for (const char* v : {"0", "abc", "10000001", "-5", "1.5", ""}) {
       INFO(v);
-      CHECK_THROWS_MATCHES(relay({"--hwm", v}), usage_error,
-                           Catch::Message("--hwm must be a whole number from 1 to 10000000, not '" + std::string(v) + "'"));
+      CHECK_THROWS_MATCHES(
+          relay({"--hwm", v}), usage_error,
+          Catch::Message("--hwm must be a whole number from 1 to 10000000, not '" + std::string(v) + "'"));
     }
   }
   SECTION("bad --full-wait") {
     for (const char* v : {"abc", "-1", "1.5", "", "3600001"}) {
       INFO(v);
-      CHECK_THROWS_MATCHES(relay({"--full-wait", v}), usage_error,
-                           Catch::Message("--full-wait must be a whole number from 0 to 3600000, not '" +
-                                          std::string(v) + "'"));
+      CHECK_THROWS_MATCHES(
+          relay({"--full-wait", v}), usage_error,
+          Catch::Message("--full-wait must be a whole number from 0 to 3600000, not '" + std::string(v) + "'"));
     }
   }
   SECTION("bad --max-msg-size") {
@@ -149,8 +149,9 @@ TEST_CASE("parse_relay reports each usage error in words", "[cli]") {
   SECTION("bad --stats-interval") {
     for (const char* v : {"-1", "abc", "1s", "inf", "nan", "31536001", ""}) {
       INFO(v);
-      CHECK_THROWS_MATCHES(relay({"--stats-interval", v}), usage_error,
-                           Catch::Message("--stats-interval must be a number of seconds, not '" + std::string(v) + "'"));
+      CHECK_THROWS_MATCHES(
+          relay({"--stats-interval", v}), usage_error,
+          Catch::Message("--stats-interval must be a number of seconds, not '" + std::string(v) + "'"));
     }
   }
 }
@@ -259,9 +260,9 @@ TEST_CASE("parse_pub reads every message and delivery flag", "[cli]") {
     CHECK(b.mode == delivery::plain);
   }
   SECTION("numbers") {
-    const auto c = pub({"-t", "x", "--max-inflight", "5", "--ack-timeout", "100", "--retries", "0",
-                        "--connect-timeout", "0"})
-                       .options.publisher;
+    const auto c =
+        pub({"-t", "x", "--max-inflight", "5", "--ack-timeout", "100", "--retries", "0", "--connect-timeout", "0"})
+            .options.publisher;
     CHECK(c.max_inflight == 5);
     CHECK(c.ack_timeout == 100ms);
     CHECK(c.retries == 0);
@@ -297,7 +298,8 @@ TEST_CASE("parse_pub needs a topic unless it may prompt", "[cli]") {
                          Catch::Message("no topic: give -t TOPIC (or --topic-sep SEP to read it from each line)"));
   }
   SECTION("no topic with -m even on a terminal") {
-    CHECK_THROWS_WITH(pub({"-m", "hi"}, true), "no topic: give -t TOPIC (or --topic-sep SEP to read it from each line)");
+    CHECK_THROWS_WITH(pub({"-m", "hi"}, true),
+                      "no topic: give -t TOPIC (or --topic-sep SEP to read it from each line)");
   }
   SECTION("a terminal without -m, -f or -s prompts for the topic") {
     const auto o = pub({}, true).options;
@@ -367,8 +369,9 @@ TEST_CASE("parse_pub refuses bad delivery options", "[cli]") {
                       "give either -H HOST or --ack-connect/--pub-connect, not both");
   }
   SECTION("-H with a bad host") {
-    CHECK_THROWS_MATCHES(pub({"-t", "x", "-H", "bad host"}), usage_error,
-                         Catch::Message("-H: malformed endpoint 'tcp://bad host:5561': 'bad host' is not a valid host name"));
+    CHECK_THROWS_MATCHES(
+        pub({"-t", "x", "-H", "bad host"}), usage_error,
+        Catch::Message("-H: malformed endpoint 'tcp://bad host:5561': 'bad host' is not a valid host name"));
     CHECK_THROWS_WITH(pub({"-t", "x", "-H", "*"}),
                       "-H: malformed endpoint 'tcp://*:5561': '*' as host is only for binding");
   }
@@ -389,8 +392,10 @@ TEST_CASE("parse_pub refuses bad delivery options", "[cli]") {
                       "--ack-timeout must be a whole number from 1 to 3600000, not '0'");
     CHECK_THROWS_WITH(pub({"-t", "x", "--ack-timeout", "1.5"}),
                       "--ack-timeout must be a whole number from 1 to 3600000, not '1.5'");
-    CHECK_THROWS_WITH(pub({"-t", "x", "--retries", "1001"}), "--retries must be a whole number from 0 to 1000, not '1001'");
-    CHECK_THROWS_WITH(pub({"-t", "x", "--retries", "three"}), "--retries must be a whole number from 0 to 1000, not 'three'");
+    CHECK_THROWS_WITH(pub({"-t", "x", "--retries", "1001"}),
+                      "--retries must be a whole number from 0 to 1000, not '1001'");
+    CHECK_THROWS_WITH(pub({"-t", "x", "--retries", "three"}),
+                      "--retries must be a whole number from 0 to 1000, not 'three'");
     CHECK_THROWS_WITH(pub({"-t", "x", "--connect-timeout", ""}),
                       "--connect-timeout must be a whole number from 0 to 3600000, not ''");
     CHECK_THROWS_WITH(pub({"-t", "x", "--connect-timeout", "99999999999999999999"}),
@@ -444,8 +449,8 @@ TEST_CASE("parse_sub keeps commas inside repeated -t topics", "[cli]") {
 
 TEST_CASE("parse_sub reads every flag", "[cli]") {
   SECTION("output and counting flags") {
-    const auto o = sub({"-t", "x", "--dedup", "-v", "-0", "-C", "10", "-W", "1.5", "--stats", "--connect-timeout",
-                        "0", "--sub-connect", "ipc:///tmp/zrelay-sub"})
+    const auto o = sub({"-t", "x", "--dedup", "-v", "-0", "-C", "10", "-W", "1.5", "--stats", "--connect-timeout", "0",
+                        "--sub-connect", "ipc:///tmp/zrelay-sub"})
                        .options;
     CHECK(o.subscriber.dedup);
     CHECK(o.format == sub_format::topic_payload);
@@ -490,16 +495,15 @@ TEST_CASE("parse_sub --help and --version set the text to print", "[cli]") {
 
 TEST_CASE("parse_sub needs a topic unless it may prompt", "[cli]") {
   SECTION("no topic and standard input is not a terminal") {
-    CHECK_THROWS_MATCHES(sub({}), usage_error, Catch::Message("no topic: give -t PREFIX (-t \"\" subscribes to everything)"));
+    CHECK_THROWS_MATCHES(sub({}), usage_error,
+                         Catch::Message("no topic: give -t PREFIX (-t \"\" subscribes to everything)"));
   }
   SECTION("a terminal prompts for the topic") {
     const auto o = sub({}, true).options;
     CHECK(o.prompt_topic);
     CHECK(o.subscriber.topics.empty());
   }
-  SECTION("-t on a terminal does not prompt") {
-    CHECK_FALSE(sub({"-t", "x"}, true).options.prompt_topic);
-  }
+  SECTION("-t on a terminal does not prompt") { CHECK_FALSE(sub({"-t", "x"}, true).options.prompt_topic); }
 }
 
 TEST_CASE("parse_sub reports each usage error in words", "[cli]") {
@@ -508,8 +512,9 @@ TEST_CASE("parse_sub reports each usage error in words", "[cli]") {
                          Catch::Message("give either -H HOST or --sub-connect, not both"));
   }
   SECTION("-H with a bad host") {
-    CHECK_THROWS_MATCHES(sub({"-t", "x", "-H", "bad host"}), usage_error,
-                         Catch::Message("-H: malformed endpoint 'tcp://bad host:5560': 'bad host' is not a valid host name"));
+    CHECK_THROWS_MATCHES(
+        sub({"-t", "x", "-H", "bad host"}), usage_error,
+        Catch::Message("-H: malformed endpoint 'tcp://bad host:5560': 'bad host' is not a valid host name"));
   }
   SECTION("malformed --sub-connect") {
     CHECK_THROWS_MATCHES(sub({"-t", "x", "--sub-connect", "tcp://*:5560"}), usage_error,
@@ -524,9 +529,9 @@ TEST_CASE("parse_sub reports each usage error in words", "[cli]") {
   SECTION("bad -C") {
     for (const char* v : {"0", "abc", "-1", "1.5", "", "9223372036854775808"}) {
       INFO(v);
-      CHECK_THROWS_MATCHES(sub({"-t", "x", "-C", v}), usage_error,
-                           Catch::Message("-C must be a whole number from 1 to 9223372036854775807, not '" +
-                                          std::string(v) + "'"));
+      CHECK_THROWS_MATCHES(
+          sub({"-t", "x", "-C", v}), usage_error,
+          Catch::Message("-C must be a whole number from 1 to 9223372036854775807, not '" + std::string(v) + "'"));
     }
   }
   SECTION("bad -W") {

@@ -189,9 +189,9 @@ TEST_CASE("connect_and_wait tells a refused connection from a silent peer", "[co
   SECTION("a listener that never answers: no answer, after the timeout") {
     raw_port silent(true);
     const auto t0 = clock_type::now();
-    CHECK_THROWS_WITH(connect_and_wait(ctx, s, silent.endpoint(), 200ms),
-                      "cannot connect to '" + silent.endpoint() +
-                          "': no answer after 200 ms (is zrelay running there?)");
+    CHECK_THROWS_WITH(
+        connect_and_wait(ctx, s, silent.endpoint(), 200ms),
+        "cannot connect to '" + silent.endpoint() + "': no answer after 200 ms (is zrelay running there?)");
     const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0);
     INFO("waited " << waited.count() << " ms");
     CHECK(waited >= 199ms);  // the wait is counted in whole milliseconds

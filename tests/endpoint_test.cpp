@@ -96,9 +96,9 @@ TEST_CASE("parse_endpoint accepts ipc paths and inproc names", "[endpoint]") {
 
 TEST_CASE("parse_endpoint rejects a bad port", "[endpoint]") {
   const std::string why = "': the port must be 1-65535 or '*'";
-  for (const char* text : {"tcp://localhost:0", "tcp://localhost:65536", "tcp://localhost:abc",
-                           "tcp://localhost:", "tcp://localhost:-1", "tcp://localhost:123456",
-                           "tcp://localhost:99999", "tcp://localhost:5 9"}) {
+  for (const char* text :
+       {"tcp://localhost:0", "tcp://localhost:65536", "tcp://localhost:abc", "tcp://localhost:", "tcp://localhost:-1",
+        "tcp://localhost:123456", "tcp://localhost:99999", "tcp://localhost:5 9"}) {
     INFO(text);
     CHECK_THROWS_MATCHES(parse_endpoint(text, endpoint_use::bind), endpoint_error,
                          Catch::Message("malformed endpoint '" + std::string(text) + why));
@@ -111,8 +111,9 @@ TEST_CASE("parse_endpoint rejects a bad host", "[endpoint]") {
                          Catch::Message("malformed endpoint 'tcp://:5559': the host is empty"));
   }
   SECTION("invalid characters") {
-    CHECK_THROWS_MATCHES(parse_endpoint("tcp://bad host:5559", endpoint_use::connect), endpoint_error,
-                         Catch::Message("malformed endpoint 'tcp://bad host:5559': 'bad host' is not a valid host name"));
+    CHECK_THROWS_MATCHES(
+        parse_endpoint("tcp://bad host:5559", endpoint_use::connect), endpoint_error,
+        Catch::Message("malformed endpoint 'tcp://bad host:5559': 'bad host' is not a valid host name"));
   }
   SECTION("leading dash") {
     CHECK_THROWS_WITH(parse_endpoint("tcp://-x:5559", endpoint_use::connect),
@@ -175,8 +176,9 @@ TEST_CASE("tcp_endpoint brackets IPv6 hosts and validates", "[endpoint]") {
   CHECK(zrelay::tcp_endpoint("fe80::1%eth0", 1) == "tcp://[fe80::1%eth0]:1");
   CHECK(zrelay::tcp_endpoint("[::1]", 5560) == "tcp://[::1]:5560");
   SECTION("invalid host") {
-    CHECK_THROWS_MATCHES(zrelay::tcp_endpoint("bad host", 5559), endpoint_error,
-                         Catch::Message("malformed endpoint 'tcp://bad host:5559': 'bad host' is not a valid host name"));
+    CHECK_THROWS_MATCHES(
+        zrelay::tcp_endpoint("bad host", 5559), endpoint_error,
+        Catch::Message("malformed endpoint 'tcp://bad host:5559': 'bad host' is not a valid host name"));
   }
   SECTION("empty host") {
     CHECK_THROWS_WITH(zrelay::tcp_endpoint("", 5559), "malformed endpoint 'tcp://:5559': the host is empty");
@@ -190,8 +192,8 @@ TEST_CASE("tcp_endpoint brackets IPv6 hosts and validates", "[endpoint]") {
 TEST_CASE("check_resolvable fails early for a host name that does not resolve", "[endpoint]") {
   const auto ep = parse_endpoint("tcp://no-such-host.invalid:5559", endpoint_use::connect);
   CHECK_THROWS_AS(zrelay::check_resolvable(ep), endpoint_error);
-  CHECK_THROWS_WITH(zrelay::check_resolvable(ep), Catch::StartsWith("cannot resolve 'no-such-host.invalid': ") &&
-                                                      !Catch::EndsWith(": "));
+  CHECK_THROWS_WITH(zrelay::check_resolvable(ep),
+                    Catch::StartsWith("cannot resolve 'no-such-host.invalid': ") && !Catch::EndsWith(": "));
 }
 
 TEST_CASE("check_resolvable passes numeric hosts, wildcards and non-tcp transports", "[endpoint]") {

@@ -36,17 +36,17 @@ TEST_CASE("valid_utf8 accepts well-formed UTF-8", "[format]") {
   CHECK(valid_utf8("plain ASCII"));
   CHECK(valid_utf8(std::string("nul\0inside", 10)));
   CHECK(valid_utf8(bytes({0x7F})));
-  CHECK(valid_utf8(bytes({0xC2, 0x80})));                    // U+0080, smallest 2-byte
-  CHECK(valid_utf8("\xC3\xBC"));                             // ü
-  CHECK(valid_utf8(bytes({0xDF, 0xBF})));                    // U+07FF
-  CHECK(valid_utf8(bytes({0xE0, 0xA0, 0x80})));              // U+0800, smallest 3-byte
-  CHECK(valid_utf8("\xE2\x82\xAC"));                         // €
-  CHECK(valid_utf8(bytes({0xED, 0x9F, 0xBF})));              // U+D7FF, just below the surrogates
-  CHECK(valid_utf8(bytes({0xEE, 0x80, 0x80})));              // U+E000, just above them
-  CHECK(valid_utf8(bytes({0xEF, 0xBF, 0xBF})));              // U+FFFF
-  CHECK(valid_utf8(bytes({0xF0, 0x90, 0x80, 0x80})));        // U+10000, smallest 4-byte
-  CHECK(valid_utf8("\xF0\x9F\x98\x80"));                     // 😀
-  CHECK(valid_utf8(bytes({0xF4, 0x8F, 0xBF, 0xBF})));        // U+10FFFF, the last code point
+  CHECK(valid_utf8(bytes({0xC2, 0x80})));              // U+0080, smallest 2-byte
+  CHECK(valid_utf8("\xC3\xBC"));                       // ü
+  CHECK(valid_utf8(bytes({0xDF, 0xBF})));              // U+07FF
+  CHECK(valid_utf8(bytes({0xE0, 0xA0, 0x80})));        // U+0800, smallest 3-byte
+  CHECK(valid_utf8("\xE2\x82\xAC"));                   // €
+  CHECK(valid_utf8(bytes({0xED, 0x9F, 0xBF})));        // U+D7FF, just below the surrogates
+  CHECK(valid_utf8(bytes({0xEE, 0x80, 0x80})));        // U+E000, just above them
+  CHECK(valid_utf8(bytes({0xEF, 0xBF, 0xBF})));        // U+FFFF
+  CHECK(valid_utf8(bytes({0xF0, 0x90, 0x80, 0x80})));  // U+10000, smallest 4-byte
+  CHECK(valid_utf8("\xF0\x9F\x98\x80"));               // 😀
+  CHECK(valid_utf8(bytes({0xF4, 0x8F, 0xBF, 0xBF})));  // U+10FFFF, the last code point
   CHECK(valid_utf8("mixed \xC3\xA9t\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 end"));
 }
 
@@ -61,10 +61,10 @@ TEST_CASE("valid_utf8 rejects overlong forms", "[format]") {
 }
 
 TEST_CASE("valid_utf8 rejects surrogates and code points past U+10FFFF", "[format]") {
-  CHECK_FALSE(valid_utf8(bytes({0xED, 0xA0, 0x80})));        // U+D800
-  CHECK_FALSE(valid_utf8(bytes({0xED, 0xBF, 0xBF})));        // U+DFFF
+  CHECK_FALSE(valid_utf8(bytes({0xED, 0xA0, 0x80})));                    // U+D800
+  CHECK_FALSE(valid_utf8(bytes({0xED, 0xBF, 0xBF})));                    // U+DFFF
   CHECK_FALSE(valid_utf8(bytes({0xED, 0xA0, 0xBD, 0xED, 0xB8, 0x80})));  // CESU-8 surrogate pair
-  CHECK_FALSE(valid_utf8(bytes({0xF4, 0x90, 0x80, 0x80})));  // U+110000
+  CHECK_FALSE(valid_utf8(bytes({0xF4, 0x90, 0x80, 0x80})));              // U+110000
   CHECK_FALSE(valid_utf8(bytes({0xF5, 0x80, 0x80, 0x80})));
   CHECK_FALSE(valid_utf8(bytes({0xF7, 0xBF, 0xBF, 0xBF})));
   CHECK_FALSE(valid_utf8(bytes({0xF8, 0x88, 0x80, 0x80, 0x80})));  // old 5-byte form
@@ -84,7 +84,7 @@ TEST_CASE("valid_utf8 rejects truncated sequences and stray continuation bytes",
   CHECK_FALSE(valid_utf8(bytes({0x80})));
   CHECK_FALSE(valid_utf8(bytes({0xBF})));
   CHECK_FALSE(valid_utf8(bytes({0x41, 0x80, 0x41})));
-  CHECK_FALSE(valid_utf8(bytes({0xC3, 0xBC, 0xBC})));        // one continuation too many
+  CHECK_FALSE(valid_utf8(bytes({0xC3, 0xBC, 0xBC})));  // one continuation too many
 }
 
 TEST_CASE("append_base64 matches the RFC 4648 test vectors", "[format]") {
@@ -153,7 +153,8 @@ TEST_CASE("append_json_message includes publisher and seq only for sequenced mes
   SECTION("small publisher id is zero-padded, huge seq is exact") {
     m.publisher = 1;
     m.topic_seq = 18446744073709551615ull;
-    CHECK(json(m) == "{\"topic\":\"t\",\"payload\":\"p\",\"publisher\":\"0000000000000001\",\"seq\":18446744073709551615}");
+    CHECK(json(m) ==
+          "{\"topic\":\"t\",\"payload\":\"p\",\"publisher\":\"0000000000000001\",\"seq\":18446744073709551615}");
   }
   SECTION("appends without a newline") {
     std::string out = "x";

@@ -157,7 +157,7 @@ TEST_CASE("record_splitter with a limit skips a huge record without holding it",
     s.feed(chunk, collect, skipped);
     most_held = std::max(most_held, s.pending());
   }
-  CHECK(most_held <= 1);  // what could begin the delimiter
+  CHECK(most_held <= 1);           // what could begin the delimiter
   s.feed("\r", collect, skipped);  // the delimiter split across reads
   s.feed("\nexactly", collect, skipped);
   s.feed(std::string(limit - 7, 'y') + "\r\nlast without a delimiter, over the limit", collect, skipped);
@@ -218,16 +218,14 @@ TEST_CASE("record_splitter passes a 10 MB record through intact", "[input]") {
     if (++count == 2) big_ok = r == big;
   };
   record_splitter s("\n");
-  for (std::size_t at = 0; at < input.size(); at += 65536)
-    s.feed(std::string_view(input).substr(at, 65536), collect);
+  for (std::size_t at = 0; at < input.size(); at += 65536) s.feed(std::string_view(input).substr(at, 65536), collect);
   s.finish(collect);
   CHECK(sizes == std::vector<std::size_t>{6, big.size(), 5});
   CHECK(big_ok);
 }
 
 TEST_CASE("record_splitter refuses an empty delimiter", "[input]") {
-  CHECK_THROWS_MATCHES(record_splitter(""), std::invalid_argument,
-                       Catch::Message("the delimiter must not be empty"));
+  CHECK_THROWS_MATCHES(record_splitter(""), std::invalid_argument, Catch::Message("the delimiter must not be empty"));
 }
 
 TEST_CASE("split_topic splits at the first separator", "[input]") {

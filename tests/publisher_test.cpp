@@ -281,7 +281,8 @@ TEST_CASE("publisher reports an unreachable relay", "[publisher]") {
   SECTION("the host does not resolve") {
     cfg.ack_endpoint = "tcp://no-such-host.invalid:5561";
     publisher pub(ctx, cfg);
-    CHECK_THROWS_WITH(pub.connect(), Catch::StartsWith("cannot connect to 'tcp://no-such-host.invalid:5561': cannot resolve"));
+    CHECK_THROWS_WITH(pub.connect(),
+                      Catch::StartsWith("cannot connect to 'tcp://no-such-host.invalid:5561': cannot resolve"));
   }
 }
 

@@ -358,7 +358,7 @@ TEST_CASE("relay drop policy: a stuck subscriber does not stall the others and d
   auto live = make_sub(ctx, r.ep().sub, "t", 0);
   REQUIRE(wait_subscribed(ctx, r.ep(), "t"));
   auto stuck = make_sub(ctx, r.ep().sub, "t", 1);  // never read
-  stuck.set(zmq::sockopt::subscribe, "t-stuck");    // seen upstream only once "t" was, too
+  stuck.set(zmq::sockopt::subscribe, "t-stuck");   // seen upstream only once "t" was, too
   REQUIRE(wait_subscribed(ctx, r.ep(), "t-stuck"));
   auto pc = acked_publisher(r.ep().ack);
   publisher pub(ctx, pc);
@@ -422,10 +422,8 @@ TEST_CASE("relay run() serves until request_stop or a readable stop descriptor, 
   auto dealer = make_dealer(ctx, rl.endpoints().ack);
   send_parts(dealer, batch("t", 1, 1, {"a"}));
   const auto parts = recv_parts(dealer);  // run() is in its loop
-  if (by_fd)
-    CHECK(::write(fds[1], "x", 1) == 1);
-  else
-    rl.request_stop();
+  if (by_fd) CHECK(::write(fds[1], "x", 1) == 1);
+  else rl.request_stop();
   const bool in_time = returned.wait_for(deadline) == std::future_status::ready;
   if (!in_time) ctx.shutdown();  // run() returns on that, so the test fails here instead of hanging
   returned.get();
@@ -497,7 +495,7 @@ TEST_CASE("relay counts a message with an unreadable header as one message", "[r
   auto dealer = make_dealer(ctx, r.ep().ack);
   auto frames = batch("t", 5, 1, {"x"});
   frames[1][4] = frames[1][5] = frames[1][6] = frames[1][7] = '\xff';  // count 4294967295 ...
-  frames[1].push_back('!');                                          // ... in a header of 41 bytes
+  frames[1].push_back('!');                                            // ... in a header of 41 bytes
   CHECK(roundtrip(dealer, frames).why == wire::reason::malformed);
   CHECK(r.get().counters().msgs_in == 1);
   CHECK(r.get().counters().nacks == 1);
@@ -579,7 +577,8 @@ TEST_CASE("relay cuts off a frame over the frame limit without reading it, and c
   CHECK(r.get().counters().bytes_in < 10000);
 }
 
-TEST_CASE("relay reads, refuses and answers a frame many times over the limit without cutting the connection", "[relay]") {
+TEST_CASE("relay reads, refuses and answers a frame many times over the limit without cutting the connection",
+          "[relay]") {
   zmq::context_t ctx;
   auto cfg = tcp_config();
   cfg.max_msg_size = 1000;
@@ -638,8 +637,9 @@ TEST_CASE("relay drops and counts a fire-and-forget message over the size limit,
     CHECK(lines[1] == "warning: dropped 1 message(s) from a fire-and-forget publisher: a message of 18 bytes exceeds "
                       "the limit of 16");
   } else {
-    CHECK(lines == std::vector<std::string>{"warning: dropped 1 message(s) from a fire-and-forget publisher: a message "
-                                            "of 17 bytes exceeds the limit of 16 (further ones are counted, not logged)"});
+    CHECK(lines ==
+          std::vector<std::string>{"warning: dropped 1 message(s) from a fire-and-forget publisher: a message "
+                                   "of 17 bytes exceeds the limit of 16 (further ones are counted, not logged)"});
   }
 }
 
@@ -675,9 +675,10 @@ TEST_CASE("relay checks fire-and-forget batches: drops what does not decode and 
   CHECK(c.refused == 2);
   CHECK(c.msgs_in == 1 + 1 + 4 + 1);
   CHECK(eventually([&] { return r.get().counters().msgs_out == 3; }));  // counted just after the send
-  CHECK(log.containing("warning: dropped 1 message(s) from a fire-and-forget publisher: body: bytes left over after the "
-                       "last record (further ones are counted, not logged)")
-            .size() == 1);
+  CHECK(
+      log.containing("warning: dropped 1 message(s) from a fire-and-forget publisher: body: bytes left over after the "
+                     "last record (further ones are counted, not logged)")
+          .size() == 1);
   CHECK(log.containing("warning: dropped 2 message(s) from a fire-and-forget publisher: 2 messages of up to 20 bytes "
                        "exceed the limit of 16 (further ones are counted, not logged)")
             .size() == 1);
@@ -971,8 +972,7 @@ TEST_CASE("relay memory stays flat while 10000 subscriptions come and go in a lo
     // ends with the socket closed, so each is measured alike).
     if (round % 2 == 0)
       for (const auto& n : names) sub.set(zmq::sockopt::unsubscribe, n);
-    else
-      sub.close();
+    else sub.close();
     REQUIRE(eventually([&] { return r.get().counters().unsubscriptions == want; }));
     if (round % 2 == 0) sub.close();
 #ifdef ZRELAY_TEST_HEAP_IN_USE
@@ -1050,8 +1050,8 @@ TEST_CASE("relay counts in disconnects only the connections that completed their
   zmq::context_t ctx;  // one I/O thread: the relay sees connections end in the order they did
   running_relay r(ctx, tcp_config());
   for (const auto* ep : {&r.ep().ack, &r.ep().pub}) {
-    probe_tcp(*ep, "");                        // a port scan
-    probe_tcp(*ep, "GET / HTTP/1.0\r\n\r\n");  // another protocol
+    probe_tcp(*ep, "");                                           // a port scan
+    probe_tcp(*ep, "GET / HTTP/1.0\r\n\r\n");                     // another protocol
     probe_tcp(*ep, std::string("\xff\0\0\0\0\0\0\0\1\x7f", 10));  // half a ZMTP greeting
   }
   {
@@ -1065,8 +1065,8 @@ TEST_CASE("relay counts in disconnects only the connections that completed their
       c.server_key = generate_key_pair().public_key;
       return c;
     }());
-    const int failed =
-        ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    const int failed = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                       ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
     REQUIRE(zmq_socket_monitor(curve.handle(), "inproc://curve-client", failed) == 0);
     zmq::socket_t events(own, zmq::socket_type::pair);
     events.set(zmq::sockopt::linger, 0);
@@ -1282,8 +1282,8 @@ TEST_CASE("relay logs the first refusal under each rule, not only the first of e
   }
   const auto lines = log.containing("warning: refused ");
   CHECK(lines.size() == 6);
-  for (const char* text : {"expected 3 frames", "the ack floor must be set", "ack floor 2 is above",
-                           "the topic must not be empty", "topic sequence 18446744073709551615 + count 1",
-                           "the topic sequence must not be zero"})
+  for (const char* text :
+       {"expected 3 frames", "the ack floor must be set", "ack floor 2 is above", "the topic must not be empty",
+        "topic sequence 18446744073709551615 + count 1", "the topic sequence must not be zero"})
     CHECK(log.containing(text).size() == 1);
 }

@@ -176,19 +176,21 @@ TEST_CASE("security: bad key files are refused with the file and the reason", "[
   }
   SECTION("a line that is not a field") {
     write(path, "# comment\n\npublic-key = " + keys.public_key + "\nhello\n");
-    CHECK_THROWS_WITH(read_key_file(path), "key file '" + path +
-                                               "' line 4: expected 'public-key = KEY' or 'secret-key = KEY', not 'hello'");
+    CHECK_THROWS_WITH(read_key_file(path),
+                      "key file '" + path + "' line 4: expected 'public-key = KEY' or 'secret-key = KEY', not 'hello'");
   }
   SECTION("a key of the wrong length") {
     write(path, "secret-key = abc\n");
-    CHECK_THROWS_WITH(read_key_file(path), "key file '" + path + "' line 1: the secret-key is not a Z85 key (40 characters)");
+    CHECK_THROWS_WITH(read_key_file(path),
+                      "key file '" + path + "' line 1: the secret-key is not a Z85 key (40 characters)");
   }
   SECTION("a .pub file given as the key pair") {
     write(path, keys.public_key + "\n");
     CHECK_THROWS_WITH(read_key_file(path), Contains("line 1: expected 'public-key = KEY'"));
     write(path, "public-key = " + keys.public_key + "\n");
-    CHECK_THROWS_WITH(read_key_file(path), "key file '" + path +
-                                               "' has no 'secret-key = ' line (a .pub file is not a key pair; see 'zrelay keygen')");
+    CHECK_THROWS_WITH(
+        read_key_file(path),
+        "key file '" + path + "' has no 'secret-key = ' line (a .pub file is not a key pair; see 'zrelay keygen')");
   }
   SECTION("a public key of another pair") {
     write(path, "public-key = " + generate_key_pair().public_key + "\nsecret-key = " + keys.secret_key + "\n");
@@ -310,14 +312,15 @@ TEST_CASE("security: a CURVE relay serves a listed client and refuses the others
     CHECK_THROWS_WITH(pub.connect(), "cannot connect to '" + r.ep().ack + "': the relay refused our credentials");
     subscriber sub(ctx, subscriber_to(r.ep(), "t", client_curve(mallory, server)));
     CHECK_THROWS_WITH(sub.connect(), "cannot connect to '" + r.ep().sub + "': the relay refused our credentials");
-    CHECK(eventually([&] { return log.contains("refused a CURVE client from 127.0.0.1 with key " + mallory.public_key); }));
+    CHECK(eventually(
+        [&] { return log.contains("refused a CURVE client from 127.0.0.1 with key " + mallory.public_key); }));
     CHECK(eventually([&] { return r.get().counters().clients_refused >= 2; }));  // and counts it
   }
   SECTION("a client without CURVE is refused, and told about the keys") {
     // Depending on who closes first, ZeroMQ reports the mechanism mismatch or only a failure.
     publisher pub(ctx, curve_publisher(r.ep(), curve_config{}));
-    CHECK_THROWS_WITH(pub.connect(), Contains("cannot connect to '" + r.ep().ack + "': ") &&
-                                         Contains("CURVE") && Contains("--curve-key and --curve-server-key"));
+    CHECK_THROWS_WITH(pub.connect(), Contains("cannot connect to '" + r.ep().ack + "': ") && Contains("CURVE") &&
+                                         Contains("--curve-key and --curve-server-key"));
     subscriber sub(ctx, subscriber_to(r.ep(), "t", curve_config{}));
     CHECK_THROWS_WITH(sub.connect(), Contains("cannot connect to '" + r.ep().sub + "': ") &&
                                          Contains("--curve-key and --curve-server-key"));
@@ -330,7 +333,8 @@ TEST_CASE("security: a CURVE relay serves a listed client and refuses the others
   }
 }
 
-TEST_CASE("security: a relay refuses to start CURVE without an allowlist, or an allowlist without CURVE", "[security]") {
+TEST_CASE("security: a relay refuses to start CURVE without an allowlist, or an allowlist without CURVE",
+          "[security]") {
   zmq::context_t ctx;
   const auto server = generate_key_pair();
   CHECK_THROWS_WITH(relay(ctx, curve_relay(server, {})),
@@ -348,8 +352,7 @@ TEST_CASE("security: clients need their key pair and the server key together", "
   c.keys = generate_key_pair();
   publisher_config pc;
   pc.curve = c;
-  CHECK_THROWS_WITH(publisher(ctx, pc),
-                    "a CURVE client needs the relay's public key (--curve-server-key)");
+  CHECK_THROWS_WITH(publisher(ctx, pc), "a CURVE client needs the relay's public key (--curve-server-key)");
   curve_config s;
   s.server_key = c.keys.public_key;
   subscriber_config sc;

@@ -92,8 +92,9 @@ TEST_CASE("signal_watch also watches the signals it is given, in threads started
   signal_watch w({SIGHUP});
   CHECK(blocked_here(SIGHUP));
   bool in_thread = false;
-  std::thread([&in_thread] { in_thread = blocked_here(SIGINT) && blocked_here(SIGTERM) && blocked_here(SIGHUP); })
-      .join();
+  std::thread([&in_thread] {
+    in_thread = blocked_here(SIGINT) && blocked_here(SIGTERM) && blocked_here(SIGHUP);
+  }).join();
   CHECK(in_thread);
   REQUIRE(std::raise(SIGHUP) == 0);
   CHECK(readable(w.fd(), deadline));

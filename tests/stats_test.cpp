@@ -179,10 +179,9 @@ TEST_CASE("format_counters writes every counter as key=value in a fixed order", 
     c.disconnects = 15;
     c.publishers = 18446744073709551615ull;
     const auto line = format_counters(c);
-    CHECK(line ==
-          "msgs_in=1 bytes_in=2 msgs_out=3 bytes_out=4 acks=5 nacks=6 duplicates=7 dropped=8 blocked=9 "
-          "malformed=10 subscriptions=11 unsubscriptions=12 refused=13 clients_refused=14 disconnects=15 "
-          "publishers=18446744073709551615");
+    CHECK(line == "msgs_in=1 bytes_in=2 msgs_out=3 bytes_out=4 acks=5 nacks=6 duplicates=7 dropped=8 blocked=9 "
+                  "malformed=10 subscriptions=11 unsubscriptions=12 refused=13 clients_refused=14 disconnects=15 "
+                  "publishers=18446744073709551615");
   }
   SECTION("every counter in the list, each once, in the list's order") {
     relay_counters c;
@@ -240,9 +239,8 @@ TEST_CASE("the JSON reader used above refuses what is not the shape", "[stats]")
   std::vector<std::pair<std::string, std::uint64_t>> m;
   CHECK(parse_flat_object("{}", m));
   CHECK(parse_flat_object("{\"a\":1,\"b\":20}", m));
-  for (const char* bad : {"", "{", "}", "{\"a\":1,}", "{\"a\":1", "{\"a\":}", "{\"a\":01}", "{\"a\":-1}",
-                          "{\"a\" :1}", "{\"a\":1} ", "{a:1}", "{\"\":1}", "{\"a\":18446744073709551616}",
-                          "{\"a\":1}\n"}) {
+  for (const char* bad : {"", "{", "}", "{\"a\":1,}", "{\"a\":1", "{\"a\":}", "{\"a\":01}", "{\"a\":-1}", "{\"a\" :1}",
+                          "{\"a\":1} ", "{a:1}", "{\"\":1}", "{\"a\":18446744073709551616}", "{\"a\":1}\n"}) {
     INFO(bad);
     CHECK_FALSE(parse_flat_object(bad, m));
   }

@@ -72,9 +72,7 @@ TEST_CASE("append_json_string escapes what JSON requires", "[text]") {
   CHECK(json_string("say \"hi\"") == "\"say \\\"hi\\\"\"");
   CHECK(json_string("back\\slash") == "\"back\\\\slash\"");
   CHECK(json_string("a/b") == "\"a/b\"");
-  SECTION("named control characters") {
-    CHECK(json_string("\n\r\t\b\f") == "\"\\n\\r\\t\\b\\f\"");
-  }
+  SECTION("named control characters") { CHECK(json_string("\n\r\t\b\f") == "\"\\n\\r\\t\\b\\f\""); }
   SECTION("other control characters as \\u00XX") {
     CHECK(json_string(std::string(1, '\0')) == "\"\\u0000\"");
     CHECK(json_string("\x01") == "\"\\u0001\"");

@@ -54,10 +54,11 @@ std::vector<std::string> read_all(const std::string& body, std::uint32_t count, 
 
 TEST_CASE("encode_header writes the documented big-endian layout", "[wire]") {
   const auto bytes = encoded(sample_header());
-  const std::string expected =
-      std::string("ZR\x01\x01", 4) + std::string("\x00\x00\x00\x03", 4) +
-      "\x01\x02\x03\x04\x05\x06\x07\x08" "\x11\x12\x13\x14\x15\x16\x17\x18"
-      "\x21\x22\x23\x24\x25\x26\x27\x28" "\x31\x32\x33\x34\x35\x36\x37\x38";
+  const std::string expected = std::string("ZR\x01\x01", 4) + std::string("\x00\x00\x00\x03", 4) +
+                               "\x01\x02\x03\x04\x05\x06\x07\x08"
+                               "\x11\x12\x13\x14\x15\x16\x17\x18"
+                               "\x21\x22\x23\x24\x25\x26\x27\x28"
+                               "\x31\x32\x33\x34\x35\x36\x37\x38";
   REQUIRE(bytes.size() == header_size);
   CHECK(bytes == expected);
 }
@@ -105,9 +106,7 @@ TEST_CASE("decode_header rejects bytes without the ZR magic", "[wire]") {
     bytes[1] = 'r';
     CHECK(decode_header(bytes.data(), bytes.size(), out) == status::bad_magic);
   }
-  SECTION("empty frame") {
-    CHECK(decode_header(bytes.data(), 0, out) == status::bad_magic);
-  }
+  SECTION("empty frame") { CHECK(decode_header(bytes.data(), 0, out) == status::bad_magic); }
   SECTION("a plain text payload") {
     const std::string text = "hello world, this is not a zrelay header!";
     CHECK(decode_header(text.data(), text.size(), out) == status::bad_magic);
@@ -147,9 +146,7 @@ TEST_CASE("decode_header reports another version and still fills the fields for 
     bytes[2] = 0;
     CHECK(decode_header(bytes.data(), bytes.size(), out) == status::bad_version);
   }
-  SECTION("looks_like_header accepts any version") {
-    CHECK(looks_like_header(bytes.data(), bytes.size()));
-  }
+  SECTION("looks_like_header accepts any version") { CHECK(looks_like_header(bytes.data(), bytes.size())); }
 }
 
 TEST_CASE("decode_header rejects a frame that is not a batch", "[wire]") {
@@ -349,7 +346,8 @@ TEST_CASE("encode_reply writes the documented layout", "[wire]") {
   r.why = reason::overloaded;
   r.text = "busy";
   const std::string expected = std::string("ZR\x01\x03\x00\x00\x00\x02", 8) +
-                               "\x01\x02\x03\x04\x05\x06\x07\x08" "\x11\x12\x13\x14\x15\x16\x17\x18" +
+                               "\x01\x02\x03\x04\x05\x06\x07\x08"
+                               "\x11\x12\x13\x14\x15\x16\x17\x18" +
                                "\x04" + "busy";
   CHECK(encode_reply(r) == expected);
 }
@@ -365,9 +363,7 @@ TEST_CASE("decode_reply rejects each malformed reply", "[wire]") {
     bytes[0] = 'Q';
     CHECK(decode_reply(bytes.data(), bytes.size(), out) == status::bad_magic);
   }
-  SECTION("empty frame") {
-    CHECK(decode_reply(bytes.data(), 0, out) == status::bad_magic);
-  }
+  SECTION("empty frame") { CHECK(decode_reply(bytes.data(), 0, out) == status::bad_magic); }
   SECTION("wrong version") {
     bytes[2] = 7;
     CHECK(decode_reply(bytes.data(), bytes.size(), out) == status::bad_version);

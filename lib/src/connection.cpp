@@ -78,8 +78,8 @@ bool connect_and_wait(zmq::context_t& ctx, zmq::socket_t& sock, const std::strin
   };
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
     zmq::pollitem_t items[] = {{mon.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, stop_fd, ZMQ_POLLIN, 0}};
     zmq::poll(items, stop_fd >= 0 ? 2 : 1, left);
@@ -103,10 +103,9 @@ bool connect_and_wait(zmq::context_t& ctx, zmq::socket_t& sock, const std::strin
       throw connect_error("cannot connect to '" + text + "': the relay refused our credentials");
   }
   if (vague > 0) throw connect_error(handshake_failed());
-  throw connect_error("cannot connect to '" + text + "': " +
-                      (retries > 0 ? "connection refused or unreachable"
-                                   : "no answer") +
-                      " after " + std::to_string(timeout.count()) + " ms (is zrelay running there?)");
+  throw connect_error("cannot connect to '" + text +
+                      "': " + (retries > 0 ? "connection refused or unreachable" : "no answer") + " after " +
+                      std::to_string(timeout.count()) + " ms (is zrelay running there?)");
 }
 
 void set_heartbeat(zmq::socket_t& sock, std::chrono::milliseconds interval) {

@@ -39,21 +39,18 @@ endpoint parse_endpoint(std::string_view text, endpoint_use use) {
   endpoint ep;
   ep.text = std::string(text);
   const auto sep = text.find("://");
-  if (sep == std::string_view::npos)
-    fail(text, "expected tcp://HOST:PORT, ipc://PATH or inproc://NAME");
+  if (sep == std::string_view::npos) fail(text, "expected tcp://HOST:PORT, ipc://PATH or inproc://NAME");
   const auto scheme = text.substr(0, sep);
   const auto rest = text.substr(sep + 3);
   if (scheme == "ipc" || scheme == "inproc") {
     ep.kind = scheme == "ipc" ? transport::ipc : transport::inproc;
     if (rest.empty()) fail(text, std::string(scheme) + " needs a " + (scheme == "ipc" ? "path" : "name"));
     if (ep.kind == transport::ipc && rest.size() >= sizeof(sockaddr_un{}.sun_path))
-      fail(text, "ipc path is longer than " + std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
-                     " bytes");
+      fail(text, "ipc path is longer than " + std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes");
     ep.address = std::string(rest);
     return ep;
   }
-  if (scheme != "tcp")
-    fail(text, "unknown transport '" + std::string(scheme) + "' (use tcp, ipc or inproc)");
+  if (scheme != "tcp") fail(text, "unknown transport '" + std::string(scheme) + "' (use tcp, ipc or inproc)");
   ep.kind = transport::tcp;
   const auto colon = rest.rfind(':');
   if (colon == std::string_view::npos || rest.back() == ']') fail(text, "tcp needs HOST:PORT");
@@ -67,8 +64,8 @@ endpoint parse_endpoint(std::string_view text, endpoint_use use) {
   } else if (host == "*") {
     if (use == endpoint_use::connect) fail(text, "'*' as host is only for binding");
   } else if (!valid_hostname(host)) {
-    fail(text, host.empty() ? std::string("the host is empty")
-                            : "'" + std::string(host) + "' is not a valid host name");
+    fail(text,
+         host.empty() ? std::string("the host is empty") : "'" + std::string(host) + "' is not a valid host name");
   }
   if (port == "*") {
     if (use == endpoint_use::connect) fail(text, "'*' as port is only for binding");
@@ -100,8 +97,7 @@ void check_resolvable(const endpoint& ep) {
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
   const int rc = ::getaddrinfo(ep.host.c_str(), nullptr, &hints, &res);
-  if (rc != 0)
-    throw endpoint_error("cannot resolve '" + ep.host + "': " + ::gai_strerror(rc));
+  if (rc != 0) throw endpoint_error("cannot resolve '" + ep.host + "': " + ::gai_strerror(rc));
   ::freeaddrinfo(res);
 }
 

@@ -122,8 +122,8 @@ void publisher::flush() {
   // Wait for room in the window first (always let one batch through, however large): if the
   // wait throws, the batch is still whole and nothing has taken a sequence number.
   if (acked()) {
-    while (!inflight_.empty() && (inflight_msgs_ + count > cfg_.max_inflight ||
-                                  inflight_bytes_ + cur_body_.size() > cfg_.max_inflight_bytes))
+    while (!inflight_.empty() &&
+           (inflight_msgs_ + count > cfg_.max_inflight || inflight_bytes_ + cur_body_.size() > cfg_.max_inflight_bytes))
       wait_for_progress(next_timeout());
   }
   auto& topic_seq = topic_seq_[cur_topic_];
@@ -221,9 +221,7 @@ void publisher::handle_reply(const zmq::message_t& m) {
   wire::reply r;
   if (wire::decode_reply(m.data(), m.size(), r) != wire::status::ok || r.publisher != id_) return;
   switch (r.type) {
-    case wire::kind::ack:
-      acknowledge_through(r.seq);
-      break;
+    case wire::kind::ack: acknowledge_through(r.seq); break;
     case wire::kind::nack:
       for (auto& b : inflight_) {
         if (r.seq >= b.seq && r.seq < b.seq + b.count) {
@@ -246,8 +244,7 @@ void publisher::handle_reply(const zmq::message_t& m) {
         next_send_ = 0;
       }
       break;
-    default:
-      break;
+    default: break;
   }
 }
 

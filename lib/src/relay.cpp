@@ -52,7 +52,7 @@ struct relay::impl {
       : cfg(std::move(c)),
         limits{cfg.max_msg_size, cfg.max_topic},
         zap(cfg.curve.enabled() ? std::make_unique<zap_handler>(ctx, cfg.curve.allowed_keys,
-                                                                 [this](const zap_refusal& r) { refused_client(r); })
+                                                                [this](const zap_refusal& r) { refused_client(r); })
                                 : nullptr),
         s(ctx, cfg),
         xsub_watch(ctx, s.xsub, "pub"),
@@ -85,10 +85,8 @@ struct relay::impl {
   // this relay goes, so its acknowledgment may go. What shutting down may not have delivered is not
   // acknowledged: the publisher sends it again to the relay that comes next.
   void delivered(sessions::token t, fanout::outcome o) {
-    if (o == fanout::outcome::uncertain)
-      publishers.abandon(t);
-    else
-      publishers.commit(t);
+    if (o == fanout::outcome::uncertain) publishers.abandon(t);
+    else publishers.commit(t);
   }
 
   void send_reply(std::string_view route, const wire::reply& r) {
@@ -212,8 +210,7 @@ struct relay::impl {
         publishers.commit(publishers.accept(h.publisher, st, v.end));
         return step::next;
       case ingress::verdict::action::forward:
-      case ingress::verdict::action::refuse:
-        break;
+      case ingress::verdict::action::refuse: break;
     }
     for (const auto& r : v.refusals) nack(route, h.publisher, r);
     const auto t = publishers.accept(h.publisher, st, v.end);
@@ -318,10 +315,16 @@ struct relay::impl {
     loop.add(xsub_watch.reader(), [this] { handle_disconnects(xsub_watch, "publisher"); });
     loop.add(router_watch.reader(), [this] { handle_disconnects(router_watch, "ack"); });
     loop.add(
-        s.xsub, [this] { for (int i = 0; i < burst && handle_xsub_message() == step::next; ++i) {} },
+        s.xsub,
+        [this] {
+          for (int i = 0; i < burst && handle_xsub_message() == step::next; ++i) {}
+        },
         reactor::when_held::wait);
     loop.add(
-        s.router, [this] { for (int i = 0; i < burst && handle_router_message() == step::next; ++i) {} },
+        s.router,
+        [this] {
+          for (int i = 0; i < burst && handle_router_message() == step::next; ++i) {}
+        },
         reactor::when_held::wait);
   }
 
@@ -380,8 +383,8 @@ struct relay::impl {
   ingress::limits limits;
   relay_stats stats;
   relay_log log;
-  detail::once_per_kind<rule> warned_nack;   // by rule, on the ack socket
-  detail::once_per_kind<rule> warned_drop;   // by rule, from fire-and-forget publishers
+  detail::once_per_kind<rule> warned_nack;  // by rule, on the ack socket
+  detail::once_per_kind<rule> warned_drop;  // by rule, from fire-and-forget publishers
   detail::once_per_kind<other_warning> warned_other;
   // CURVE: the ZAP handler answers before the first client can connect (built before the sockets
   // bind), and stops before they close (~impl).

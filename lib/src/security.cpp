@@ -144,9 +144,14 @@ key_files write_key_files(const std::string& name, const key_pair& keys) {
   const auto pub_name = slash == std::string::npos ? out.pub_path : out.pub_path.substr(slash + 1);
   write_file(out.key_path,
              "# zrelay CURVE key pair, written by 'zrelay keygen'. Keep this file secret (mode 0600):\n"
-             "# whoever holds it can act as its owner. Give " + pub_name + " to the other side instead.\n"
-             "public-key = " + keys.public_key + "\n"
-             "secret-key = " + keys.secret_key + "\n",
+             "# whoever holds it can act as its owner. Give " +
+                 pub_name +
+                 " to the other side instead.\n"
+                 "public-key = " +
+                 keys.public_key +
+                 "\n"
+                 "secret-key = " +
+                 keys.secret_key + "\n",
              0600);
   try {
     write_file(out.pub_path, keys.public_key + "\n", 0644);
@@ -167,12 +172,12 @@ key_pair read_key_file(const std::string& path) {
     const auto where = "key file '" + path + "' line " + std::to_string(number) + ": ";
     if (field != "public-key" && field != "secret-key")
       throw key_error(where + "expected 'public-key = KEY' or 'secret-key = KEY', not '" + shown(line) + "'");
-    if (!is_z85_key(value))
-      throw key_error(where + "the " + field + " is not a Z85 key (40 characters)");
+    if (!is_z85_key(value)) throw key_error(where + "the " + field + " is not a Z85 key (40 characters)");
     (field == "public-key" ? keys.public_key : keys.secret_key) = value;
   });
   if (keys.secret_key.empty())
-    throw key_error("key file '" + path + "' has no 'secret-key = ' line (a .pub file is not a key pair; see 'zrelay keygen')");
+    throw key_error("key file '" + path +
+                    "' has no 'secret-key = ' line (a .pub file is not a key pair; see 'zrelay keygen')");
   std::array<char, z85_key_size + 1> derived{};
   if (zmq_curve_public(derived.data(), keys.secret_key.c_str()) != 0)
     throw key_error("key file '" + path + "': cannot derive the public key: " + zmq_strerror(zmq_errno()));
@@ -237,8 +242,9 @@ void apply_curve_server(zmq::socket_t& sock, const curve_config& curve) {
 
 void apply_curve_client(zmq::socket_t& sock, const curve_config& curve) {
   if (curve.enabled() != !curve.server_key.empty())
-    throw key_error(curve.enabled() ? "a CURVE client needs the relay's public key (--curve-server-key)"
-                                    : "the relay's public key (--curve-server-key) needs our own key pair (--curve-key)");
+    throw key_error(curve.enabled()
+                        ? "a CURVE client needs the relay's public key (--curve-server-key)"
+                        : "the relay's public key (--curve-server-key) needs our own key pair (--curve-key)");
   if (!curve.enabled()) return;
   sock.set(zmq::sockopt::curve_serverkey, curve.server_key);
   sock.set(zmq::sockopt::curve_publickey, curve.keys.public_key);
@@ -313,11 +319,10 @@ void zap_handler::run() {
         // whose libzmq lacks ZAP_ENFORCE_DOMAIN would let every client in.
         try {
           if (on_refusal_) on_refusal_(refusal);
-        } catch (const std::exception&) {
-        }
+        } catch (const std::exception&) {}
       }
-      std::array<zmq::message_t, 6> reply = {frame("1.0"), frame(text(1)), frame(status),
-                                              frame(reason), frame(user), zmq::message_t()};
+      std::array<zmq::message_t, 6> reply = {frame("1.0"),  frame(text(1)), frame(status),
+                                             frame(reason), frame(user),    zmq::message_t()};
       for (std::size_t i = 0; i < reply.size(); ++i)
         (void)sock_.send(reply[i], i + 1 < reply.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
     }

@@ -67,9 +67,7 @@ bool subscriber::connect(int stop_fd) {
   return true;
 }
 
-std::string subscriber::endpoint() const {
-  return cfg_.bind ? sock_.get(zmq::sockopt::last_endpoint) : cfg_.endpoint;
-}
+std::string subscriber::endpoint() const { return cfg_.bind ? sock_.get(zmq::sockopt::last_endpoint) : cfg_.endpoint; }
 
 void subscriber::warn_once(warning kind, const std::string& text) {
   if (warned_.first(kind) && on_warning_) on_warning_(text);
@@ -193,10 +191,12 @@ void subscriber::data_link_changed(link_monitor::change c) {
   // frame's size header, and ZeroMQ would reconnect and send it again forever.
   if (longest_topic_ > min_max_topic && !delivered_since_up_ && now - up_since_ < quick_cut) {
     if (++quick_cuts_ >= refused_after)
-      throw subscription_refused(
-          "the relay at " + cfg_.endpoint + " refused the subscription: it closed the connection right after each of " +
-          std::to_string(refused_after) + " handshakes, as zrelay does for a topic over its --max-topic (the longest "
-          "topic here is " + std::to_string(longest_topic_) + " bytes)");
+      throw subscription_refused("the relay at " + cfg_.endpoint +
+                                 " refused the subscription: it closed the connection right after each of " +
+                                 std::to_string(refused_after) +
+                                 " handshakes, as zrelay does for a topic over its --max-topic (the longest "
+                                 "topic here is " +
+                                 std::to_string(longest_topic_) + " bytes)");
   } else {
     quick_cuts_ = 0;
   }
@@ -267,8 +267,8 @@ subscriber::step subscriber::deliver(const message_fn& fn) {
     }
     if (r.error() != wire::status::ok) {
       ++stats_.malformed;
-      warn_once(warning::body, "a batch from publisher " + to_hex(h.publisher) + " was cut short: " +
-                                   std::string(wire::status_text(r.error())));
+      warn_once(warning::body, "a batch from publisher " + to_hex(h.publisher) +
+                                   " was cut short: " + std::string(wire::status_text(r.error())));
     }
     return step::next;
   }
@@ -305,8 +305,8 @@ bool subscriber::service(const message_fn& fn) {
 
 subscriber::result subscriber::receive(std::chrono::milliseconds timeout, const message_fn& fn, int wake_fd) {
   const auto own = poll_items();
-  zmq::pollitem_t items[] = {own[0], own[1], own[2],
-                             {nullptr, wake_fd, static_cast<short>(wake_fd >= 0 ? ZMQ_POLLIN : 0), 0}};
+  zmq::pollitem_t items[] = {
+      own[0], own[1], own[2], {nullptr, wake_fd, static_cast<short>(wake_fd >= 0 ? ZMQ_POLLIN : 0), 0}};
   const auto until = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     auto wait = next_timeout();

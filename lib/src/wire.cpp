@@ -18,13 +18,10 @@ void put64(unsigned char* p, std::uint64_t v) {
 }
 
 std::uint32_t get32(const unsigned char* p) {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
-         std::uint32_t{p[3]};
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
 }
 
-std::uint64_t get64(const unsigned char* p) {
-  return (std::uint64_t{get32(p)} << 32) | get32(p + 4);
-}
+std::uint64_t get64(const unsigned char* p) { return (std::uint64_t{get32(p)} << 32) | get32(p + 4); }
 
 }  // namespace
 
@@ -72,8 +69,7 @@ bool looks_like_header(const void* data, std::size_t size) {
   return size >= 4 && p[0] == magic0 && p[1] == magic1 && p[3] == static_cast<unsigned char>(kind::batch);
 }
 
-status decode_header(const void* data, std::size_t size, batch_header& out,
-                     std::uint8_t* version_seen) {
+status decode_header(const void* data, std::size_t size, batch_header& out, std::uint8_t* version_seen) {
   const auto* p = static_cast<const unsigned char*>(data);
   if (size < 3 || p[0] != magic0 || p[1] != magic1) return status::bad_magic;
   if (version_seen) *version_seen = p[2];
@@ -123,8 +119,8 @@ std::optional<std::string_view> record_reader::next() {
   return rec;
 }
 
-status validate_body(const void* data, std::size_t size, std::uint32_t count,
-                     std::size_t max_record, bool& too_large, std::size_t& largest) {
+status validate_body(const void* data, std::size_t size, std::uint32_t count, std::size_t max_record, bool& too_large,
+                     std::size_t& largest) {
   too_large = false;
   largest = 0;
   record_reader r(data, size, count);

@@ -31,12 +31,12 @@ using action = verdict::action;
 namespace {
 
 // Property failures abort, so libFuzzer reports them as crashes and saves the input.
-#define INGRESS_CHECK(cond)                                                                  \
-  do {                                                                                       \
-    if (!(cond)) {                                                                           \
+#define INGRESS_CHECK(cond)                                                                 \
+  do {                                                                                      \
+    if (!(cond)) {                                                                          \
       std::fprintf(stderr, "ingress_fuzz: check failed at line %d: %s\n", __LINE__, #cond); \
-      std::abort();                                                                          \
-    }                                                                                        \
+      std::abort();                                                                         \
+    }                                                                                       \
   } while (0)
 
 constexpr std::size_t settings_size = 11;
@@ -158,8 +158,7 @@ void fuzz_acked(const std::array<std::string_view, 3>& frames, std::size_t seen,
     INGRESS_CHECK(v.malformed == (r.broken == rule::version ? 0u : 1u));
     if (r.broken == rule::version || r.broken == rule::header || r.broken == rule::body)
       INGRESS_CHECK(r.counted == 1 && v.msgs == 1);
-    else
-      INGRESS_CHECK(decodes && r.count == h.count && r.counted == h.count);
+    else INGRESS_CHECK(decodes && r.count == h.count && r.counted == h.count);
     return;
   }
   // Through the first step: a batch whose numbers all exist.
@@ -181,9 +180,7 @@ void fuzz_acked(const std::array<std::string_view, 3>& frames, std::size_t seen,
   INGRESS_CHECK(in.msgs == v.msgs && in.end == v.end && in.batch);
   const auto& topic = frames[0];
   switch (in.what) {
-    case action::duplicate:
-      INGRESS_CHECK(in.end <= next && in.refusals.empty() && in.malformed == 0);
-      break;
+    case action::duplicate: INGRESS_CHECK(in.end <= next && in.refusals.empty() && in.malformed == 0); break;
     case action::expect:
       INGRESS_CHECK(in.end > next && h.seq > next && in.refusals.empty() && in.malformed == 0);
       break;
@@ -201,14 +198,12 @@ void fuzz_acked(const std::array<std::string_view, 3>& frames, std::size_t seen,
       INGRESS_CHECK(!topic.empty() && topic.size() <= l.max_topic && h.topic_seq != 0);
       if (!in.whole) check_split(in, frames[2], l);
       break;
-    case action::refuse:
-      INGRESS_CHECK(false);
+    case action::refuse: INGRESS_CHECK(false);
   }
 }
 
 // The publisher socket: `n` frames read (all of them, or max_frames of more).
-void fuzz_fire_and_forget(const std::string_view* frames, std::size_t n, bool truncated, const limits& l,
-                          verdict& v) {
+void fuzz_fire_and_forget(const std::string_view* frames, std::size_t n, bool truncated, const limits& l, verdict& v) {
   judge_fire_and_forget({frames, n, truncated}, l, v);
   check_common(v, l);
   INGRESS_CHECK(v.what == action::refuse || v.what == action::forward);
@@ -217,10 +212,8 @@ void fuzz_fire_and_forget(const std::string_view* frames, std::size_t n, bool tr
   std::uint64_t dropped = 0, unreadable = 0;
   for (const auto& r : v.refusals) {
     INGRESS_CHECK(!r.ack_socket);
-    if (reason_of(r.broken) == wire::reason::too_large)
-      dropped += r.counted;
-    else
-      unreadable += 1;
+    if (reason_of(r.broken) == wire::reason::too_large) dropped += r.counted;
+    else unreadable += 1;
   }
   INGRESS_CHECK(dropped == v.refused && unreadable == v.malformed);
   if (truncated) {
@@ -266,10 +259,9 @@ bool same_refusals(const std::vector<refusal>& a, const std::vector<refusal>& b)
 }
 
 bool same(const verdict& a, const verdict& b) {
-  return a.what == b.what && a.batch == b.batch && a.end == b.end && a.msgs == b.msgs &&
-         a.malformed == b.malformed && a.refused == b.refused && a.whole == b.whole &&
-         a.header.count == b.header.count && a.header.seq == b.header.seq &&
-         a.header.publisher == b.header.publisher && same_runs(a.kept, b.kept) &&
+  return a.what == b.what && a.batch == b.batch && a.end == b.end && a.msgs == b.msgs && a.malformed == b.malformed &&
+         a.refused == b.refused && a.whole == b.whole && a.header.count == b.header.count &&
+         a.header.seq == b.header.seq && a.header.publisher == b.header.publisher && same_runs(a.kept, b.kept) &&
          same_refusals(a.refusals, b.refusals);
 }
 

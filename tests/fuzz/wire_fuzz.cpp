@@ -22,21 +22,20 @@ using namespace zrelay::wire;
 namespace {
 
 // Property failures abort, so libFuzzer reports them as crashes and saves the input.
-#define WIRE_CHECK(cond)                                                        \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
+#define WIRE_CHECK(cond)                                                                 \
+  do {                                                                                   \
+    if (!(cond)) {                                                                       \
       std::fprintf(stderr, "wire_fuzz: check failed at line %d: %s\n", __LINE__, #cond); \
-      std::abort();                                                             \
-    }                                                                           \
+      std::abort();                                                                      \
+    }                                                                                    \
   } while (0)
 
-constexpr status all_statuses[] = {status::ok,        status::bad_magic, status::bad_version,
-                                   status::bad_kind,  status::truncated, status::bad_count,
-                                   status::bad_length, status::trailing};
+constexpr status all_statuses[] = {status::ok,        status::bad_magic, status::bad_version, status::bad_kind,
+                                   status::truncated, status::bad_count, status::bad_length,  status::trailing};
 
 bool same_header(const batch_header& a, const batch_header& b) {
-  return a.count == b.count && a.publisher == b.publisher && a.seq == b.seq &&
-         a.topic_seq == b.topic_seq && a.ack_floor == b.ack_floor;
+  return a.count == b.count && a.publisher == b.publisher && a.seq == b.seq && a.topic_seq == b.topic_seq &&
+         a.ack_floor == b.ack_floor;
 }
 
 // A header frame, decoded whole: the result is consistent with the bytes, version_seen is set
@@ -92,8 +91,7 @@ void fuzz_body(const unsigned char* p, std::size_t size, std::uint32_t count) {
   // Once it stopped, it stays stopped.
   WIRE_CHECK(!r.next());
   const status st = r.error();
-  WIRE_CHECK(st == status::ok || st == status::truncated || st == status::bad_length ||
-             st == status::trailing);
+  WIRE_CHECK(st == status::ok || st == status::truncated || st == status::bad_length || st == status::trailing);
   WIRE_CHECK(records <= count);
   if (st == status::ok) {
     WIRE_CHECK(r.done());
@@ -103,8 +101,7 @@ void fuzz_body(const unsigned char* p, std::size_t size, std::uint32_t count) {
     WIRE_CHECK(!r.done());
   }
 
-  for (const std::size_t max_record : {std::size_t{0}, std::size_t{1}, std::size_t{16},
-                                       std::size_t{1} << 20}) {
+  for (const std::size_t max_record : {std::size_t{0}, std::size_t{1}, std::size_t{16}, std::size_t{1} << 20}) {
     bool too_large = true;
     std::size_t seen_largest = 12345;
     const status vst = validate_body(p, size, count, max_record, too_large, seen_largest);
@@ -148,8 +145,7 @@ struct field_source {
 
 // Cuts the next record off `rest`: its first byte (mod 64) is the length of what follows.
 std::string_view next_piece(std::string_view& rest) {
-  const std::size_t n =
-      std::min<std::size_t>(static_cast<unsigned char>(rest[0]) % 64, rest.size() - 1);
+  const std::size_t n = std::min<std::size_t>(static_cast<unsigned char>(rest[0]) % 64, rest.size() - 1);
   const std::string_view piece = rest.substr(1, n);
   rest.remove_prefix(1 + n);
   return piece;
@@ -191,9 +187,8 @@ void fuzz_encode(const unsigned char* p, std::size_t size) {
   WIRE_CHECK(wire_reply.size() == reply_fixed_size + rep.text.size());
   reply rback;
   WIRE_CHECK(decode_reply(wire_reply.data(), wire_reply.size(), rback) == status::ok);
-  WIRE_CHECK(rback.type == rep.type && rback.count == rep.count &&
-             rback.publisher == rep.publisher && rback.seq == rep.seq && rback.why == rep.why &&
-             rback.text == rep.text);
+  WIRE_CHECK(rback.type == rep.type && rback.count == rep.count && rback.publisher == rep.publisher &&
+             rback.seq == rep.seq && rback.why == rep.why && rback.text == rep.text);
 
   // The rest of the input, cut into at most 64 records.
   std::string body;

@@ -16,8 +16,7 @@ namespace {
 
 // An XPUB with one subscriber that reads only when told; both ends hold few messages.
 struct bench_socket {
-  explicit bench_socket(zmq::context_t& ctx)
-      : xpub(ctx, zmq::socket_type::xpub), sub(ctx, zmq::socket_type::sub) {
+  explicit bench_socket(zmq::context_t& ctx) : xpub(ctx, zmq::socket_type::xpub), sub(ctx, zmq::socket_type::sub) {
     const auto ep = zrelay::test::unique_inproc("fanout");
     xpub.set(zmq::sockopt::sndhwm, 4);
     xpub.set(zmq::sockopt::xpub_nodrop, 1);

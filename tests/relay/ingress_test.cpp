@@ -445,8 +445,7 @@ TEST_CASE("ingress: an ack-socket batch at next is refused for good for its topi
     CHECK(r.broken == rule::topic_seq_zero);
     CHECK((r.seq == 10 && r.count == 3 && r.counted == 3));
     CHECK(reason_of(r.broken) == wire::reason::malformed);
-    CHECK(describe(r, lim) ==
-          "the topic sequence must not be zero on the ack socket (it starts at 1 for each topic)");
+    CHECK(describe(r, lim) == "the topic sequence must not be zero on the ack socket (it starts at 1 for each topic)");
   }
   SECTION("the topic's rules before the records' sizes") {
     const auto v = in_session(batch("", acked_header(2, 10), records_of({1, 2000})), 10);
@@ -593,7 +592,6 @@ TEST_CASE("ingress: a verdict reused for the next message starts clean", "[ingre
 
 // ---- the publisher socket (judge_fire_and_forget) ----
 
-
 TEST_CASE("ingress: plain fire-and-forget messages are held to the topic and size limits", "[ingress]") {
   const limits l{16, 512};
   const auto forwarded = [](const std::vector<std::string>& frames, const limits& with) {
@@ -734,8 +732,7 @@ TEST_CASE("ingress: a fire-and-forget batch is held to the ack socket's shape an
       const auto& r = only_refusal(v);
       CHECK((r.broken == rule::header && r.counted == 1));
     }
-    CHECK(describe(only_refusal(fire_and_forget({"t", std::string("ZR\x01\x01", 4), ""})), lim) ==
-          "header: truncated");
+    CHECK(describe(only_refusal(fire_and_forget({"t", std::string("ZR\x01\x01", 4), ""})), lim) == "header: truncated");
   }
   SECTION("a body that does not hold its count: dropped as one malformed message") {
     const auto v = fire_and_forget({"t", header_frame(ff_header(4)), body_of(records) + "x"});
@@ -818,20 +815,13 @@ TEST_CASE("ingress: a fire-and-forget batch is held to the ack socket's shape an
 
 TEST_CASE("ingress: each rule's NACK reason", "[ingress]") {
   const std::pair<rule, wire::reason> table[] = {
-      {rule::frames, wire::reason::malformed},
-      {rule::version, wire::reason::unsupported_version},
-      {rule::header, wire::reason::malformed},
-      {rule::body, wire::reason::malformed},
-      {rule::zero_id, wire::reason::malformed},
-      {rule::floor_zero, wire::reason::malformed},
-      {rule::floor_above_seq, wire::reason::malformed},
-      {rule::seq_wraps, wire::reason::malformed},
-      {rule::topic_seq_wraps, wire::reason::malformed},
-      {rule::overlap, wire::reason::malformed},
-      {rule::empty_topic, wire::reason::malformed},
-      {rule::long_topic, wire::reason::too_large},
-      {rule::topic_seq_zero, wire::reason::malformed},
-      {rule::too_large, wire::reason::too_large},
+      {rule::frames, wire::reason::malformed},          {rule::version, wire::reason::unsupported_version},
+      {rule::header, wire::reason::malformed},          {rule::body, wire::reason::malformed},
+      {rule::zero_id, wire::reason::malformed},         {rule::floor_zero, wire::reason::malformed},
+      {rule::floor_above_seq, wire::reason::malformed}, {rule::seq_wraps, wire::reason::malformed},
+      {rule::topic_seq_wraps, wire::reason::malformed}, {rule::overlap, wire::reason::malformed},
+      {rule::empty_topic, wire::reason::malformed},     {rule::long_topic, wire::reason::too_large},
+      {rule::topic_seq_zero, wire::reason::malformed},  {rule::too_large, wire::reason::too_large},
       {rule::too_many_runs, wire::reason::too_large},
   };
   STATIC_REQUIRE(std::size(table) == static_cast<std::size_t>(rule::count_));
@@ -871,8 +861,7 @@ TEST_CASE("ingress: describe gives each rule's text with its figures", "[ingress
   CHECK(text(rule::overlap, [](refusal& r) { r.seq = 3, r.figure = 5; }) ==
         "batch overlaps messages already accepted (sequence 3, expected 5)");
   CHECK(text(rule::empty_topic, none) == "the topic must not be empty on the ack socket");
-  CHECK(text(rule::long_topic, [](refusal& r) { r.size = 2000; }) ==
-        "a topic of 2000 bytes exceeds the limit of 1024");
+  CHECK(text(rule::long_topic, [](refusal& r) { r.size = 2000; }) == "a topic of 2000 bytes exceeds the limit of 1024");
   CHECK(text(rule::topic_seq_zero, none) ==
         "the topic sequence must not be zero on the ack socket (it starts at 1 for each topic)");
   CHECK(text(rule::too_large, [](refusal& r) { r.figure = 1, r.size = 2000000; }) ==

@@ -46,9 +46,15 @@ TEST_CASE("reactor runs the handlers of what is readable, in the order registere
   pipe_fds p;
   reactor loop;
   std::vector<std::string> ran;
-  loop.add(first.a, [&] { ran.push_back("first"); first.take(); });
+  loop.add(first.a, [&] {
+    ran.push_back("first");
+    first.take();
+  });
   loop.add(p.fd[0], [&] { ran.push_back("fd"); });
-  loop.add(second.a, [&] { ran.push_back("second"); second.take(); });
+  loop.add(second.a, [&] {
+    ran.push_back("second");
+    second.take();
+  });
   CHECK(loop.size() == 3);
   // Nothing readable: the timeout passes and nothing runs.
   CHECK(loop.run_once(1ms, false, {}) == 0);
@@ -73,8 +79,17 @@ TEST_CASE("reactor does not poll what waits while a message is held, and asks be
   pair_sockets always(ctx), gated(ctx);
   reactor loop;
   int always_ran = 0, gated_ran = 0;
-  loop.add(always.a, [&] { ++always_ran; always.take(); });
-  loop.add(gated.a, [&] { ++gated_ran; gated.take(); }, reactor::when_held::wait);
+  loop.add(always.a, [&] {
+    ++always_ran;
+    always.take();
+  });
+  loop.add(
+      gated.a,
+      [&] {
+        ++gated_ran;
+        gated.take();
+      },
+      reactor::when_held::wait);
   gated.poke();
   // Holding: the gated socket is not polled, so its message does not wake the loop.
   CHECK(loop.run_once(20ms, true, [] { return true; }) == 0);
@@ -83,7 +98,10 @@ TEST_CASE("reactor does not poll what waits while a message is held, and asks be
   int asked = 0;
   const auto until = std::chrono::steady_clock::now() + zrelay::test::deadline;
   while (asked == 0 && std::chrono::steady_clock::now() < until)
-    loop.run_once(10ms, false, [&] { ++asked; return false; });
+    loop.run_once(10ms, false, [&] {
+      ++asked;
+      return false;
+    });
   CHECK(asked == 1);
   CHECK(gated_ran == 0);
   // Then allowed: it runs. The ungated socket runs whatever may_read says.

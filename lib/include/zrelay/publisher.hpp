@@ -55,8 +55,8 @@ struct publisher_config {
   std::chrono::milliseconds connect_timeout{3000};   ///< 0: do not wait for the connection
   std::chrono::milliseconds subscription_wait{200};  ///< fire-and-forget: wait for subscriptions
   int hwm = 1000;
-  int stop_fd = -1;  ///< readable => waiting stops with `interrupted`
-  curve_config curve;  ///< key pair + server_key: connect with CURVE
+  int stop_fd = -1;                           ///< readable => waiting stops with `interrupted`
+  curve_config curve;                         ///< key pair + server_key: connect with CURVE
   std::chrono::milliseconds heartbeat{1000};  ///< ZeroMQ heartbeat interval (0: none); lost after 3
 };
 
@@ -69,7 +69,7 @@ struct publisher_stats {
   std::uint64_t retried = 0;    ///< messages sent again after a timeout or a resend request
   std::uint64_t bytes = 0;      ///< payload bytes published
   std::map<wire::reason, std::uint64_t> nacked_by_reason;
-  std::string first_refusal;    ///< the relay's text for the first NACK
+  std::string first_refusal;  ///< the relay's text for the first NACK
 };
 
 /// Publishes to a relay. Not thread-safe: one thread uses it.
@@ -125,8 +125,8 @@ private:
   void handle_reply(const zmq::message_t& m);
   void acknowledge_through(std::uint64_t seq);
   void wait_for_progress(std::chrono::milliseconds limit);
-  void send_fire_and_forget(const std::string& topic, const std::string& body, std::uint32_t count,
-                            std::uint64_t seq, std::uint64_t topic_seq);
+  void send_fire_and_forget(const std::string& topic, const std::string& body, std::uint32_t count, std::uint64_t seq,
+                            std::uint64_t topic_seq);
   void wait_for_subscriptions();
 
   publisher_config cfg_;

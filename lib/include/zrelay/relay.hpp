@@ -40,14 +40,16 @@ struct relay_config {
   std::string sub_bind = default_endpoint(default_sub_port);  ///< XPUB: subscribers connect here
   std::string ack_bind = default_endpoint(default_ack_port);  ///< ROUTER: acked publishers connect here
   full_policy on_full = full_policy::drop;
-  int hwm = 1000;                        ///< high-water mark (ZeroMQ messages) of every socket
-  std::size_t max_msg_size = default_max_msg_size;  ///< largest message accepted (0 = none); a larger one is refused and counted
-  std::size_t max_topic = default_max_topic;  ///< longest topic of a subscription or a message, in bytes (min_max_topic to max_topic_limit)
-  std::chrono::milliseconds full_wait{100};  ///< drop policy: how long a full subscriber may hold the others up
-  std::chrono::milliseconds linger{1000};  ///< how long shutdown may spend flushing queues
-  std::chrono::seconds publisher_idle{600};  ///< forget an acked publisher idle this long
+  int hwm = 1000;  ///< high-water mark (ZeroMQ messages) of every socket
+  std::size_t max_msg_size =
+      default_max_msg_size;  ///< largest message accepted (0 = none); a larger one is refused and counted
+  /// Longest topic of a subscription or a message, in bytes (min_max_topic to max_topic_limit).
+  std::size_t max_topic = default_max_topic;
+  std::chrono::milliseconds full_wait{100};       ///< drop policy: how long a full subscriber may hold the others up
+  std::chrono::milliseconds linger{1000};         ///< how long shutdown may spend flushing queues
+  std::chrono::seconds publisher_idle{600};       ///< forget an acked publisher idle this long
   std::chrono::milliseconds expect_repeat{1000};  ///< how soon an EXPECT for the same sequence may be sent again
-  curve_config curve;  ///< a key pair makes every tcp/ipc socket CURVE; allowed_keys are let in
+  curve_config curve;                         ///< a key pair makes every tcp/ipc socket CURVE; allowed_keys are let in
   std::chrono::milliseconds heartbeat{1000};  ///< ZeroMQ heartbeats to every peer (0: none)
 };
 

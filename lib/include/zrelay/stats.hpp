@@ -9,20 +9,20 @@
 /// the live atomics, the stats line, the JSON form and for_each_counter are all made from it, so a
 /// counter added here appears in each of them.
 #define ZRELAY_COUNTERS(X)                                                                                   \
-  X(msgs_in, "user messages received (records of batches, plain messages)")                                 \
-  X(bytes_in, "bytes of those messages' frames")                                                            \
-  X(msgs_out, "user messages handed to the subscriber socket")                                              \
-  X(bytes_out, "bytes of those messages' frames")                                                           \
-  X(acks, "ack replies sent (each may cover many messages)")                                                \
-  X(nacks, "messages refused with a NACK")                                                                  \
-  X(duplicates, "messages received again and re-acked, not forwarded")                                     \
-  X(dropped, "messages not delivered to at least one full subscriber")                                      \
-  X(blocked, "times forwarding began holding messages for a full subscriber (under either full policy)")    \
-  X(malformed, "frames that could not be decoded")                                                          \
-  X(subscriptions, "subscribe frames seen on the subscriber socket")                                        \
-  X(unsubscriptions, "unsubscribe frames seen on the subscriber socket")                                    \
-  X(refused, "fire-and-forget messages dropped (too large, topic too long; nobody to NACK)")                \
-  X(clients_refused, "connections the security handler turned away")                                        \
+  X(msgs_in, "user messages received (records of batches, plain messages)")                                  \
+  X(bytes_in, "bytes of those messages' frames")                                                             \
+  X(msgs_out, "user messages handed to the subscriber socket")                                               \
+  X(bytes_out, "bytes of those messages' frames")                                                            \
+  X(acks, "ack replies sent (each may cover many messages)")                                                 \
+  X(nacks, "messages refused with a NACK")                                                                   \
+  X(duplicates, "messages received again and re-acked, not forwarded")                                       \
+  X(dropped, "messages not delivered to at least one full subscriber")                                       \
+  X(blocked, "times forwarding began holding messages for a full subscriber (under either full policy)")     \
+  X(malformed, "frames that could not be decoded")                                                           \
+  X(subscriptions, "subscribe frames seen on the subscriber socket")                                         \
+  X(unsubscriptions, "unsubscribe frames seen on the subscriber socket")                                     \
+  X(refused, "fire-and-forget messages dropped (too large, topic too long; nobody to NACK)")                 \
+  X(clients_refused, "connections the security handler turned away")                                         \
   X(disconnects, "publisher connections that ended after their handshake (closed, lost, or cut for a frame " \
                  "over the frame limit)")                                                                    \
   X(publishers, "acked publishers currently known")

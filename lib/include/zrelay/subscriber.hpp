@@ -7,9 +7,9 @@
 #include <functional>
 #include <memory>
 #include <stdexcept>
-#include <unordered_map>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -34,8 +34,8 @@ struct message_view {
 struct gap_info {
   std::string topic;
   std::uint64_t publisher = 0;
-  std::uint64_t expected = 0;  ///< the sequence that should have come next
-  std::uint64_t received = 0;  ///< the sequence that came instead
+  std::uint64_t expected = 0;      ///< the sequence that should have come next
+  std::uint64_t received = 0;      ///< the sequence that came instead
   bool across_disconnect = false;  ///< the stream's first message since the relay connection closed
   std::uint64_t missing() const { return received - expected; }
 };
@@ -56,12 +56,12 @@ struct subscriber_config {
 
 /// Counters so far.
 struct subscriber_stats {
-  std::uint64_t received = 0;    ///< messages delivered to the callback
-  std::uint64_t gaps = 0;        ///< gap events
-  std::uint64_t missing = 0;     ///< messages missing across all gaps (less those that came late)
-  std::uint64_t duplicates = 0;  ///< messages seen again (dropped when dedup is on)
-  std::uint64_t malformed = 0;   ///< ZeroMQ messages that could not be decoded
-  std::uint64_t late = 0;        ///< messages that came after their gap was reported (in received)
+  std::uint64_t received = 0;     ///< messages delivered to the callback
+  std::uint64_t gaps = 0;         ///< gap events
+  std::uint64_t missing = 0;      ///< messages missing across all gaps (less those that came late)
+  std::uint64_t duplicates = 0;   ///< messages seen again (dropped when dedup is on)
+  std::uint64_t malformed = 0;    ///< ZeroMQ messages that could not be decoded
+  std::uint64_t late = 0;         ///< messages that came after their gap was reported (in received)
   std::uint64_t disconnects = 0;  ///< times the connection carrying the subscription closed
   /// Streams (publisher, topic) not heard from since a disconnection, whose losses meanwhile are
   /// not in `missing` yet; plain messages seen before a disconnection count as one, for good.
@@ -143,10 +143,10 @@ private:
   };
   // One (publisher, topic).
   struct stream {
-    std::uint64_t next = 0;    // the topic seq expected next
-    std::uint32_t conn = 0;    // the connection its latest message came on (connection_of)
-    bool away = false;         // not heard from on a later connection since a disconnection
-    std::vector<hole> holes;   // the latest gaps not yet filled, oldest first
+    std::uint64_t next = 0;   // the topic seq expected next
+    std::uint32_t conn = 0;   // the connection its latest message came on (connection_of)
+    bool away = false;        // not heard from on a later connection since a disconnection
+    std::vector<hole> holes;  // the latest gaps not yet filled, oldest first
   };
   // A connection messages came on. ZeroMQ gives each connection its own metadata, and the
   // address of a property's value tells them apart; `keep` holds a message of it so that the
@@ -159,8 +159,8 @@ private:
 
   enum class step { empty, next, stop };
   step deliver(const message_fn& fn);
-  stream& check_sequence(std::uint64_t publisher, std::string_view topic, std::uint64_t first,
-                         std::uint32_t count, std::uint32_t conn, std::uint64_t& seen_below);
+  stream& check_sequence(std::uint64_t publisher, std::string_view topic, std::uint64_t first, std::uint32_t count,
+                         std::uint32_t conn, std::uint64_t& seen_below);
   static bool fill_hole(stream& s, std::uint64_t seq);
   std::uint32_t connection_of(zmq::message_t& frame);
   void drain_links();

@@ -63,8 +63,7 @@ std::string_view status_text(status s);
 
 /// Decodes a header frame. On bad_version the other fields are still filled where present,
 /// so the caller can answer the sender with a NACK naming its sequence.
-status decode_header(const void* data, std::size_t size, batch_header& out,
-                     std::uint8_t* version_seen = nullptr);
+status decode_header(const void* data, std::size_t size, batch_header& out, std::uint8_t* version_seen = nullptr);
 
 /// Cheap check: do these bytes start like a zrelay header (magic, any version)?
 bool looks_like_header(const void* data, std::size_t size);
@@ -94,8 +93,8 @@ private:
 /// Validates a body without copying: every record present, none larger than `max_record`
 /// (0 = no limit), no trailing bytes. Returns ok, bad_length, truncated, trailing; sets
 /// `too_large` when a record exceeds max_record.
-status validate_body(const void* data, std::size_t size, std::uint32_t count,
-                     std::size_t max_record, bool& too_large, std::size_t& largest);
+status validate_body(const void* data, std::size_t size, std::uint32_t count, std::size_t max_record, bool& too_large,
+                     std::size_t& largest);
 
 /// A reply from the relay to an acked publisher (single frame).
 ///

@@ -25,8 +25,8 @@ bool fanout::try_send(zmq::message_t* frames, std::size_t n) {
 void fanout::send_dropping(zmq::message_t* frames, std::size_t n) {
   xpub_.set(zmq::sockopt::xpub_nodrop, 0);
   for (std::size_t i = 0; i < n; ++i)
-    (void)xpub_.send(frames[i], (i + 1 < n ? zmq::send_flags::sndmore : zmq::send_flags::none) |
-                                    zmq::send_flags::dontwait);
+    (void)xpub_.send(frames[i],
+                     (i + 1 < n ? zmq::send_flags::sndmore : zmq::send_flags::none) | zmq::send_flags::dontwait);
   xpub_.set(zmq::sockopt::xpub_nodrop, 1);
 }
 

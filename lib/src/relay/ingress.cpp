@@ -107,14 +107,11 @@ void refuse(verdict& v, const refusal& r) {
 
 wire::reason reason_of(rule r) {
   switch (r) {
-    case rule::version:
-      return wire::reason::unsupported_version;
+    case rule::version: return wire::reason::unsupported_version;
     case rule::long_topic:
     case rule::too_large:
-    case rule::too_many_runs:
-      return wire::reason::too_large;
-    default:
-      return wire::reason::malformed;
+    case rule::too_many_runs: return wire::reason::too_large;
+    default: return wire::reason::malformed;
   }
 }
 
@@ -124,14 +121,10 @@ std::string describe(const refusal& r, const limits& l) {
     case rule::frames:
       return r.ack_socket ? "expected 3 frames [topic][header][body], got " + n(r.figure)
                           : "more than " + n(max_frames) + " frames";
-    case rule::version:
-      return "this relay speaks protocol version " + n(wire::version) + ", got " + n(r.figure);
-    case rule::header:
-      return "header: " + std::string(wire::status_text(r.status));
-    case rule::body:
-      return "body: " + std::string(wire::status_text(r.status));
-    case rule::zero_id:
-      return "publisher id and sequence must not be zero on the ack socket";
+    case rule::version: return "this relay speaks protocol version " + n(wire::version) + ", got " + n(r.figure);
+    case rule::header: return "header: " + std::string(wire::status_text(r.status));
+    case rule::body: return "body: " + std::string(wire::status_text(r.status));
+    case rule::zero_id: return "publisher id and sequence must not be zero on the ack socket";
     case rule::floor_zero:
       return "the ack floor must be set on the ack socket (the oldest sequence not yet acknowledged, 1 or more)";
     case rule::floor_above_seq:
@@ -143,10 +136,8 @@ std::string describe(const refusal& r, const limits& l) {
       return "topic sequence " + n(r.figure) + " + count " + n(r.count) + " runs past the last sequence number";
     case rule::overlap:
       return "batch overlaps messages already accepted (sequence " + n(r.seq) + ", expected " + n(r.figure) + ")";
-    case rule::empty_topic:
-      return "the topic must not be empty on the ack socket";
-    case rule::long_topic:
-      return "a topic of " + n(r.size) + " bytes exceeds the limit of " + n(l.max_topic);
+    case rule::empty_topic: return "the topic must not be empty on the ack socket";
+    case rule::long_topic: return "a topic of " + n(r.size) + " bytes exceeds the limit of " + n(l.max_topic);
     case rule::topic_seq_zero:
       return "the topic sequence must not be zero on the ack socket (it starts at 1 for each topic)";
     case rule::too_large:
@@ -156,8 +147,7 @@ std::string describe(const refusal& r, const limits& l) {
       return n(r.figure) + " messages of up to " + n(r.size) + " bytes exceed the limit of " + n(l.max_msg_size) +
              " in " + n(r.other) + " runs (more than " + n(max_refused_runs) +
              " runs in one batch: the whole batch of " + n(r.count) + " messages is refused)";
-    case rule::count_:
-      break;
+    case rule::count_: break;
   }
   return "?";
 }
@@ -288,10 +278,8 @@ void judge_fire_and_forget(const frames_view& m, const limits& l, verdict& out) 
   // A refusal of something it cannot read is one malformed message; of what it will not forward
   // (size, topic), the messages it drops.
   const auto drop = [&](const refusal& r) {
-    if (reason_of(r.broken) == wire::reason::too_large)
-      out.refused += r.counted;
-    else
-      out.malformed += 1;
+    if (reason_of(r.broken) == wire::reason::too_large) out.refused += r.counted;
+    else out.malformed += 1;
     out.refusals.push_back(r);
   };
   if (m.truncated) {

@@ -114,8 +114,7 @@ void judge_acked(const std::string_view* frames, std::size_t frames_seen, const 
 
 /// The rest of the ack socket's rules, for a verdict judge_acked let through, against what the
 /// relay knows of the publisher: `next`, the next sequence it will accept (its ack floor applied).
-void judge_in_session(std::string_view topic, std::string_view body, std::uint64_t next, const limits& l,
-                      verdict& out);
+void judge_in_session(std::string_view topic, std::string_view body, std::uint64_t next, const limits& l, verdict& out);
 
 /// A message from the publisher socket (fire-and-forget): a batch is held to the ack socket's rules
 /// of shape and size, not to its sequence rules; a plain message to the topic and size limits. The

@@ -42,8 +42,8 @@ private:
     when_held held = when_held::read;
   };
   std::vector<entry> entries_;
-  std::vector<zmq::pollitem_t> items_;      // this turn's poll set
-  std::vector<std::size_t> item_entry_;     // the entry of each item
+  std::vector<zmq::pollitem_t> items_;   // this turn's poll set
+  std::vector<std::size_t> item_entry_;  // the entry of each item
 };
 
 }  // namespace zrelay

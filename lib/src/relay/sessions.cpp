@@ -76,10 +76,8 @@ void sessions::mark_ack(std::uint64_t id, state& st) {
 void sessions::sweep(clock::time_point now, std::chrono::milliseconds idle) {
   for (auto it = states_.begin(); it != states_.end();) {
     const auto& st = it->second;
-    if (!st.ack_due && st.pending == 0 && now - st.last_seen > idle)
-      it = states_.erase(it);
-    else
-      ++it;
+    if (!st.ack_due && st.pending == 0 && now - st.last_seen > idle) it = states_.erase(it);
+    else ++it;
   }
 }
 

@@ -98,14 +98,10 @@ connection_watch::~connection_watch() { (void)zmq_socket_monitor(watched_.handle
 
 bool connection_watch::publisher_gone(std::uint16_t id) {
   switch (id) {
-    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
-      ++established_;
-      return false;
+    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED: ++established_; return false;
     case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
     case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
-      ++failed_;
-      return false;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: ++failed_; return false;
     case ZMQ_EVENT_DISCONNECTED:
       if (failed_ > 0) {
         --failed_;
@@ -114,8 +110,7 @@ bool connection_watch::publisher_gone(std::uint16_t id) {
       if (established_ == 0) return false;
       --established_;
       return true;
-    default:
-      return false;
+    default: return false;
   }
 }
 

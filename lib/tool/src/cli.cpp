@@ -123,8 +123,9 @@ std::string help_text(cxxopts::Options& o, const std::vector<std::string>& group
 // Every tool takes its own key pair; clients also the relay's public key, the relay an allowlist.
 void add_security_options(cxxopts::Options& o, bool client) {
   auto add = o.add_options("Security");
-  add("curve-key", client ? "CURVE: encrypt with this key pair (from 'zrelay keygen NAME'); needs --curve-server-key"
-                          : "CURVE: encrypt every socket with this key pair (from 'zrelay keygen NAME'); needs --allow-keys",
+  add("curve-key",
+      client ? "CURVE: encrypt with this key pair (from 'zrelay keygen NAME'); needs --curve-server-key"
+             : "CURVE: encrypt every socket with this key pair (from 'zrelay keygen NAME'); needs --allow-keys",
       cxxopts::value<std::string>(), "FILE.key");
   if (client)
     add("curve-server-key", "the relay's public key: 40 Z85 characters or the relay's .pub file",
@@ -165,9 +166,12 @@ std::size_t parse_size(const std::string& text, const std::string& what) {
   std::uint64_t mult = 1;
   if (!digits.empty()) {
     switch (digits.back()) {
-      case 'k': case 'K': mult = 1ull << 10; break;
-      case 'm': case 'M': mult = 1ull << 20; break;
-      case 'g': case 'G': mult = 1ull << 30; break;
+      case 'k':
+      case 'K': mult = 1ull << 10; break;
+      case 'm':
+      case 'M': mult = 1ull << 20; break;
+      case 'g':
+      case 'G': mult = 1ull << 30; break;
       default: break;
     }
     if (mult != 1) digits.pop_back();
@@ -189,35 +193,56 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
   cxxopts::Options o("zrelay", "zrelay: a ZeroMQ pub/sub relay with acknowledged publishing.\n");
   o.custom_help("[OPTIONS]  |  zrelay keygen NAME");
   const std::string pub_port = std::to_string(default_pub_port);
-  o.add_options("Sockets")
-      ("pub-bind", "XSUB socket for fire-and-forget publishers (PUB)", cxxopts::value<std::string>()->default_value(default_endpoint(default_pub_port)), "EP")
-      ("sub-bind", "XPUB socket for subscribers (SUB)", cxxopts::value<std::string>()->default_value(default_endpoint(default_sub_port)), "EP")
-      ("ack-bind", "ROUTER socket for acknowledged publishers (zpub)", cxxopts::value<std::string>()->default_value(default_endpoint(default_ack_port)), "EP");
-  o.add_options("Behaviour")
-      ("on-full", "when a subscriber's queue is full: drop (after --full-wait, deliver to the others and count it; the subscriber sees the gap) or block (lossless back-pressure to acked publishers)", cxxopts::value<std::string>()->default_value("drop"), "drop|block")
-      ("full-wait", "with drop: how long a full subscriber may hold the others up before its messages are dropped", cxxopts::value<std::string>()->default_value("100"), "MS")
-      ("hwm", "high-water mark of each socket, in ZeroMQ messages (a batch is one)", cxxopts::value<std::string>()->default_value("1000"), "N")
-      ("max-msg-size", "largest message accepted: a larger one is refused and counted (acked publishers get a NACK 'too large'); a frame over max(" + std::to_string(frame_limit_factor) + " x BYTES + " + size_text(frame_limit_slack, prose_units) + ", " + size_text(frame_limit_floor, prose_units) + ") costs its sender the connection, unread; 0 for no limit", cxxopts::value<std::string>()->default_value(size_text(default_max_msg_size, arg_units)), "BYTES")
-      ("max-topic", "longest topic (" + size_text(min_max_topic, arg_units) + " to " + size_text(max_topic_limit, arg_units) + "): a message with a longer topic frame is refused (acked publishers get a NACK) and counted; a subscriber sending a longer subscription is disconnected by ZeroMQ", cxxopts::value<std::string>()->default_value(std::to_string(default_max_topic)), "BYTES")
-      ("heartbeat", "ZeroMQ heartbeat interval to every peer; a peer silent for 3 intervals is dropped (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
-      ("stats-interval", "print the counters on stderr every SECONDS (a final line is always printed)", cxxopts::value<std::string>()->default_value("0"), "SECONDS")
-      ("v,verbose", "log subscriptions, new publishers, publisher connections that end and every refused message")
-      ("h,help", "print this help")
-      ("version", "print the version");
+  // clang-format off: one option a line
+  o.add_options("Sockets")("pub-bind", "XSUB socket for fire-and-forget publishers (PUB)",
+                           cxxopts::value<std::string>()->default_value(default_endpoint(default_pub_port)), "EP")(
+      "sub-bind", "XPUB socket for subscribers (SUB)",
+      cxxopts::value<std::string>()->default_value(default_endpoint(default_sub_port)),
+      "EP")("ack-bind", "ROUTER socket for acknowledged publishers (zpub)",
+            cxxopts::value<std::string>()->default_value(default_endpoint(default_ack_port)), "EP");
+  o.add_options("Behaviour")(
+      "on-full",
+      "when a subscriber's queue is full: drop (after --full-wait, deliver to the others and count it; the subscriber sees the gap) or block (lossless back-pressure to acked publishers)",
+      cxxopts::value<std::string>()->default_value("drop"), "drop|block")(
+      "full-wait", "with drop: how long a full subscriber may hold the others up before its messages are dropped",
+      cxxopts::value<std::string>()->default_value("100"),
+      "MS")("hwm", "high-water mark of each socket, in ZeroMQ messages (a batch is one)",
+            cxxopts::value<std::string>()->default_value("1000"), "N")(
+      "max-msg-size",
+      "largest message accepted: a larger one is refused and counted (acked publishers get a NACK 'too large'); a frame over max(" +
+          std::to_string(frame_limit_factor) + " x BYTES + " + size_text(frame_limit_slack, prose_units) + ", " +
+          size_text(frame_limit_floor, prose_units) + ") costs its sender the connection, unread; 0 for no limit",
+      cxxopts::value<std::string>()->default_value(size_text(default_max_msg_size, arg_units)), "BYTES")(
+      "max-topic",
+      "longest topic (" + size_text(min_max_topic, arg_units) + " to " + size_text(max_topic_limit, arg_units) +
+          "): a message with a longer topic frame is refused (acked publishers get a NACK) and counted; a subscriber sending a longer subscription is disconnected by ZeroMQ",
+      cxxopts::value<std::string>()->default_value(std::to_string(default_max_topic)), "BYTES")(
+      "heartbeat", "ZeroMQ heartbeat interval to every peer; a peer silent for 3 intervals is dropped (0: off)",
+      cxxopts::value<std::string>()->default_value("1000"),
+      "MS")("stats-interval", "print the counters on stderr every SECONDS (a final line is always printed)",
+            cxxopts::value<std::string>()->default_value("0"), "SECONDS")(
+      "v,verbose", "log subscriptions, new publishers, publisher connections that end and every refused message")(
+      "h,help", "print this help")("version", "print the version");
+  // clang-format on
   add_security_options(o, false);
   auto r = parse_or_throw(o, argc, argv);
   parsed<relay_options> out;
   if (r.count("help")) {
-    out.print = help_text(o, {"Sockets", "Behaviour", "Security"},
+    out.print = help_text(
+        o, {"Sockets", "Behaviour", "Security"},
         "\nEndpoints are tcp://HOST:PORT, ipc://PATH or inproc://NAME; tcp://127.0.0.1:* binds an ephemeral\n"
         "port. On start zrelay prints one line with the endpoints it bound. The defaults listen on loopback\n"
-        "only: to accept other hosts bind an address of this machine (tcp://192.0.2.10:" + pub_port + ") or all of them\n"
-        "(tcp://*:" + pub_port + ") - and then encrypt and authenticate: 'zrelay keygen relay' and 'zrelay keygen NAME'\n"
-        "per client write NAME.key (secret, mode 0600) and NAME.pub; start the relay with\n"
-        "--curve-key relay.key --allow-keys FILE (the clients' .pub lines), and give each client its own\n"
-        "--curve-key NAME.key and --curve-server-key relay.pub. A firewall in front still helps.\n"
-        "\nExit status: 0 stopped by SIGINT/SIGTERM, 1 runtime error (cannot bind, cannot read a key file),\n"
-        "2 usage error.\n");
+        "only: to accept other hosts bind an address of this machine (tcp://192.0.2.10:" +
+            pub_port +
+            ") or all of them\n"
+            "(tcp://*:" +
+            pub_port +
+            ") - and then encrypt and authenticate: 'zrelay keygen relay' and 'zrelay keygen NAME'\n"
+            "per client write NAME.key (secret, mode 0600) and NAME.pub; start the relay with\n"
+            "--curve-key relay.key --allow-keys FILE (the clients' .pub lines), and give each client its own\n"
+            "--curve-key NAME.key and --curve-server-key relay.pub. A firewall in front still helps.\n"
+            "\nExit status: 0 stopped by SIGINT/SIGTERM, 1 runtime error (cannot bind, cannot read a key file),\n"
+            "2 usage error.\n");
     return out;
   }
   if (r.count("version")) {
@@ -250,35 +275,46 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
 parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_terminal) {
   cxxopts::Options o("zpub", "zpub: publish messages to a zrelay, acknowledged by default.\n");
   o.custom_help("-t TOPIC [OPTIONS] < input");
-  o.add_options("Message")
-      ("t,topic", "topic to publish on (required unless --topic-sep gives one per line)", cxxopts::value<std::string>(), "TOPIC")
-      ("m,message", "send MSG as one message", cxxopts::value<std::string>(), "MSG")
-      ("f,file", "send the content of FILE as one message (with -l, one message per line)", cxxopts::value<std::string>(), "FILE")
-      ("s,stdin-file", "send all of standard input as one message")
-      ("l,lines", "one message per line (the default for standard input)")
-      ("d,delimiter", "split input at DELIM instead of newline; \\0 \\n \\t \\r \\\\ \\xHH are escapes", cxxopts::value<std::string>(), "DELIM")
-      ("skip-empty", "do not send empty lines")
-      ("topic-sep", "read each line as TOPIC<SEP>PAYLOAD", cxxopts::value<std::string>(), "SEP")
-      ("max-msg-size", "refuse (and do not send) messages larger than BYTES, as the relay would; 0 for no limit", cxxopts::value<std::string>()->default_value(size_text(default_max_msg_size, arg_units)), "BYTES");
-  o.add_options("Delivery")
-      ("H,host", "relay host: shorthand for --ack-connect tcp://HOST:" + std::to_string(default_ack_port) + " and --pub-connect tcp://HOST:" + std::to_string(default_pub_port), cxxopts::value<std::string>(), "HOST")
-      ("ack-connect", "relay ack socket (acknowledged publishing)", cxxopts::value<std::string>(), "EP")
-      ("pub-connect", "relay publisher socket, with --no-ack", cxxopts::value<std::string>(), "EP")
-      ("no-ack", "fire and forget: no acknowledgment, nothing resent (PUB to the relay's XSUB)")
-      ("plain", "with --no-ack: send plain [topic][payload] messages, one per line, no zrelay header")
-      ("max-inflight", "messages sent and not yet acknowledged, at most", cxxopts::value<std::string>()->default_value("50000"), "N")
-      ("ack-timeout", "resend what is not acknowledged after MS milliseconds", cxxopts::value<std::string>()->default_value("3000"), "MS")
-      ("retries", "resends before giving up: a message unacknowledged for --ack-timeout x (N+1) ends zpub with status 4 (12 s by default)", cxxopts::value<std::string>()->default_value("3"), "N")
-      ("connect-timeout", "give up if the relay does not answer within MS milliseconds", cxxopts::value<std::string>()->default_value("3000"), "MS")
-      ("heartbeat", "ZeroMQ heartbeat interval; the relay is reported lost after 3 silent intervals (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
-      ("stats", "print sent/acked/nacked/retried and the rate on stderr at the end")
-      ("h,help", "print this help")
-      ("version", "print the version");
+  // clang-format off: one option a line
+  o.add_options("Message")("t,topic", "topic to publish on (required unless --topic-sep gives one per line)",
+                           cxxopts::value<std::string>(),
+                           "TOPIC")("m,message", "send MSG as one message", cxxopts::value<std::string>(), "MSG")(
+      "f,file", "send the content of FILE as one message (with -l, one message per line)",
+      cxxopts::value<std::string>(), "FILE")("s,stdin-file", "send all of standard input as one message")(
+      "l,lines", "one message per line (the default for standard input)")(
+      "d,delimiter", "split input at DELIM instead of newline; \\0 \\n \\t \\r \\\\ \\xHH are escapes",
+      cxxopts::value<std::string>(), "DELIM")("skip-empty", "do not send empty lines")(
+      "topic-sep", "read each line as TOPIC<SEP>PAYLOAD", cxxopts::value<std::string>(), "SEP")(
+      "max-msg-size", "refuse (and do not send) messages larger than BYTES, as the relay would; 0 for no limit",
+      cxxopts::value<std::string>()->default_value(size_text(default_max_msg_size, arg_units)), "BYTES");
+  o.add_options("Delivery")("H,host",
+                            "relay host: shorthand for --ack-connect tcp://HOST:" + std::to_string(default_ack_port) +
+                                " and --pub-connect tcp://HOST:" + std::to_string(default_pub_port),
+                            cxxopts::value<std::string>(), "HOST")(
+      "ack-connect", "relay ack socket (acknowledged publishing)", cxxopts::value<std::string>(), "EP")(
+      "pub-connect", "relay publisher socket, with --no-ack", cxxopts::value<std::string>(), "EP")(
+      "no-ack", "fire and forget: no acknowledgment, nothing resent (PUB to the relay's XSUB)")(
+      "plain", "with --no-ack: send plain [topic][payload] messages, one per line, no zrelay header")(
+      "max-inflight", "messages sent and not yet acknowledged, at most",
+      cxxopts::value<std::string>()->default_value("50000"),
+      "N")("ack-timeout", "resend what is not acknowledged after MS milliseconds",
+           cxxopts::value<std::string>()->default_value("3000"), "MS")(
+      "retries",
+      "resends before giving up: a message unacknowledged for --ack-timeout x (N+1) ends zpub with status 4 (12 s by default)",
+      cxxopts::value<std::string>()->default_value("3"),
+      "N")("connect-timeout", "give up if the relay does not answer within MS milliseconds",
+           cxxopts::value<std::string>()->default_value("3000"),
+           "MS")("heartbeat", "ZeroMQ heartbeat interval; the relay is reported lost after 3 silent intervals (0: off)",
+                 cxxopts::value<std::string>()->default_value("1000"),
+                 "MS")("stats", "print sent/acked/nacked/retried and the rate on stderr at the end")(
+      "h,help", "print this help")("version", "print the version");
+  // clang-format on
   add_security_options(o, true);
   auto r = parse_or_throw(o, argc, argv);
   parsed<pub_options> out;
   if (r.count("help")) {
-    out.print = help_text(o, {"Message", "Delivery", "Security"},
+    out.print = help_text(
+        o, {"Message", "Delivery", "Security"},
         "\nWith a terminal on standard input and no -m, -f or -s, zpub asks for the topic and then for one\n"
         "message per line, and shows each acknowledgment; Ctrl-D ends.\n"
         "\nExit status: 0 every message acknowledged, 1 runtime error (cannot connect, cannot read input),\n"
@@ -293,7 +329,8 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
   }
   auto& p = out.options;
   auto& pc = p.publisher;
-  if (r.count("topic") > 1) throw usage_error("give one topic (-t); zpub publishes to one topic, or per line with --topic-sep");
+  if (r.count("topic") > 1)
+    throw usage_error("give one topic (-t); zpub publishes to one topic, or per line with --topic-sep");
   if (r.count("topic")) {
     p.topic = get(r, "topic");
     if (p.topic->empty()) throw usage_error("the topic must not be empty (-t)");
@@ -302,8 +339,7 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
     p.topic_sep = get(r, "topic-sep");
     if (p.topic_sep->empty()) throw usage_error("--topic-sep must not be empty");
   }
-  if (r.count("message") + r.count("file") > 1)
-    throw usage_error("give one input: -m MSG, -f FILE, or standard input");
+  if (r.count("message") + r.count("file") > 1) throw usage_error("give one input: -m MSG, -f FILE, or standard input");
   const bool lines = r.count("lines") > 0;
   if (r.count("message")) {
     p.source = pub_source::message;
@@ -357,7 +393,8 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
   pc.max_inflight = parse_uint(get(r, "max-inflight"), "--max-inflight", 1, 100'000'000);
   pc.ack_timeout = std::chrono::milliseconds(parse_uint(get(r, "ack-timeout"), "--ack-timeout", 1, 3'600'000));
   pc.retries = static_cast<int>(parse_uint(get(r, "retries"), "--retries", 0, 1000));
-  pc.connect_timeout = std::chrono::milliseconds(parse_uint(get(r, "connect-timeout"), "--connect-timeout", 0, 3'600'000));
+  pc.connect_timeout =
+      std::chrono::milliseconds(parse_uint(get(r, "connect-timeout"), "--connect-timeout", 0, 3'600'000));
   pc.heartbeat = get_heartbeat(r);
   p.stats = r.count("stats") > 0;
   pc.curve = client_curve(r);
@@ -367,27 +404,36 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
 parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_terminal) {
   cxxopts::Options o("zsub", "zsub: print the messages of a zrelay topic as they arrive.\n");
   o.custom_help("-t PREFIX [OPTIONS]");
-  o.add_options("Subscription")
-      ("t,topic", "subscribe to topics starting with PREFIX (repeatable). ZeroMQ matches prefixes: 'news' also matches 'newsletter'; -t \"\" subscribes to everything", cxxopts::value<std::vector<std::string>>(), "PREFIX")
-      ("H,host", "relay host: shorthand for --sub-connect tcp://HOST:" + std::to_string(default_sub_port), cxxopts::value<std::string>(), "HOST")
-      ("sub-connect", "relay subscriber socket", cxxopts::value<std::string>()->default_value(default_endpoint(default_sub_port)), "EP")
-      ("connect-timeout", "give up if the relay does not answer within MS milliseconds (0: wait)", cxxopts::value<std::string>()->default_value("3000"), "MS")
-      ("heartbeat", "ZeroMQ heartbeat interval, on a connection of its own; the relay is reported lost after 3 silent intervals, never for a slow reader (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
-      ("dedup", "drop messages seen before (after a publisher resent them)");
-  o.add_options("Output")
-      ("v,verbose", "print the topic, a space, then the payload")
-      ("json", "one JSON object per message: topic, payload (payload_base64 when not UTF-8), publisher, seq")
-      ("0,null", "end each message with a NUL byte instead of a newline")
-      ("C,count", "exit after N messages", cxxopts::value<std::string>(), "N")
-      ("W,timeout", "exit with status 5 if no message arrives for SECONDS", cxxopts::value<std::string>(), "SECONDS")
-      ("stats", "print received/gaps/missing/duplicates/disconnects on stderr at the end (missing>=N: messages lost in a disconnection are not all counted yet)")
-      ("h,help", "print this help")
-      ("version", "print the version");
+  // clang-format off: one option a line
+  o.add_options("Subscription")(
+      "t,topic",
+      "subscribe to topics starting with PREFIX (repeatable). ZeroMQ matches prefixes: 'news' also matches 'newsletter'; -t \"\" subscribes to everything",
+      cxxopts::value<std::vector<std::string>>(),
+      "PREFIX")("H,host", "relay host: shorthand for --sub-connect tcp://HOST:" + std::to_string(default_sub_port),
+                cxxopts::value<std::string>(),
+                "HOST")("sub-connect", "relay subscriber socket",
+                        cxxopts::value<std::string>()->default_value(default_endpoint(default_sub_port)), "EP")(
+      "connect-timeout", "give up if the relay does not answer within MS milliseconds (0: wait)",
+      cxxopts::value<std::string>()->default_value("3000"), "MS")(
+      "heartbeat",
+      "ZeroMQ heartbeat interval, on a connection of its own; the relay is reported lost after 3 silent intervals, never for a slow reader (0: off)",
+      cxxopts::value<std::string>()->default_value("1000"),
+      "MS")("dedup", "drop messages seen before (after a publisher resent them)");
+  o.add_options("Output")("v,verbose", "print the topic, a space, then the payload")(
+      "json", "one JSON object per message: topic, payload (payload_base64 when not UTF-8), publisher, seq")(
+      "0,null", "end each message with a NUL byte instead of a newline")("C,count", "exit after N messages",
+                                                                         cxxopts::value<std::string>(), "N")(
+      "W,timeout", "exit with status 5 if no message arrives for SECONDS", cxxopts::value<std::string>(), "SECONDS")(
+      "stats",
+      "print received/gaps/missing/duplicates/disconnects on stderr at the end (missing>=N: messages lost in a disconnection are not all counted yet)")(
+      "h,help", "print this help")("version", "print the version");
+  // clang-format on
   add_security_options(o, true);
   auto r = parse_or_throw(o, argc, argv);
   parsed<sub_options> out;
   if (r.count("help")) {
-    out.print = help_text(o, {"Subscription", "Output", "Security"},
+    out.print = help_text(
+        o, {"Subscription", "Output", "Security"},
         "\nMessages the relay could not deliver to this subscriber (it was too slow) show up as a gap in the\n"
         "publisher's sequence numbers; zsub reports each gap on stderr with the number of messages missing.\n"
         "A disconnection from the relay is reported too; the next message of each stream shows what it cost.\n"

@@ -66,7 +66,7 @@ void record_splitter::finish(const record_fn& fn, const oversized_fn& on_oversiz
 }
 
 std::optional<std::pair<std::string_view, std::string_view>> split_topic(std::string_view record,
-                                                                          std::string_view sep) {
+                                                                         std::string_view sep) {
   const auto at = record.find(sep);
   if (at == std::string_view::npos || sep.empty()) return std::nullopt;
   return std::make_pair(record.substr(0, at), record.substr(at + sep.size()));

@@ -17,8 +17,7 @@ signal_watch::signal_watch(std::initializer_list<int> more) {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   for (const int s : more) sigaddset(&set, s);
-  if (pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0)
-    throw std::runtime_error("cannot block signals");
+  if (pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0) throw std::runtime_error("cannot block signals");
   fd_ = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
   if (fd_ < 0) throw std::runtime_error(std::string("cannot create signalfd: ") + std::strerror(errno));
 }
@@ -30,8 +29,7 @@ signal_watch::~signal_watch() {
 bool signal_watch::triggered() {
   if (signo_ != 0) return true;
   signalfd_siginfo info{};
-  if (::read(fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info))
-    signo_ = static_cast<int>(info.ssi_signo);
+  if (::read(fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) signo_ = static_cast<int>(info.ssi_signo);
   return signo_ != 0;
 }
 

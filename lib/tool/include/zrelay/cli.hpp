@@ -13,11 +13,11 @@ namespace zrelay::cli {
 /// Exit statuses of all tools (README "Exit status").
 enum exit_code : int {
   exit_ok = 0,
-  exit_error = 1,          ///< runtime error: cannot bind, cannot connect, I/O
-  exit_usage = 2,          ///< bad command line
-  exit_refused = 3,        ///< zpub: the relay refused at least one message (NACK)
-  exit_unacked = 4,        ///< zpub: at least one message was never acknowledged
-  exit_idle = 5,           ///< zsub: -W elapsed with no message
+  exit_error = 1,    ///< runtime error: cannot bind, cannot connect, I/O
+  exit_usage = 2,    ///< bad command line
+  exit_refused = 3,  ///< zpub: the relay refused at least one message (NACK)
+  exit_unacked = 4,  ///< zpub: at least one message was never acknowledged
+  exit_idle = 5,     ///< zsub: -W elapsed with no message
 };
 
 /// A bad command line; what() is one sentence without the tool name.

@@ -36,13 +36,12 @@ private:
   std::string delim_;
   std::size_t max_;
   std::string buf_;
-  std::size_t start_ = 0;     // first byte of buf_ not yet part of a record
+  std::size_t start_ = 0;      // first byte of buf_ not yet part of a record
   std::uint64_t skipped_ = 0;  // bytes of the current (oversized) record already dropped
 };
 
 /// Splits "topic<sep>payload" at the first sep; nullopt when sep does not occur.
-std::optional<std::pair<std::string_view, std::string_view>> split_topic(std::string_view record,
-                                                                          std::string_view sep);
+std::optional<std::pair<std::string_view, std::string_view>> split_topic(std::string_view record, std::string_view sep);
 
 /// Turns the text of a --delimiter option into bytes: "\n", "\t", "\r", "\0", "\\" and "\xHH"
 /// are escapes, anything else is taken literally. Throws std::invalid_argument for "" or a bad escape.

@@ -29,9 +29,9 @@ struct pub_options {
   publisher_config publisher;
   std::optional<std::string> topic;
   pub_source source = pub_source::stdin_stream;
-  std::string message;        ///< -m
-  std::string file;           ///< -f
-  bool whole = false;         ///< the whole input is one message (-s, and -m/-f without -l)
+  std::string message;  ///< -m
+  std::string file;     ///< -f
+  bool whole = false;   ///< the whole input is one message (-s, and -m/-f without -l)
   std::string delimiter = "\n";
   bool skip_empty = false;
   std::optional<std::string> topic_sep;
@@ -47,8 +47,8 @@ struct sub_options {
   subscriber_config subscriber;
   bool prompt_topic = false;  ///< no -t and a terminal: ask
   sub_format format = sub_format::payload;
-  char terminator = '\n';     ///< -0 makes it NUL
-  std::uint64_t count = 0;    ///< -C: stop after this many (0 = never)
+  char terminator = '\n';             ///< -0 makes it NUL
+  std::uint64_t count = 0;            ///< -C: stop after this many (0 = never)
   std::chrono::milliseconds idle{0};  ///< -W: give up after this long without a message (0 = never)
   bool stats = false;
 };
