@@ -19,29 +19,24 @@ adopt_bg_output() {
   cp "$2" "$TEST_TMP/last.err"
 }
 
-# wait_zpub_watching TPID: wait (deadline WAIT_LIMIT) until the zpub run by the timeout TPID blocks
-# SIGTERM, that is, its signal watch exists; prints zpub's pid. A signal sent before that point
-# would meet the default action, whatever zpub does with it later.
-wait_zpub_watching() {
-  local deadline=$((SECONDS + WAIT_LIMIT)) pid mask
-  while ((SECONDS < deadline)); do
-    pid=$(child_pid "$1")
-    if [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == zpub ]]; then
-      mask=$(sed -n 's/^SigBlk:[[:space:]]*//p' "/proc/$pid/status" 2>/dev/null)
-      if [[ -n $mask ]] && ((0x$mask & (1 << (15 - 1)))); then
-        echo "$pid"
-        return 0
-      fi
-    fi
-    sleep 0.02
-  done
-  return 1
-}
-
-# A relay that is then stopped: its ports are (almost certainly) closed afterwards.
-start_relay
-DEAD_ACK=$ACK_EP
-stop_relay
+# A listener that accepts connections and never answers, so a zpub connecting to it waits for the
+# handshake; it prints its port, then a line for each connection. zpub makes its signal watch before
+# it connects, so its connection arriving here means a signal meets that watch.
+SILENT_OUT=$TEST_TMP/silent.out
+bg "$SILENT_OUT" "$TEST_TMP/silent.err" /usr/bin/python3 -c '
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+print(s.getsockname()[1], flush=True)
+held = []
+while True:
+    c, _ = s.accept()
+    held.append(c)
+    print("accepted", flush=True)
+'
+wait_for_text "$SILENT_OUT" "" || fail "the silent listener did not start within ${WAIT_LIMIT}s"
+SILENT_ACK=tcp://127.0.0.1:$(head -n 1 "$SILENT_OUT")
 
 # The relay killed (SIGKILL) in the "relay gone" case.
 start_relay
@@ -130,13 +125,16 @@ endpoint_of_the_other_mode() {
   expect_status 0 "$ZPUB" -t x -m hi --no-ack --pub-connect "$PUB_EP"
 }
 
-# stop_while_connecting SIGNAL: zpub waiting for a relay that is not there ends on SIGNAL with 0.
+# stop_while_connecting SIGNAL: zpub waiting for a relay that does not answer ends on SIGNAL with 0.
 stop_while_connecting() {
-  local sig=$1 pid
-  bg "$TEST_TMP/conn-$sig.out" "$TEST_TMP/conn-$sig.err" "$ZPUB" -t x -m hi --ack-connect "$DEAD_ACK" \
+  local sig=$1 pid nth
+  nth=$(($(grep -c '^accepted$' "$SILENT_OUT") + 1))
+  bg "$TEST_TMP/conn-$sig.out" "$TEST_TMP/conn-$sig.err" "$ZPUB" -t x -m hi --ack-connect "$SILENT_ACK" \
     --connect-timeout 60000
   local tpid=$BG_PID
-  pid=$(wait_zpub_watching "$tpid") || fail "zpub did not start watching for signals within ${WAIT_LIMIT}s"
+  wait_for_line "$SILENT_OUT" accepted "$nth" || fail "zpub did not connect within ${WAIT_LIMIT}s"
+  pid=$(child_pid "$tpid")
+  [[ -n $pid ]] || fail "zpub is not running"
   kill "-$sig" "$pid"
   wait_bg "$tpid"
   [[ $BG_STATUS == 0 ]] ||
