@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <memory>
 #include <thread>
 
@@ -87,18 +88,25 @@ zmq::socket_t bound_router(zmq::context_t& ctx, const std::string& ep = "tcp://1
   return s;
 }
 
-// A ROUTER bound again to the port a closed one had: ZeroMQ closes the old listener on its own
-// thread, so the port may still be taken for a moment.
-std::unique_ptr<zmq::socket_t> bound_again(zmq::context_t& ctx, const std::string& ep) {
-  const auto until = clock_type::now() + deadline;
-  for (;;) {
-    try {
-      return std::make_unique<zmq::socket_t>(bound_router(ctx, ep));
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EADDRINUSE || clock_type::now() >= until) throw;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+// Closes `s` and waits (with a deadline) until ZeroMQ reports its listener closed and the socket
+// gone: ZeroMQ closes them on its own threads, and the port is free once it says so. False if it
+// never said.
+bool close_and_wait(zmq::context_t& ctx, std::unique_ptr<zmq::socket_t>& s) {
+  const auto name = unique_inproc("close-monitor");
+  if (zmq_socket_monitor(s->handle(), name.c_str(), ZMQ_EVENT_CLOSED | ZMQ_EVENT_MONITOR_STOPPED) != 0) return false;
+  zmq::socket_t events(ctx, zmq::socket_type::pair);
+  events.set(zmq::sockopt::linger, 0);
+  events.connect(name);
+  s.reset();
+  bool closed = false;
+  // [event id (16 bits) + value][endpoint]; the events reader stays until the last one came.
+  for (auto parts = recv_parts(events); parts.size() == 2; parts = recv_parts(events)) {
+    std::uint16_t id = 0;
+    if (parts[0].size() >= sizeof id) std::memcpy(&id, parts[0].data(), sizeof id);
+    if (id == ZMQ_EVENT_CLOSED) closed = true;
+    if (id == ZMQ_EVENT_MONITOR_STOPPED) return closed;
   }
+  return false;
 }
 
 zmq::socket_t client(zmq::context_t& ctx) {
@@ -296,11 +304,12 @@ TEST_CASE("link_monitor reports the peer lost once, and restored when it is back
   link.drain([&seen](link_monitor::change c) { seen.push_back(c); });
   CHECK(seen.empty());
 
-  peer.reset();  // the peer goes: ZeroMQ retries every 20 ms, each refused
+  // The peer goes: ZeroMQ retries every 20 ms, each refused.
+  REQUIRE(close_and_wait(ctx, peer));
   CHECK(next_changes(link) == std::vector<link_monitor::change>{link_monitor::change::lost});
   CHECK(link.lost());
   // The same peer back on the same port: restored, and the link carries messages again.
-  peer = bound_again(ctx, ep);
+  peer = std::make_unique<zmq::socket_t>(bound_router(ctx, ep));
   auto changes = next_changes(link);
   CHECK(changes == std::vector<link_monitor::change>{link_monitor::change::restored});
   CHECK_FALSE(link.lost());
