@@ -171,9 +171,9 @@ struct relay::impl {
     for (std::size_t i = 1; i < n; ++i) f[i - 1] = view(rframes[i]);
     const auto route = view(rid);
     ingress::judge_acked(f.data(), frames_seen - 1, limits, v);
-    count(v);
     const auto& h = v.header;
     if (v.what == ingress::verdict::action::refuse) {
+      count(v);
       nack(route, h.publisher, v.refusals.front());
       return step::next;
     }
@@ -187,7 +187,7 @@ struct relay::impl {
       });
     }
     ingress::judge_in_session(f[0], f[2], st.next, limits, v);
-    if (v.malformed != 0) relay_stats::add(stats.malformed, v.malformed);  // judge_in_session's own
+    count(v);  // once, with both steps' figures, before any reply
     switch (v.what) {
       case ingress::verdict::action::duplicate:
         relay_stats::add(stats.duplicates, h.count);

@@ -30,8 +30,6 @@ public:
   void line(const std::string& text) {
     if (const auto fn = current()) (*fn)(text);
   }
-  /// Whether there is anywhere to log to.
-  bool logging() const { return current() != nullptr; }
   /// Logs `text()` with verbose on; builds nothing otherwise.
   template <typename TextFn>
   void note(const TextFn& text) {
@@ -42,10 +40,13 @@ public:
   template <typename Kind, typename TextFn>
   void warn_once(detail::once_per_kind<Kind>& flags, Kind k, const TextFn& text,
                  std::string_view further = " (further ones are counted, not logged)") {
-    // Nowhere to log yet: the first one is still to be logged once there is.
-    if (!logging()) return;
     const bool v = verbose();
-    if (flags.first(k, v)) line(text() + (v ? std::string() : std::string(further)));
+    if (!v && flags.seen(k)) return;  // a flood of one kind costs no lock
+    // Nowhere to log yet: the first one is still to be logged once there is.
+    const auto fn = current();
+    if (!fn) return;
+    (void)flags.first(k);
+    (*fn)(text() + (v ? std::string() : std::string(further)));
   }
 
 private:
