@@ -78,40 +78,36 @@ T number(const cxxopts::ParseResult& r, const char* name, double lo, double hi) 
 zbench::options parse(int argc, char** argv, std::string& print) {
   cxxopts::Options o("zbench", "zbench: throughput, latency and loss through zrelay and ZeroMQ baselines.\n");
   o.custom_help("[OPTIONS]");
-  // clang-format off: one option a line
-  o.add_options("Workload")("scenario", "relay, relay-ack, direct, zmq-proxy, nats, or all (all but nats)",
-                            cxxopts::value<std::string>()->default_value("relay"), "NAMES")(
-      "msgs", "messages per publisher", cxxopts::value<std::string>()->default_value("1000000"), "N")(
-      "duration", "run for SECONDS instead of a message count", cxxopts::value<std::string>(), "SECONDS")(
-      "size", "message size in bytes (at least 16: send time and sequence)",
-      cxxopts::value<std::string>()->default_value("64"),
-      "BYTES")("pubs", "publishers", cxxopts::value<std::string>()->default_value("1"), "P")(
-      "subs", "subscribers (each receives every message)", cxxopts::value<std::string>()->default_value("1"), "S")(
-      "topics", "distinct topics; every subscriber subscribes to each one",
-      cxxopts::value<std::string>()->default_value("1"),
-      "K")("topic-run", "consecutive messages a publisher sends on one topic before the next",
-           cxxopts::value<std::string>()->default_value("1000"),
-           "N")("rate", "open loop: messages per second per publisher on a fixed schedule (0: as fast as possible)",
-                cxxopts::value<std::string>()->default_value("0"),
-                "R")("runs", "repeat each scenario and report the median (and min, max)",
-                     cxxopts::value<std::string>()->default_value("1"), "N");
-  o.add_options("Relay")("on-full", "relay policy for a full subscriber: drop or block",
-                         cxxopts::value<std::string>()->default_value("drop"), "POLICY")(
-      "hwm", "relay high-water mark", cxxopts::value<std::string>()->default_value("1000"), "N")(
-      "max-inflight", "acked publisher window, in messages", cxxopts::value<std::string>()->default_value("50000"),
-      "N")("relay-process", "run the zrelay binary as its own process (reports its CPU and peak RSS)")(
-      "zrelay", "the zrelay binary for --relay-process", cxxopts::value<std::string>(), "PATH")(
-      "relay", "use a running relay: pub=EP,sub=EP,ack=EP", cxxopts::value<std::string>(), "EPS")(
-      "relay-pid", "with --relay: report that process's CPU and peak RSS", cxxopts::value<std::string>(), "PID")(
-      "processes", "run every publisher and subscriber in its own process (default: threads)")(
-      "nats-server", "the nats-server binary for the nats scenario (default: nats-server on PATH or in /usr/sbin)",
-      cxxopts::value<std::string>(),
-      "PATH")("stuck", "add N subscribers that subscribe to every topic and never read (a stuck consumer)",
-              cxxopts::value<std::string>()->default_value("0"), "N");
-  o.add_options("Output")("json", "one JSON object per scenario")("csv", "CSV with a header line")(
-      "no-progress", "no progress bar on stderr")(
-      "grace", "how long subscribers wait for the last messages after the publishers finish",
-      cxxopts::value<std::string>()->default_value("2000"), "MS")("h,help", "print this help");
+  // One option a line, as cxxopts tables are written:
+  // clang-format off
+  o.add_options("Workload")
+      ("scenario", "relay, relay-ack, direct, zmq-proxy, nats, or all (all but nats)", cxxopts::value<std::string>()->default_value("relay"), "NAMES")
+      ("msgs", "messages per publisher", cxxopts::value<std::string>()->default_value("1000000"), "N")
+      ("duration", "run for SECONDS instead of a message count", cxxopts::value<std::string>(), "SECONDS")
+      ("size", "message size in bytes (at least 16: send time and sequence)", cxxopts::value<std::string>()->default_value("64"), "BYTES")
+      ("pubs", "publishers", cxxopts::value<std::string>()->default_value("1"), "P")
+      ("subs", "subscribers (each receives every message)", cxxopts::value<std::string>()->default_value("1"), "S")
+      ("topics", "distinct topics; every subscriber subscribes to each one", cxxopts::value<std::string>()->default_value("1"), "K")
+      ("topic-run", "consecutive messages a publisher sends on one topic before the next", cxxopts::value<std::string>()->default_value("1000"), "N")
+      ("rate", "open loop: messages per second per publisher on a fixed schedule (0: as fast as possible)", cxxopts::value<std::string>()->default_value("0"), "R")
+      ("runs", "repeat each scenario and report the median (and min, max)", cxxopts::value<std::string>()->default_value("1"), "N");
+  o.add_options("Relay")
+      ("on-full", "relay policy for a full subscriber: drop or block", cxxopts::value<std::string>()->default_value("drop"), "POLICY")
+      ("hwm", "relay high-water mark", cxxopts::value<std::string>()->default_value("1000"), "N")
+      ("max-inflight", "acked publisher window, in messages", cxxopts::value<std::string>()->default_value("50000"), "N")
+      ("relay-process", "run the zrelay binary as its own process (reports its CPU and peak RSS)")
+      ("zrelay", "the zrelay binary for --relay-process", cxxopts::value<std::string>(), "PATH")
+      ("relay", "use a running relay: pub=EP,sub=EP,ack=EP", cxxopts::value<std::string>(), "EPS")
+      ("relay-pid", "with --relay: report that process's CPU and peak RSS", cxxopts::value<std::string>(), "PID")
+      ("processes", "run every publisher and subscriber in its own process (default: threads)")
+      ("nats-server", "the nats-server binary for the nats scenario (default: nats-server on PATH or in /usr/sbin)", cxxopts::value<std::string>(), "PATH")
+      ("stuck", "add N subscribers that subscribe to every topic and never read (a stuck consumer)", cxxopts::value<std::string>()->default_value("0"), "N");
+  o.add_options("Output")
+      ("json", "one JSON object per scenario")
+      ("csv", "CSV with a header line")
+      ("no-progress", "no progress bar on stderr")
+      ("grace", "how long subscribers wait for the last messages after the publishers finish", cxxopts::value<std::string>()->default_value("2000"), "MS")
+      ("h,help", "print this help");
   // clang-format on
   cxxopts::ParseResult r;
   try {

@@ -193,36 +193,23 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
   cxxopts::Options o("zrelay", "zrelay: a ZeroMQ pub/sub relay with acknowledged publishing.\n");
   o.custom_help("[OPTIONS]  |  zrelay keygen NAME");
   const std::string pub_port = std::to_string(default_pub_port);
-  // clang-format off: one option a line
-  o.add_options("Sockets")("pub-bind", "XSUB socket for fire-and-forget publishers (PUB)",
-                           cxxopts::value<std::string>()->default_value(default_endpoint(default_pub_port)), "EP")(
-      "sub-bind", "XPUB socket for subscribers (SUB)",
-      cxxopts::value<std::string>()->default_value(default_endpoint(default_sub_port)),
-      "EP")("ack-bind", "ROUTER socket for acknowledged publishers (zpub)",
-            cxxopts::value<std::string>()->default_value(default_endpoint(default_ack_port)), "EP");
-  o.add_options("Behaviour")(
-      "on-full",
-      "when a subscriber's queue is full: drop (after --full-wait, deliver to the others and count it; the subscriber sees the gap) or block (lossless back-pressure to acked publishers)",
-      cxxopts::value<std::string>()->default_value("drop"), "drop|block")(
-      "full-wait", "with drop: how long a full subscriber may hold the others up before its messages are dropped",
-      cxxopts::value<std::string>()->default_value("100"),
-      "MS")("hwm", "high-water mark of each socket, in ZeroMQ messages (a batch is one)",
-            cxxopts::value<std::string>()->default_value("1000"), "N")(
-      "max-msg-size",
-      "largest message accepted: a larger one is refused and counted (acked publishers get a NACK 'too large'); a frame over max(" +
-          std::to_string(frame_limit_factor) + " x BYTES + " + size_text(frame_limit_slack, prose_units) + ", " +
-          size_text(frame_limit_floor, prose_units) + ") costs its sender the connection, unread; 0 for no limit",
-      cxxopts::value<std::string>()->default_value(size_text(default_max_msg_size, arg_units)), "BYTES")(
-      "max-topic",
-      "longest topic (" + size_text(min_max_topic, arg_units) + " to " + size_text(max_topic_limit, arg_units) +
-          "): a message with a longer topic frame is refused (acked publishers get a NACK) and counted; a subscriber sending a longer subscription is disconnected by ZeroMQ",
-      cxxopts::value<std::string>()->default_value(std::to_string(default_max_topic)), "BYTES")(
-      "heartbeat", "ZeroMQ heartbeat interval to every peer; a peer silent for 3 intervals is dropped (0: off)",
-      cxxopts::value<std::string>()->default_value("1000"),
-      "MS")("stats-interval", "print the counters on stderr every SECONDS (a final line is always printed)",
-            cxxopts::value<std::string>()->default_value("0"), "SECONDS")(
-      "v,verbose", "log subscriptions, new publishers, publisher connections that end and every refused message")(
-      "h,help", "print this help")("version", "print the version");
+  // One option a line, as cxxopts tables are written:
+  // clang-format off
+  o.add_options("Sockets")
+      ("pub-bind", "XSUB socket for fire-and-forget publishers (PUB)", cxxopts::value<std::string>()->default_value(default_endpoint(default_pub_port)), "EP")
+      ("sub-bind", "XPUB socket for subscribers (SUB)", cxxopts::value<std::string>()->default_value(default_endpoint(default_sub_port)), "EP")
+      ("ack-bind", "ROUTER socket for acknowledged publishers (zpub)", cxxopts::value<std::string>()->default_value(default_endpoint(default_ack_port)), "EP");
+  o.add_options("Behaviour")
+      ("on-full", "when a subscriber's queue is full: drop (after --full-wait, deliver to the others and count it; the subscriber sees the gap) or block (lossless back-pressure to acked publishers)", cxxopts::value<std::string>()->default_value("drop"), "drop|block")
+      ("full-wait", "with drop: how long a full subscriber may hold the others up before its messages are dropped", cxxopts::value<std::string>()->default_value("100"), "MS")
+      ("hwm", "high-water mark of each socket, in ZeroMQ messages (a batch is one)", cxxopts::value<std::string>()->default_value("1000"), "N")
+      ("max-msg-size", "largest message accepted: a larger one is refused and counted (acked publishers get a NACK 'too large'); a frame over max(" + std::to_string(frame_limit_factor) + " x BYTES + " + size_text(frame_limit_slack, prose_units) + ", " + size_text(frame_limit_floor, prose_units) + ") costs its sender the connection, unread; 0 for no limit", cxxopts::value<std::string>()->default_value(size_text(default_max_msg_size, arg_units)), "BYTES")
+      ("max-topic", "longest topic (" + size_text(min_max_topic, arg_units) + " to " + size_text(max_topic_limit, arg_units) + "): a message with a longer topic frame is refused (acked publishers get a NACK) and counted; a subscriber sending a longer subscription is disconnected by ZeroMQ", cxxopts::value<std::string>()->default_value(std::to_string(default_max_topic)), "BYTES")
+      ("heartbeat", "ZeroMQ heartbeat interval to every peer; a peer silent for 3 intervals is dropped (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
+      ("stats-interval", "print the counters on stderr every SECONDS (a final line is always printed)", cxxopts::value<std::string>()->default_value("0"), "SECONDS")
+      ("v,verbose", "log subscriptions, new publishers, publisher connections that end and every refused message")
+      ("h,help", "print this help")
+      ("version", "print the version");
   // clang-format on
   add_security_options(o, false);
   auto r = parse_or_throw(o, argc, argv);
@@ -275,39 +262,32 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
 parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_terminal) {
   cxxopts::Options o("zpub", "zpub: publish messages to a zrelay, acknowledged by default.\n");
   o.custom_help("-t TOPIC [OPTIONS] < input");
-  // clang-format off: one option a line
-  o.add_options("Message")("t,topic", "topic to publish on (required unless --topic-sep gives one per line)",
-                           cxxopts::value<std::string>(),
-                           "TOPIC")("m,message", "send MSG as one message", cxxopts::value<std::string>(), "MSG")(
-      "f,file", "send the content of FILE as one message (with -l, one message per line)",
-      cxxopts::value<std::string>(), "FILE")("s,stdin-file", "send all of standard input as one message")(
-      "l,lines", "one message per line (the default for standard input)")(
-      "d,delimiter", "split input at DELIM instead of newline; \\0 \\n \\t \\r \\\\ \\xHH are escapes",
-      cxxopts::value<std::string>(), "DELIM")("skip-empty", "do not send empty lines")(
-      "topic-sep", "read each line as TOPIC<SEP>PAYLOAD", cxxopts::value<std::string>(), "SEP")(
-      "max-msg-size", "refuse (and do not send) messages larger than BYTES, as the relay would; 0 for no limit",
-      cxxopts::value<std::string>()->default_value(size_text(default_max_msg_size, arg_units)), "BYTES");
-  o.add_options("Delivery")("H,host",
-                            "relay host: shorthand for --ack-connect tcp://HOST:" + std::to_string(default_ack_port) +
-                                " and --pub-connect tcp://HOST:" + std::to_string(default_pub_port),
-                            cxxopts::value<std::string>(), "HOST")(
-      "ack-connect", "relay ack socket (acknowledged publishing)", cxxopts::value<std::string>(), "EP")(
-      "pub-connect", "relay publisher socket, with --no-ack", cxxopts::value<std::string>(), "EP")(
-      "no-ack", "fire and forget: no acknowledgment, nothing resent (PUB to the relay's XSUB)")(
-      "plain", "with --no-ack: send plain [topic][payload] messages, one per line, no zrelay header")(
-      "max-inflight", "messages sent and not yet acknowledged, at most",
-      cxxopts::value<std::string>()->default_value("50000"),
-      "N")("ack-timeout", "resend what is not acknowledged after MS milliseconds",
-           cxxopts::value<std::string>()->default_value("3000"), "MS")(
-      "retries",
-      "resends before giving up: a message unacknowledged for --ack-timeout x (N+1) ends zpub with status 4 (12 s by default)",
-      cxxopts::value<std::string>()->default_value("3"),
-      "N")("connect-timeout", "give up if the relay does not answer within MS milliseconds",
-           cxxopts::value<std::string>()->default_value("3000"),
-           "MS")("heartbeat", "ZeroMQ heartbeat interval; the relay is reported lost after 3 silent intervals (0: off)",
-                 cxxopts::value<std::string>()->default_value("1000"),
-                 "MS")("stats", "print sent/acked/nacked/retried and the rate on stderr at the end")(
-      "h,help", "print this help")("version", "print the version");
+  // One option a line, as cxxopts tables are written:
+  // clang-format off
+  o.add_options("Message")
+      ("t,topic", "topic to publish on (required unless --topic-sep gives one per line)", cxxopts::value<std::string>(), "TOPIC")
+      ("m,message", "send MSG as one message", cxxopts::value<std::string>(), "MSG")
+      ("f,file", "send the content of FILE as one message (with -l, one message per line)", cxxopts::value<std::string>(), "FILE")
+      ("s,stdin-file", "send all of standard input as one message")
+      ("l,lines", "one message per line (the default for standard input)")
+      ("d,delimiter", "split input at DELIM instead of newline; \\0 \\n \\t \\r \\\\ \\xHH are escapes", cxxopts::value<std::string>(), "DELIM")
+      ("skip-empty", "do not send empty lines")
+      ("topic-sep", "read each line as TOPIC<SEP>PAYLOAD", cxxopts::value<std::string>(), "SEP")
+      ("max-msg-size", "refuse (and do not send) messages larger than BYTES, as the relay would; 0 for no limit", cxxopts::value<std::string>()->default_value(size_text(default_max_msg_size, arg_units)), "BYTES");
+  o.add_options("Delivery")
+      ("H,host", "relay host: shorthand for --ack-connect tcp://HOST:" + std::to_string(default_ack_port) + " and --pub-connect tcp://HOST:" + std::to_string(default_pub_port), cxxopts::value<std::string>(), "HOST")
+      ("ack-connect", "relay ack socket (acknowledged publishing)", cxxopts::value<std::string>(), "EP")
+      ("pub-connect", "relay publisher socket, with --no-ack", cxxopts::value<std::string>(), "EP")
+      ("no-ack", "fire and forget: no acknowledgment, nothing resent (PUB to the relay's XSUB)")
+      ("plain", "with --no-ack: send plain [topic][payload] messages, one per line, no zrelay header")
+      ("max-inflight", "messages sent and not yet acknowledged, at most", cxxopts::value<std::string>()->default_value("50000"), "N")
+      ("ack-timeout", "resend what is not acknowledged after MS milliseconds", cxxopts::value<std::string>()->default_value("3000"), "MS")
+      ("retries", "resends before giving up: a message unacknowledged for --ack-timeout x (N+1) ends zpub with status 4 (12 s by default)", cxxopts::value<std::string>()->default_value("3"), "N")
+      ("connect-timeout", "give up if the relay does not answer within MS milliseconds", cxxopts::value<std::string>()->default_value("3000"), "MS")
+      ("heartbeat", "ZeroMQ heartbeat interval; the relay is reported lost after 3 silent intervals (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
+      ("stats", "print sent/acked/nacked/retried and the rate on stderr at the end")
+      ("h,help", "print this help")
+      ("version", "print the version");
   // clang-format on
   add_security_options(o, true);
   auto r = parse_or_throw(o, argc, argv);
@@ -404,29 +384,24 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
 parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_terminal) {
   cxxopts::Options o("zsub", "zsub: print the messages of a zrelay topic as they arrive.\n");
   o.custom_help("-t PREFIX [OPTIONS]");
-  // clang-format off: one option a line
-  o.add_options("Subscription")(
-      "t,topic",
-      "subscribe to topics starting with PREFIX (repeatable). ZeroMQ matches prefixes: 'news' also matches 'newsletter'; -t \"\" subscribes to everything",
-      cxxopts::value<std::vector<std::string>>(),
-      "PREFIX")("H,host", "relay host: shorthand for --sub-connect tcp://HOST:" + std::to_string(default_sub_port),
-                cxxopts::value<std::string>(),
-                "HOST")("sub-connect", "relay subscriber socket",
-                        cxxopts::value<std::string>()->default_value(default_endpoint(default_sub_port)), "EP")(
-      "connect-timeout", "give up if the relay does not answer within MS milliseconds (0: wait)",
-      cxxopts::value<std::string>()->default_value("3000"), "MS")(
-      "heartbeat",
-      "ZeroMQ heartbeat interval, on a connection of its own; the relay is reported lost after 3 silent intervals, never for a slow reader (0: off)",
-      cxxopts::value<std::string>()->default_value("1000"),
-      "MS")("dedup", "drop messages seen before (after a publisher resent them)");
-  o.add_options("Output")("v,verbose", "print the topic, a space, then the payload")(
-      "json", "one JSON object per message: topic, payload (payload_base64 when not UTF-8), publisher, seq")(
-      "0,null", "end each message with a NUL byte instead of a newline")("C,count", "exit after N messages",
-                                                                         cxxopts::value<std::string>(), "N")(
-      "W,timeout", "exit with status 5 if no message arrives for SECONDS", cxxopts::value<std::string>(), "SECONDS")(
-      "stats",
-      "print received/gaps/missing/duplicates/disconnects on stderr at the end (missing>=N: messages lost in a disconnection are not all counted yet)")(
-      "h,help", "print this help")("version", "print the version");
+  // One option a line, as cxxopts tables are written:
+  // clang-format off
+  o.add_options("Subscription")
+      ("t,topic", "subscribe to topics starting with PREFIX (repeatable). ZeroMQ matches prefixes: 'news' also matches 'newsletter'; -t \"\" subscribes to everything", cxxopts::value<std::vector<std::string>>(), "PREFIX")
+      ("H,host", "relay host: shorthand for --sub-connect tcp://HOST:" + std::to_string(default_sub_port), cxxopts::value<std::string>(), "HOST")
+      ("sub-connect", "relay subscriber socket", cxxopts::value<std::string>()->default_value(default_endpoint(default_sub_port)), "EP")
+      ("connect-timeout", "give up if the relay does not answer within MS milliseconds (0: wait)", cxxopts::value<std::string>()->default_value("3000"), "MS")
+      ("heartbeat", "ZeroMQ heartbeat interval, on a connection of its own; the relay is reported lost after 3 silent intervals, never for a slow reader (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
+      ("dedup", "drop messages seen before (after a publisher resent them)");
+  o.add_options("Output")
+      ("v,verbose", "print the topic, a space, then the payload")
+      ("json", "one JSON object per message: topic, payload (payload_base64 when not UTF-8), publisher, seq")
+      ("0,null", "end each message with a NUL byte instead of a newline")
+      ("C,count", "exit after N messages", cxxopts::value<std::string>(), "N")
+      ("W,timeout", "exit with status 5 if no message arrives for SECONDS", cxxopts::value<std::string>(), "SECONDS")
+      ("stats", "print received/gaps/missing/duplicates/disconnects on stderr at the end (missing>=N: messages lost in a disconnection are not all counted yet)")
+      ("h,help", "print this help")
+      ("version", "print the version");
   // clang-format on
   add_security_options(o, true);
   auto r = parse_or_throw(o, argc, argv);
