@@ -126,7 +126,7 @@ struct relay::impl {
   // see a gap exactly where a record was refused). Only the last part carries `tag`: an ACK never
   // covers part of a batch. False: something is held.
   bool forward(zmq::message_t* frames, std::size_t n, std::uint64_t bytes, std::uint64_t tag) {
-    if (v.whole) return out.send(frames, n, v.batch ? v.header.count : 1, bytes, tag);
+    if (v.whole) return out.send(frames, n, v.msgs, bytes, tag);
     const auto* base = static_cast<const char*>(frames[2].data());
     bool sent = true;
     for (std::size_t k = 0; k < v.kept.size(); ++k) {
@@ -209,12 +209,14 @@ struct relay::impl {
         nack(route, h.publisher, v.refusals.front());
         publishers.commit(publishers.accept(h.publisher, st, v.end));
         return step::next;
-      case ingress::verdict::action::forward:
-      case ingress::verdict::action::refuse: break;
+      case ingress::verdict::action::refuse:  // judge_acked's alone; refused all the same
+        nack(route, h.publisher, v.refusals.front());
+        return step::next;
+      case ingress::verdict::action::forward: break;
     }
     for (const auto& r : v.refusals) nack(route, h.publisher, r);
     const auto t = publishers.accept(h.publisher, st, v.end);
-    if (!v.whole && v.kept.empty()) {
+    if (v.forwards_nothing()) {
       publishers.commit(t);
       return step::next;
     }
@@ -247,7 +249,7 @@ struct relay::impl {
                " message(s) from a fire-and-forget publisher: " + ingress::describe(r, limits);
       });
     if (v.what == ingress::verdict::action::refuse) return step::next;
-    if (!v.whole && v.kept.empty()) return step::next;
+    if (v.forwards_nothing()) return step::next;
     return forward(xframes.data(), n, bytes, 0) ? step::next : step::held;
   }
 

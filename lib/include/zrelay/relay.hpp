@@ -49,8 +49,9 @@ struct relay_config {
   std::chrono::milliseconds linger{1000};         ///< how long shutdown may spend flushing queues
   std::chrono::seconds publisher_idle{600};       ///< forget an acked publisher idle this long
   std::chrono::milliseconds expect_repeat{1000};  ///< how soon an EXPECT for the same sequence may be sent again
-  curve_config curve;                         ///< a key pair makes every tcp/ipc socket CURVE; allowed_keys are let in
-  std::chrono::milliseconds heartbeat{1000};  ///< ZeroMQ heartbeats to every peer (0: none)
+  curve_config curve;  ///< a key pair makes every tcp/ipc socket CURVE; allowed_keys are let in
+  std::chrono::milliseconds heartbeat{
+      1000};  ///< ZeroMQ heartbeats to publishers, TCP keepalives to subscribers (0: none)
 };
 
 /// The endpoints the relay actually bound (ephemeral ports resolved).

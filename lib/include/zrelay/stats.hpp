@@ -18,7 +18,7 @@
   X(duplicates, "messages received again and re-acked, not forwarded")                                       \
   X(dropped, "messages not delivered to at least one full subscriber")                                       \
   X(blocked, "times forwarding began holding messages for a full subscriber (under either full policy)")     \
-  X(malformed, "frames that could not be decoded")                                                           \
+  X(malformed, "messages that broke the protocol (did not decode, or broke a sequence or topic rule)")       \
   X(subscriptions, "subscribe frames seen on the subscriber socket")                                         \
   X(unsubscriptions, "unsubscribe frames seen on the subscriber socket")                                     \
   X(refused, "fire-and-forget messages dropped (too large, topic too long; nobody to NACK)")                 \

@@ -328,8 +328,8 @@ void judge_fire_and_forget(const frames_view& m, const limits& l, verdict& out) 
     out.whole = false;
     std::vector<record_run> over;
     split_runs(f[2], h.count, l.max_msg_size, out.kept, over);
-    // As on the ack socket: past max_refused_runs, the batch goes whole (here, a batch of
-    // hundreds of thousands of tiny parts for the subscribers).
+    // As on the ack socket: past max_refused_runs, the whole batch is dropped (it would be hundreds
+    // of thousands of tiny parts for the subscribers).
     if (over.size() > max_refused_runs) {
       out.kept.clear();
       out.what = verdict::action::refuse;

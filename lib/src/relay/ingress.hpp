@@ -95,6 +95,8 @@ struct verdict {
   bool whole = true;              ///< forward: the message goes as it came
   std::vector<record_run> kept;   ///< forward, !whole: runs that go, each a batch of its own (none: nothing goes)
 
+  /// Forward, but every record was refused: nothing goes.
+  bool forwards_nothing() const { return !whole && kept.empty(); }
   /// Empties it for the next message, keeping what it allocated.
   void reset();
 };

@@ -45,7 +45,7 @@ public:
     // Nowhere to log yet: the first one is still to be logged once there is.
     const auto fn = current();
     if (!fn) return;
-    (void)flags.first(k);
+    if (!flags.first(k, v)) return;
     (*fn)(text() + (v ? std::string() : std::string(further)));
   }
 
