@@ -33,6 +33,7 @@ std::string_view reason_text(reason r) {
     case reason::unsupported_version: return "unsupported version";
     case reason::overloaded: return "overloaded";
     case reason::not_allowed: return "not allowed";
+    case reason::unavailable: return "unavailable";
   }
   return "unknown reason";
 }
@@ -62,6 +63,33 @@ void encode_header(const batch_header& h, void* out) {
   put64(p + 16, h.seq);
   put64(p + 24, h.topic_seq);
   put64(p + 32, h.ack_floor);
+}
+
+void encode_delivered_header(const batch_header& h, std::uint64_t jseq, void* out) {
+  auto* p = static_cast<unsigned char*>(out);
+  encode_header(h, p);
+  p[2] = delivered_version;
+  put64(p + header_size, jseq);
+}
+
+status decode_delivered_header(const void* data, std::size_t size, batch_header& out, std::uint64_t& jseq,
+                               std::uint8_t* version_seen) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  jseq = 0;
+  if (size < 3 || p[0] != magic0 || p[1] != magic1 || p[2] != delivered_version)
+    return decode_header(data, size, out, version_seen);
+  if (version_seen) *version_seen = p[2];
+  if (size < 4) return status::truncated;
+  if (p[3] != static_cast<unsigned char>(kind::batch)) return status::bad_kind;
+  if (size != header_v2_size) return size < header_v2_size ? status::truncated : status::trailing;
+  out.count = get32(p + 4);
+  out.publisher = get64(p + 8);
+  out.seq = get64(p + 16);
+  out.topic_seq = get64(p + 24);
+  out.ack_floor = get64(p + 32);
+  jseq = get64(p + header_size);
+  if (out.count == 0) return status::bad_count;
+  return status::ok;
 }
 
 bool looks_like_header(const void* data, std::size_t size) {

@@ -35,6 +35,21 @@ enum class full_policy {
 full_policy parse_full_policy(std::string_view text);
 
 /// How to build a relay. The defaults bind loopback only.
+/// The journal (zrelay --journal): every accepted message stored, acks after the sync that covers
+/// them, replay for late joiners. An empty dir is memory mode (no journal).
+struct journal_config {
+  std::string dir;
+  bool fsync = true;                ///< off: acked once written (survives a crash of the relay, not a power loss)
+  std::uint64_t max_bytes = 0;      ///< retention by size (0: a quarter of the filesystem, at most 4 GiB)
+  std::chrono::seconds max_age{0};  ///< retention by age (0: none)
+  std::uint64_t segment_bytes = std::uint64_t{64} << 20;
+  std::string replay_bind = default_endpoint(default_replay_port);  ///< ROUTER serving replays
+  /// For tests: instead of fdatasync(fd), returns 0 or an errno.
+  std::function<int(int fd)> test_sync;
+  /// For tests: after each sync that succeeded (writer thread), a segment's path and its synced size.
+  std::function<void(const std::string& path, std::uint64_t size)> test_synced;
+};
+
 struct relay_config {
   std::string pub_bind = default_endpoint(default_pub_port);  ///< XSUB: fire-and-forget publishers connect here
   std::string sub_bind = default_endpoint(default_sub_port);  ///< XPUB: subscribers connect here
@@ -52,11 +67,13 @@ struct relay_config {
   curve_config curve;  ///< a key pair makes every tcp/ipc socket CURVE; allowed_keys are let in
   std::chrono::milliseconds heartbeat{
       1000};  ///< ZeroMQ heartbeats to publishers, TCP keepalives to subscribers (0: none)
+  journal_config journal;
 };
 
 /// The endpoints the relay actually bound (ephemeral ports resolved).
 struct bound_endpoints {
   std::string pub, sub, ack;
+  std::string replay;  ///< empty without a journal
 };
 
 /// The relay. Construct (binds), then run() until request_stop(), a readable stop_fd, or the

@@ -33,6 +33,9 @@ enum class reason : std::uint8_t {
   unsupported_version = 3,
   overloaded = 4,
   not_allowed = 5,
+  /// Not refused for good: the relay could not store the messages (its journal failed: disk full,
+  /// a write or sync error). The publisher keeps them and sends them again later.
+  unavailable = 6,
 };
 
 /// Short human text for a reason code ("too large", "malformed", ...).
@@ -55,6 +58,16 @@ struct batch_header {
 /// Writes `h` into `out`, which must hold header_size bytes.
 void encode_header(const batch_header& h, void* out);
 
+/// The version of the batch header a relay with a journal delivers to subscribers: version 1's 40
+/// bytes with version byte 2, then at offset 40 the journal sequence of the first record (u64).
+/// Publishers always send version 1.
+inline constexpr std::uint8_t delivered_version = 2;
+inline constexpr std::size_t header_v2_size = 48;
+
+/// Writes the version-2 header of `h` whose first record has journal sequence `jseq` into `out`,
+/// which must hold header_v2_size bytes.
+void encode_delivered_header(const batch_header& h, std::uint64_t jseq, void* out);
+
 /// Outcome of decoding a frame.
 enum class status { ok, bad_magic, bad_version, bad_kind, truncated, bad_count, bad_length, trailing };
 
@@ -64,6 +77,11 @@ std::string_view status_text(status s);
 /// Decodes a header frame. On bad_version the other fields are still filled where present,
 /// so the caller can answer the sender with a NACK naming its sequence.
 status decode_header(const void* data, std::size_t size, batch_header& out, std::uint8_t* version_seen = nullptr);
+
+/// Decodes a header as a subscriber receives it: version 1 (`jseq` = 0) or version 2. The
+/// statuses are decode_header's; another version is bad_version.
+status decode_delivered_header(const void* data, std::size_t size, batch_header& out, std::uint64_t& jseq,
+                               std::uint8_t* version_seen = nullptr);
 
 /// Cheap check: do these bytes start like a zrelay header (magic, any version)?
 bool looks_like_header(const void* data, std::size_t size);
