@@ -140,10 +140,17 @@ struct segment {
   bool has_entries() const { return end > first; }
 };
 
-// Where a damaged stretch that begins at `at` ends (the segment's end when recovery found none).
-std::uint64_t hole_end(const std::vector<hole>& holes, std::uint64_t at, std::uint64_t limit) {
-  for (const auto& h : holes)
-    if (at >= h.from && at < h.to) return h.to;
+// Readers read what recovery indexed and nothing else: `off` in a hole moves past it; returns where
+// the bytes readable from `off` end (the next hole or `limit`). Holes are sorted and apart.
+std::uint64_t window(const std::vector<hole>& holes, std::uint64_t& off, std::uint64_t limit) {
+  for (const auto& h : holes) {
+    if (off >= h.to) continue;
+    if (off >= h.from) {
+      off = h.to;
+      continue;
+    }
+    return std::min(limit, h.from);
+  }
   return limit;
 }
 
@@ -258,7 +265,9 @@ struct store::impl {
     std::string buf;
     record::entry e;
     while (off < limit) {
-      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(limit - off, read_chunk));
+      const std::uint64_t stop = window(holes, off, limit);
+      if (off >= stop) continue;
+      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(stop - off, read_chunk));
       buf.resize(want);
       ssize_t got = pread_full(fd, buf.data(), want, off);
       if (got <= 0) return got == 0;
@@ -273,15 +282,15 @@ struct store::impl {
         if (st == record::status::short_data && pos == 0 && got >= 12) {
           // An entry larger than the chunk: read it whole.
           const std::uint64_t need = 12 + get32(reinterpret_cast<const unsigned char*>(buf.data()) + 8);
-          if (off + need > limit) return true;
+          if (off + need > stop) return true;
           buf.resize(static_cast<std::size_t>(need));
           got = pread_full(fd, buf.data(), buf.size(), off);
           if (got < static_cast<ssize_t>(need)) return true;
           continue;
         }
-        if (st == record::status::short_data) break;
-        // Damage: recovery said where it ends.
-        off = hole_end(holes, off + pos, limit);
+        if (st == record::status::short_data && off + pos + 12 <= stop) break;
+        // Not what recovery indexed (the file changed under the reader): on at the next hole.
+        off = stop;
         pos = 0;
         got = -1;
         break;
@@ -977,9 +986,11 @@ std::size_t store::read(cursor& c, std::string& out, std::size_t max_bytes, std:
       continue;
     }
     if (n > 0 && used >= max_bytes) return n;
+    const std::uint64_t stop = window(holes, c.offset_, limit);
+    if (c.offset_ >= stop) continue;  // past damage: on from its end
     const std::size_t room = max_bytes > used ? max_bytes - used : 0;
     const std::size_t want =
-        static_cast<std::size_t>(std::min<std::uint64_t>(limit - c.offset_, std::max<std::size_t>(room, 4096)));
+        static_cast<std::size_t>(std::min<std::uint64_t>(stop - c.offset_, std::max<std::size_t>(room, 4096)));
     buf.resize(want);
     ssize_t got = pread_full(c.fd_, buf.data(), want, c.offset_);
     if (got <= 0) return n;
@@ -1002,17 +1013,18 @@ std::size_t store::read(cursor& c, std::string& out, std::size_t max_bytes, std:
       if (st == record::status::short_data && pos == 0 && got >= 12) {
         // An entry larger than what was read: read it whole.
         const std::uint64_t need = 12 + get32(reinterpret_cast<const unsigned char*>(buf.data()) + 8);
-        if (c.offset_ + need > limit) return n;
+        if (c.offset_ + need > stop) return n;
         buf.resize(static_cast<std::size_t>(need));
         got = pread_full(c.fd_, buf.data(), buf.size(), c.offset_);
         if (got < static_cast<ssize_t>(need)) return n;
         continue;
       }
-      if (st != record::status::short_data) damaged = true;
+      // Not what recovery indexed (the file changed under the reader): on at the next hole.
+      if (st != record::status::short_data || c.offset_ + pos + 12 > stop) damaged = true;
       break;
     }
     c.offset_ += pos;
-    if (damaged) c.offset_ = hole_end(holes, c.offset_, limit);
+    if (damaged) c.offset_ = stop;
     if (pos == 0 && !damaged) return n;  // nothing whole to read (the file is shorter than the index said)
   }
 }
