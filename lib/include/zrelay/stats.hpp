@@ -25,7 +25,9 @@
   X(clients_refused, "connections the security handler turned away")                                         \
   X(disconnects, "publisher connections that ended after their handshake (closed, lost, or cut for a frame " \
                  "over the frame limit)")                                                                    \
-  X(publishers, "acked publishers currently known")
+  X(publishers, "acked publishers currently known")                                                          \
+  X(replays, "replay sessions started (journal only; counted by the replay thread)")                         \
+  X(replayed, "messages sent by replay (counted by the replay thread)")
 
 namespace zrelay {
 
@@ -37,7 +39,7 @@ struct relay_counters {
 };
 
 /// The live counters. Each has a single writer (the relay thread; clients_refused, the security
-/// handler's thread); relaxed atomics make reads safe.
+/// handler's thread; replays and replayed, the replay thread); relaxed atomics make reads safe.
 class relay_stats {
 public:
   /// Adds n to a counter: a relaxed load and store, no read-modify-write on the hot path.
