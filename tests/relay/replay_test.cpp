@@ -418,6 +418,7 @@ TEST_CASE("replay answers requests it cannot serve with an ERROR and goes on", "
     client c(ctx, srv.replay->endpoint());
     rp::request good;
     good.credit = 1;
+    good.value = 1;  // valid as it is: each case below breaks one rule
     const auto good_frame = rp::encode_replay(good);
     std::vector<std::vector<std::string>> bad = {
         {""},
@@ -431,6 +432,7 @@ TEST_CASE("replay answers requests it cannot serve with an ERROR and goes on", "
         {std::string("ZR\x01\x20", 4) + std::string(36, '\0')},  // a START, from a client
         {rp::encode_credit(1) + "x"},
         {rp::encode_credit(1), "extra"},
+        {good_frame, std::string(1025, 'p')},  // a prefix longer than any topic
     };
     for (int m : {0, 4, 255}) {
       auto f = good_frame;
@@ -478,6 +480,37 @@ TEST_CASE("replay answers requests it cannot serve with an ERROR and goes on", "
     std::lock_guard<std::mutex> lock(srv.mutex);
     CHECK_FALSE(srv.lines.empty());  // the first refusal is logged
   }
+}
+
+TEST_CASE("replay forgets a session that stays silent", "[replay]") {
+  zmq::context_t ctx;
+  temp_journal j;
+  j.plain("t", "m");
+  j.written();
+  replay_limits lim;
+  lim.idle = 50ms;
+  server srv(ctx, *j.store, lim);
+  client c(ctx, srv.replay->endpoint());
+  c.replay(rp::mode::from_seq, 1, 1);
+  c.start();
+  c.data();
+  c.live();
+  // Silent for a few idle periods, then a keepalive: the session is gone (a keepalive that finds
+  // it still there refreshes it, and the wait starts again).
+  bool forgotten = false;
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (!forgotten && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(4 * lim.idle);
+    c.credit(0);
+    const auto parts = recv_parts(c.s, 100ms);
+    if (parts.empty()) continue;
+    std::uint8_t code = 0;
+    std::string_view text;
+    REQUIRE(rp::decode_error(parts[0].data(), parts[0].size(), code, text));
+    CHECK(code == 2);
+    forgotten = true;
+  }
+  CHECK(forgotten);
 }
 
 TEST_CASE("a subscriber replays from the journal and goes on live", "[replay][subscriber]") {

@@ -91,7 +91,7 @@ struct replay_server::impl {
 
   impl(zmq::context_t& ctx, const journal::store& st, const relay_config& cfg, relay_log& lg, relay_stats& sts,
        replay_limits lim)
-      : store(st), log(lg), stats(sts), limits(lim), router(ctx, zmq::socket_type::router) {
+      : store(st), log(lg), stats(sts), limits(lim), max_topic(cfg.max_topic), router(ctx, zmq::socket_type::router) {
     apply_curve_server(router, cfg.curve);
     set_heartbeat(router, cfg.heartbeat);
     router.set(zmq::sockopt::linger, 0);
@@ -100,8 +100,9 @@ struct replay_server::impl {
     router.set(zmq::sockopt::router_mandatory, 1);
     // A peer may have its credit's worth of DATA queued, and a little control: no more.
     router.set(zmq::sockopt::sndhwm, static_cast<int>(limits.max_credit) + 4);
-    // Prefixes are topics: a longer frame is no request (ZeroMQ cuts the connection at its header).
-    router.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(max_topic_limit + 64));
+    // Prefixes are topics: a frame longer than the longest topic and some is no request (ZeroMQ
+    // cuts the connection at its header), so a session's prefixes take at most about 1024 topics.
+    router.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(std::max(max_topic, min_max_topic) + 64));
     bound = bind_socket(router, cfg.journal.replay_bind);
     stop_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (stop_fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
@@ -131,9 +132,10 @@ struct replay_server::impl {
                                {nullptr, store.head_fd(), ZMQ_POLLIN, 0},
                                {nullptr, stop_fd, ZMQ_POLLIN, 0}};
     bool ready = false, full = false;
+    const auto sweep = std::min<std::chrono::milliseconds>(sweep_every, limits.idle);
     auto last_sweep = clock::now();
     for (;;) {
-      const auto wait = ready ? std::chrono::milliseconds(0) : full ? retry_full : sweep_every;
+      const auto wait = ready ? std::chrono::milliseconds(0) : full ? retry_full : sweep;
       zmq::poll(items, 3, wait);
       if (items[2].revents & ZMQ_POLLIN) return;
       // Cleared before the head is read: a move after this makes the descriptor readable again.
@@ -146,7 +148,7 @@ struct replay_server::impl {
         else ++it;
       }
       const auto now = clock::now();
-      if (now - last_sweep >= sweep_every) {
+      if (now - last_sweep >= sweep) {
         last_sweep = now;
         for (auto it = sessions.begin(); it != sessions.end();) {
           if (now - it->second.heard > limits.idle) {
@@ -231,6 +233,10 @@ struct replay_server::impl {
     s.credit = std::min(r.credit, limits.max_credit);
     bool every = false;
     for (std::size_t i = 1; i < frames.size(); ++i) {
+      if (frames[i].size() > max_topic)
+        return refuse(route, rp::error_code::bad_request,
+                      "a prefix of " + std::to_string(frames[i].size()) + " bytes is longer than any topic (" +
+                          std::to_string(max_topic) + ")");
       if (frames[i].size() == 0) every = true;
       s.prefixes.emplace_back(static_cast<const char*>(frames[i].data()), frames[i].size());
     }
@@ -456,6 +462,7 @@ struct replay_server::impl {
   relay_log& log;
   relay_stats& stats;
   replay_limits limits;
+  std::size_t max_topic;
   zmq::socket_t router;
   std::string bound;
   int stop_fd = -1;
