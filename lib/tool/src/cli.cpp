@@ -498,7 +498,7 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
       ("connect-timeout", "give up if the relay does not answer within MS milliseconds (0: wait)", cxxopts::value<std::string>()->default_value("3000"), "MS")
       ("heartbeat", "ZeroMQ heartbeat interval, on a connection of its own; the relay is reported lost after 3 silent intervals, never for a slow reader (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
       ("dedup", "drop messages seen before (after a publisher resent them)");
-  o.add_options("Replay (from a relay started with --journal; each then goes on live, with no gap and no duplicate)")
+  o.add_options("Replay (from a relay started with --journal, then live)")
       ("all", "every message the relay's journal retains on these prefixes")
       ("from-seq", "from journal sequence N", cxxopts::value<std::string>(), "N")
       ("since", "what the relay accepted in the last DURATION (90s, 10m, 2h, 1d) or since an RFC 3339 time (2026-12-01T10:00:00Z, 2026-12-01T11:00:00+01:00)", cxxopts::value<std::string>(), "WHEN")
@@ -519,10 +519,7 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
   parsed<sub_options> out;
   if (r.count("help")) {
     out.print = help_text(
-        o,
-        {"Subscription",
-         "Replay (from a relay started with --journal; each then goes on live, with no gap and no duplicate)", "Output",
-         "Security"},
+        o, {"Subscription", "Replay (from a relay started with --journal, then live)", "Output", "Security"},
         "\nMessages the relay could not deliver to this subscriber (it was too slow) show up as a gap in the\n"
         "publisher's sequence numbers; zsub reports each gap on stderr with the number of messages missing.\n"
         "A disconnection from the relay is reported too; the next message of each stream shows what it cost.\n"
