@@ -387,6 +387,7 @@ void store::impl::recover() {
         continue;
       }
       ::madvise(map, size, MADV_SEQUENTIAL);
+      ::madvise(map, size, MADV_WILLNEED);  // read ahead while the scan checks what is in
       p = static_cast<const unsigned char*>(map);
     }
     s.first = s.end = have_expected ? expected : s.name;
