@@ -614,7 +614,7 @@ struct relay::impl {
   std::unique_ptr<zap_handler> zap;
   relay_sockets s;
   connection_watch xsub_watch, router_watch;  // after the sockets they watch: they stop first
-  std::unique_ptr<replay_server> replayer;  // with a journal; stops before the journal closes
+  std::unique_ptr<replay_server> replayer;    // with a journal; stops before the journal closes
   sessions publishers;
   fanout out;
   reactor loop;

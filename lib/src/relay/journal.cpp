@@ -566,7 +566,10 @@ bool store::impl::sync_active() {
   n_syncs.fetch_add(1, std::memory_order_relaxed);
   synced_size = size;
   durable = written;
+  // Before the relay hears of it (publish), so a test's record of synced sizes covers every ack.
   if (cfg.faults.synced) cfg.faults.synced(segs.back().path, size);
+  std::lock_guard<std::mutex> lock(im);
+  head = durable;
   return true;
 }
 
@@ -628,7 +631,10 @@ bool store::impl::write_group(const std::string& g) {
         const peeked e = peek(base + whole);
         index_entry(s, active_size + (whole - at), e.jseq, e.count, e.size, e.time, e.topic);
         total_bytes += e.size;
-        head = written = e.jseq + e.count;
+        written = e.jseq + e.count;
+        // Readers see what is stored: written with fsync off, synced with it on (a failed sync cuts
+        // back and its numbers are used again, so nobody may have seen them).
+        if (!cfg.fsync) head = written;
         whole += e.size;
       }
     }
@@ -666,9 +672,11 @@ void store::impl::write_round(std::vector<group>& work) {
   }
   // Readers and live delivery may go on while the sync runs. A failure is said once the round is
   // over (a failed sync lowers its `from`).
-  if (written != head_before) publish(true, false);
+  if (written != head_before) publish(!cfg.fsync, false);
   if (!sync_active()) failed_epoch = std::max(failed_epoch, last_epoch);
-  publish(failure.has_value(), true);
+  // Retention before the news: whoever hears that a group is durable sees the journal trimmed.
+  retain();
+  publish(true, true);
 }
 
 void store::impl::retain() {
@@ -716,7 +724,7 @@ void store::impl::run() {
       stopping = stop;
     }
     if (!work.empty()) write_round(work);
-    retain();
+    else retain();  // by age, while nothing is written
     {
       std::lock_guard<std::mutex> lock(qm);
       for (auto& g : work) {
