@@ -173,6 +173,9 @@ int finish(const pub_options& opt, publisher& pub, const router& route, bool int
               << " rate=" << static_cast<std::uint64_t>(secs > 0 ? static_cast<double>(s.published) / secs : 0)
               << " msgs/s" << std::endl;
   }
+  if (s.unavailable > 0)
+    std::cerr << "zpub: warning: the relay could not store " << s.unavailable << " message(s) when they were sent ("
+              << s.last_unavailable << "); they were sent again" << std::endl;
   int status = cli::exit_ok;
   if (route.no_separator.count > 0) {
     std::cerr << "zpub: error: " << route.no_separator.count << " record(s) had no topic separator '" << *opt.topic_sep

@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
       r.on_tick(opt.stats_interval,
                 [](const relay_counters& c) { std::cerr << "zrelay: stats " << format_counters(c) << std::endl; });
     const auto& ep = r.endpoints();
-    std::cout << "zrelay: ready pub=" << ep.pub << " sub=" << ep.sub << " ack=" << ep.ack << std::endl;
+    std::cout << "zrelay: ready pub=" << ep.pub << " sub=" << ep.sub << " ack=" << ep.ack
+              << (ep.replay.empty() ? "" : " replay=" + ep.replay) << std::endl;
     r.run(signals.fd());
     std::cerr << "zrelay: final " << format_counters(r.counters()) << std::endl;
     return cli::exit_ok;

@@ -223,6 +223,13 @@ void publisher::handle_reply(const zmq::message_t& m) {
   switch (r.type) {
     case wire::kind::ack: acknowledge_through(r.seq); break;
     case wire::kind::nack:
+      if (r.why == wire::reason::unavailable) {
+        // Not a refusal: the relay keeps nothing of these and takes them again (its resend timer,
+        // or an EXPECT, sends them).
+        stats_.unavailable += r.count;
+        stats_.last_unavailable = r.text;
+        break;
+      }
       for (auto& b : inflight_) {
         if (r.seq >= b.seq && r.seq < b.seq + b.count) {
           const auto n = std::min<std::uint32_t>(r.count, b.count - b.nacked);
@@ -265,7 +272,10 @@ void publisher::service() {
       if (++oldest.attempts > cfg_.retries) {
         failed_ = true;
         failure_ = "no acknowledgment from " + endpoint() + " after " + std::to_string(cfg_.retries) +
-                   (cfg_.retries == 1 ? " retry" : " retries");
+                   (cfg_.retries == 1 ? " retry" : " retries") +
+                   (stats_.last_unavailable.empty()
+                        ? std::string()
+                        : " (the relay could not store them: " + stats_.last_unavailable + ")");
         throw delivery_error(failure_);
       }
       next_send_ = 0;  // resend everything in flight, oldest first

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <array>
+#include <deque>
 #include <memory>
 #include <vector>
 
 #include "relay/fanout.hpp"
 #include "relay/ingress.hpp"
+#include "relay/journal.hpp"
 #include "relay/log.hpp"
 #include "relay/loop.hpp"
 #include "relay/sessions.hpp"
@@ -51,6 +53,7 @@ struct relay::impl {
   impl(zmq::context_t& ctx, relay_config c)
       : cfg(std::move(c)),
         limits{cfg.max_msg_size, cfg.max_topic},
+        jr(open_journal(cfg.journal)),
         zap(cfg.curve.enabled() ? std::make_unique<zap_handler>(ctx, cfg.curve.allowed_keys,
                                                                 [this](const zap_refusal& r) { refused_client(r); })
                                 : nullptr),
@@ -63,6 +66,25 @@ struct relay::impl {
     xviews.resize(ingress::max_frames);
     // Bound only now that the monitors watch: a publisher that connects at once is counted too.
     s.bind(cfg);
+    if (jr) {
+      const auto now = clock::now();
+      for (const auto& p : jr->recovered().publishers) publishers.restore(p.publisher, p.next, now);
+      stats.publishers.store(publishers.size(), std::memory_order_relaxed);
+      stored = jr->next_jseq();
+    }
+  }
+
+  static std::unique_ptr<journal::store> open_journal(const journal_config& j) {
+    if (j.dir.empty()) return nullptr;
+    journal::config c;
+    c.dir = j.dir;
+    c.fsync = j.fsync;
+    c.max_bytes = j.max_bytes;
+    c.max_age = j.max_age;
+    c.segment_bytes = j.segment_bytes;
+    c.faults.sync = j.test_sync;
+    c.faults.synced = j.test_synced;
+    return std::make_unique<journal::store>(std::move(c));
   }
   // The ZAP handler stops before the sockets close.
   ~impl() { zap.reset(); }
@@ -220,6 +242,7 @@ struct relay::impl {
       publishers.commit(t);
       return step::next;
     }
+    if (jr) return store(&rframes[1], 3, bytes, t, true);
     return forward(&rframes[1], 3, bytes, t) ? step::next : step::held;
   }
 
@@ -250,7 +273,165 @@ struct relay::impl {
       });
     if (v.what == ingress::verdict::action::refuse) return step::next;
     if (v.forwards_nothing()) return step::next;
+    if (jr) return store(xframes.data(), n, bytes, 0, false);
     return forward(xframes.data(), n, bytes, 0) ? step::next : step::held;
+  }
+
+  // --- the journal ---
+
+  // A message appended to the journal and not yet durable: it goes to subscribers, and its token
+  // is committed, once the journal says it is stored; if the journal fails it is NACKed (acked) or
+  // forwarded without a journal sequence (fire-and-forget).
+  struct unstored_entry {
+    std::uint64_t jseq = 0, end = 0;
+    sessions::token token = 0;
+    bool batch = false, acked = false, committed = false;
+    wire::batch_header header;
+    std::uint64_t bytes = 0;
+    std::size_t n = 0;
+    std::array<zmq::message_t, 3> frames;
+    std::vector<zmq::message_t> more;  // a plain message of more than 3 frames
+    zmq::message_t* data() { return more.empty() ? frames.data() : more.data(); }
+  };
+
+  std::uint64_t wall_ns() {
+    const auto now = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+    last_time = std::max(last_time, now);  // never backwards: --since and retention by age rely on it
+    return last_time;
+  }
+
+  void append(zmq::message_t* frames, std::size_t n, bool batch, const wire::batch_header& h, std::uint32_t count,
+              std::uint64_t bytes, sessions::token t, bool acked) {
+    std::array<std::string_view, ingress::max_frames> fv;
+    for (std::size_t i = 0; i < n; ++i) fv[i] = view(frames[i]);
+    unstored_entry u;
+    u.jseq = jr->append(batch ? record::kind::batch : record::kind::plain, count, fv.data(), n, wall_ns());
+    u.end = u.jseq + count;
+    u.token = t;
+    u.batch = batch;
+    u.acked = acked;
+    u.header = h;
+    u.bytes = bytes;
+    u.n = n;
+    if (n <= u.frames.size()) {
+      for (std::size_t i = 0; i < n; ++i) u.frames[i].move(frames[i]);
+    } else {
+      u.more.resize(n);
+      for (std::size_t i = 0; i < n; ++i) u.more[i].move(frames[i]);
+    }
+    unstored.push_back(std::move(u));
+  }
+
+  // What the verdict `v` keeps of the message, appended to the journal: the message as it came, or
+  // each kept run as a batch of its own (only the last carries the token, as in forward()).
+  step store(zmq::message_t* frames, std::size_t n, std::uint64_t bytes, sessions::token t, bool acked) {
+    if (v.whole) {
+      append(frames, n, v.batch, v.header, v.batch ? v.header.count : 1, bytes, t, acked);
+    } else {
+      const auto* base = static_cast<const char*>(frames[2].data());
+      for (std::size_t k = 0; k < v.kept.size(); ++k) {
+        const auto& run = v.kept[k];
+        wire::batch_header part = v.header;
+        part.count = run.count;
+        part.seq = v.header.seq + run.first;
+        part.topic_seq = v.header.topic_seq + run.first;
+        zmq::message_t parts[3] = {zmq::message_t(frames[0].data(), frames[0].size()),
+                                   zmq::message_t(wire::header_size),
+                                   zmq::message_t(base + run.from, run.to - run.from)};
+        wire::encode_header(part, parts[1].data());
+        const auto part_bytes = parts[0].size() + parts[1].size() + parts[2].size();
+        append(parts, 3, true, part, run.count, part_bytes, k + 1 == v.kept.size() ? t : 0, acked);
+      }
+    }
+    return jr->full() ? step::held : step::next;
+  }
+
+  // Hands an entry to the subscribers: a batch with the version-2 header that carries its journal
+  // sequence (or, without one, as it came); a plain message untouched.
+  bool deliver(unstored_entry& u, bool with_jseq) {
+    if (u.batch && with_jseq) {
+      zmq::message_t h2(wire::header_v2_size);
+      wire::encode_delivered_header(u.header, u.jseq, h2.data());
+      u.frames[1].move(h2);
+    }
+    return out.send(u.data(), u.n, u.end - u.jseq, u.bytes, 0);
+  }
+
+  // Everything below `upto` is stored: its acks may go, and it goes to subscribers (in order, while
+  // the fanout takes it).
+  void release(std::uint64_t upto) {
+    for (auto& u : unstored) {
+      if (u.end > upto) break;
+      if (u.committed) continue;
+      u.committed = true;
+      relay_stats::add(stats.journaled, u.end - u.jseq);
+      if (u.token != 0) publishers.commit(u.token);
+    }
+    stored = std::max(stored, upto);
+    while (!unstored.empty() && unstored.front().committed && !out.holding()) {
+      (void)deliver(unstored.front(), true);
+      unstored.pop_front();
+    }
+  }
+
+  // The journal could not store the entries from `f.from` on: acked publishers get a NACK
+  // "unavailable" and keep them (their sessions go back, so the resend is taken again); fire-and-forget
+  // ones go to subscribers without a journal sequence. Then the journal goes on at f.from, so the
+  // sequence stays dense: no subscriber has seen the numbers of what was not stored.
+  void journal_failed(const journal::progress::failure& f) {
+    std::uint64_t nacked = 0, forwarded = 0;
+    // What was stored goes first, in order.
+    while (!unstored.empty() && unstored.front().committed) {
+      (void)deliver(unstored.front(), true);
+      unstored.pop_front();
+    }
+    for (auto& u : unstored) {
+      if (u.acked) {
+        wire::reply reply;
+        reply.type = wire::kind::nack;
+        reply.publisher = u.header.publisher;
+        reply.seq = u.header.seq;
+        reply.count = u.header.count;
+        reply.why = wire::reason::unavailable;
+        reply.text = "journal unavailable: " + f.why;
+        if (const auto* st = publishers.find(u.header.publisher)) send_reply(st->route, reply);
+        if (u.token != 0) publishers.abandon(u.token);
+        nacked += u.header.count;
+      } else {
+        (void)deliver(u, false);
+        forwarded += u.end - u.jseq;
+      }
+    }
+    unstored.clear();
+    relay_stats::add(stats.unjournaled, forwarded);
+    jr->rewind(f.from);
+    if (!journal_down) {
+      journal_down = true;
+      log.line([&] {
+        return "warning: journal unavailable (" + f.why + "): from journal seq " + std::to_string(f.from) + ", " +
+               std::to_string(nacked) +
+               " acked message(s) refused with NACK 'unavailable' (their publishers send them "
+               "again), " +
+               std::to_string(forwarded) +
+               " fire-and-forget message(s) forwarded unstored; trying again with what comes next";
+      }());
+    }
+  }
+
+  void handle_journal() {
+    const auto p = jr->poll();
+    const auto c = jr->counters();
+    stats.journal_syncs.store(c.syncs, std::memory_order_relaxed);
+    stats.journal_errors.store(c.failures, std::memory_order_relaxed);
+    const auto upto = cfg.journal.fsync ? p.durable : p.written;
+    if (upto > stored && journal_down && !p.failed) {
+      journal_down = false;
+      log.line("journal available again at journal seq " + std::to_string(stored));
+    }
+    release(upto);
+    if (p.failed) journal_failed(*p.failed);
   }
 
   // Reads the rest of a message that is being refused.
@@ -289,6 +470,18 @@ struct relay::impl {
     }
   }
 
+  // Shutting down: what was appended gets until `until` to be stored (and then acked and delivered).
+  // What is not stored by then is not acked: its publishers send it again to the next relay.
+  void finish_journal(clock::time_point until) {
+    jr->flush();
+    while (!unstored.empty() && clock::now() < until) {
+      zmq::pollitem_t one[] = {{nullptr, jr->notify_fd(), ZMQ_POLLIN, 0}};
+      zmq::poll(one, 1, std::chrono::milliseconds(10));
+      if (one[0].revents & ZMQ_POLLIN) handle_journal();
+      (void)out.retry();
+    }
+  }
+
   // Publisher connections that ended, as the monitor of their socket reports them.
   void handle_disconnects(connection_watch& w, const char* socket_name) {
     const auto gone = w.read_events([&](const std::string& address) {
@@ -314,6 +507,7 @@ struct relay::impl {
   void register_sockets(int stop_fd) {
     if (stop_fd >= 0) loop.add(stop_fd, [this] { stop.store(true, std::memory_order_relaxed); });
     loop.add(s.xpub, [this] { handle_subscriptions(); });
+    if (jr) loop.add(jr->notify_fd(), [this] { handle_journal(); });
     loop.add(xsub_watch.reader(), [this] { handle_disconnects(xsub_watch, "publisher"); });
     loop.add(router_watch.reader(), [this] { handle_disconnects(router_watch, "ack"); });
     loop.add(
@@ -330,14 +524,28 @@ struct relay::impl {
         reactor::when_held::wait);
   }
 
+  // What recovery found and did, once there is a log to say it in.
+  void report_journal() {
+    const auto& r = jr->recovered();
+    for (const auto& n : r.notes) log.line("warning: " + n);
+    log.line("journal " + cfg.journal.dir + ": " + std::to_string(r.messages) + " message(s) retained in " +
+             std::to_string(r.segments) + " segment(s)" +
+             (r.messages != 0
+                  ? ", journal seqs " + std::to_string(r.oldest_jseq) + "-" + std::to_string(r.next_jseq - 1)
+                  : std::string()) +
+             "; " + std::to_string(r.publishers.size()) + " acked publisher(s) remembered; fsync " +
+             (cfg.journal.fsync ? "on" : "off"));
+  }
+
   void run(int stop_fd) {
+    if (jr) report_journal();
     register_sockets(stop_fd);
     const auto may_read = [this] { return !stop.load(std::memory_order_relaxed) && out.retry(); };
     auto next_tick = clock::now() + tick_every;
     auto next_sweep = clock::now() + sweep_every;
     try {
       while (!stop.load(std::memory_order_relaxed)) {
-        const bool blocked = out.holding();
+        const bool blocked = out.holding() || (jr && jr->full());
         auto timeout = blocked ? std::chrono::milliseconds(1) : idle_poll;
         if (tick && !blocked) {
           const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - clock::now());
@@ -346,6 +554,10 @@ struct relay::impl {
         loop.run_once(timeout, blocked, may_read);
         if (stop.load(std::memory_order_relaxed)) break;
         if (out.holding()) (void)out.retry();
+        if (jr) {
+          if (!out.holding()) release(stored);  // what the fanout could not take before
+          jr->flush();
+        }
         flush_acks();
         const auto now = clock::now();
         if (tick && now >= next_tick) {
@@ -371,6 +583,7 @@ struct relay::impl {
         zmq::poll(one, 1, std::chrono::milliseconds(1));
         if (one[0].revents & ZMQ_POLLIN) handle_subscriptions();
       }
+      if (jr) finish_journal(give_up);
       out.give_up();
       flush_acks();
       // Connections that ended while shutting down belong in the last counters.
@@ -383,6 +596,11 @@ struct relay::impl {
 
   relay_config cfg;
   ingress::limits limits;
+  std::unique_ptr<journal::store> jr;  // none in memory mode; opened before any socket binds
+  std::deque<unstored_entry> unstored;
+  std::uint64_t stored = 1;  // every journal sequence below it is stored
+  std::uint64_t last_time = 0;
+  bool journal_down = false;
   relay_stats stats;
   relay_log log;
   detail::once_per_kind<rule> warned_nack;  // by rule, on the ack socket

@@ -70,6 +70,10 @@ struct publisher_stats {
   std::uint64_t bytes = 0;      ///< payload bytes published
   std::map<wire::reason, std::uint64_t> nacked_by_reason;
   std::string first_refusal;  ///< the relay's text for the first NACK
+  /// Messages the relay could not store yet (NACK "unavailable": its journal failed). Not refused:
+  /// they stay in flight and are sent again after --ack-timeout, like unacknowledged ones.
+  std::uint64_t unavailable = 0;
+  std::string last_unavailable;  ///< the relay's text for the latest of those
 };
 
 /// Publishes to a relay. Not thread-safe: one thread uses it.

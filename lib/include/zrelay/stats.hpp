@@ -25,7 +25,11 @@
   X(clients_refused, "connections the security handler turned away")                                         \
   X(disconnects, "publisher connections that ended after their handshake (closed, lost, or cut for a frame " \
                  "over the frame limit)")                                                                    \
-  X(publishers, "acked publishers currently known")
+  X(publishers, "acked publishers currently known")                                                          \
+  X(journaled, "messages stored in the journal (synced, with --journal-fsync on)")                           \
+  X(journal_syncs, "fdatasyncs of the journal that returned")                                                \
+  X(journal_errors, "journal writes or syncs that failed (what they covered was not acked)")                 \
+  X(unjournaled, "fire-and-forget messages forwarded without being stored, while the journal failed")
 
 namespace zrelay {
 

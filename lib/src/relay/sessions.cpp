@@ -14,6 +14,13 @@ sessions::state& sessions::touch(const wire::batch_header& h, std::string_view r
   return st;
 }
 
+void sessions::restore(std::uint64_t id, std::uint64_t next, clock::time_point now) {
+  auto& st = states_[id];
+  if (next > st.next) st.next = next;
+  if (next > st.acked) st.acked = next;
+  st.last_seen = now;
+}
+
 bool sessions::expect_due(state& st, clock::time_point now, std::chrono::milliseconds repeat) {
   if (st.expected == st.next && now - st.expected_at < repeat) return false;
   st.expected = st.next;

@@ -43,6 +43,10 @@ public:
   /// moves it on too. `fresh` says it was created.
   state& touch(const wire::batch_header& h, std::string_view route, clock::time_point now, bool& fresh);
 
+  /// A publisher the journal holds batches of, after a restart: everything below `next` is stored
+  /// (and so acked when resent). Its route comes with its first message.
+  void restore(std::uint64_t id, std::uint64_t next, clock::time_point now);
+
   /// Whether an EXPECT for st.next goes now: once for each sequence asked for (a burst of batches
   /// behind a loss would bring a burst of identical requests), again after `repeat`.
   bool expect_due(state& st, clock::time_point now, std::chrono::milliseconds repeat);

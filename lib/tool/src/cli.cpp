@@ -183,6 +183,27 @@ std::size_t parse_size(const std::string& text, const std::string& what) {
   }
 }
 
+std::chrono::seconds parse_duration(const std::string& text, const std::string& what) {
+  std::string digits = text;
+  std::uint64_t mult = 1;
+  if (!digits.empty()) {
+    switch (digits.back()) {
+      case 's': break;
+      case 'm': mult = 60; break;
+      case 'h': mult = 3600; break;
+      case 'd': mult = 86400; break;
+      default: mult = 0; break;
+    }
+    if (mult != 0) digits.pop_back();
+    else mult = 1;
+  }
+  try {
+    return std::chrono::seconds(parse_uint(digits, what, 1, 100ull * 365 * 86400 / mult) * mult);
+  } catch (const usage_error&) {
+    throw usage_error(what + " must be a duration such as 90s, 10m, 2h or 7d, not '" + text + "'");
+  }
+}
+
 std::string parse_keygen(int argc, const char* const* argv) {
   if (argc != 3 || argv[2][0] == '-' || argv[2][0] == '\0')
     throw usage_error("usage: zrelay keygen NAME (writes NAME.key, the key pair, and NAME.pub, the public key)");
@@ -199,6 +220,13 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
       ("pub-bind", "XSUB socket for fire-and-forget publishers (PUB)", cxxopts::value<std::string>()->default_value(default_endpoint(default_pub_port)), "EP")
       ("sub-bind", "XPUB socket for subscribers (SUB)", cxxopts::value<std::string>()->default_value(default_endpoint(default_sub_port)), "EP")
       ("ack-bind", "ROUTER socket for acknowledged publishers (zpub)", cxxopts::value<std::string>()->default_value(default_endpoint(default_ack_port)), "EP");
+  o.add_options("Journal")
+      ("journal", "store every message accepted in DIR (created if missing) and acknowledge a batch only once it is synced to disk; a restart on the same DIR resumes and replays", cxxopts::value<std::string>(), "DIR")
+      ("journal-fsync", "on: acknowledge after the fdatasync that covers a batch (survives a power loss); off: after the write (survives a crash of zrelay, not of the machine)", cxxopts::value<std::string>()->default_value("on"), "on|off")
+      ("journal-max-bytes", "retention: remove whole oldest segments while the journal is larger (default: a quarter of the filesystem DIR is on, at most 4G)", cxxopts::value<std::string>(), "SIZE")
+      ("journal-max-age", "retention: remove whole oldest segments whose newest message is older, e.g. 90s, 10m, 2h, 7d (default: no limit)", cxxopts::value<std::string>(), "DURATION")
+      ("journal-segment-size", "start a new segment file once one is this large", cxxopts::value<std::string>()->default_value("64M"), "SIZE")
+      ("replay-bind", "ROUTER socket serving replays to 'zsub --all', --from-seq, --since, --last-per-topic (with --journal)", cxxopts::value<std::string>()->default_value(default_endpoint(default_replay_port)), "EP");
   o.add_options("Behaviour")
       ("on-full", "when a subscriber's queue is full: drop (after --full-wait, deliver to the others and count it; the subscriber sees the gap) or block (lossless back-pressure to acked publishers)", cxxopts::value<std::string>()->default_value("drop"), "drop|block")
       ("full-wait", "with drop: how long a full subscriber may hold the others up before its messages are dropped", cxxopts::value<std::string>()->default_value("100"), "MS")
@@ -216,7 +244,7 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
   parsed<relay_options> out;
   if (r.count("help")) {
     out.print = help_text(
-        o, {"Sockets", "Behaviour", "Security"},
+        o, {"Sockets", "Journal", "Behaviour", "Security"},
         "\nEndpoints are tcp://HOST:PORT, ipc://PATH or inproc://NAME; tcp://127.0.0.1:* binds an ephemeral\n"
         "port. On start zrelay prints one line with the endpoints it bound. The defaults listen on loopback\n"
         "only: to accept other hosts bind an address of this machine (tcp://192.0.2.10:" +
@@ -228,7 +256,8 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
             "per client write NAME.key (secret, mode 0600) and NAME.pub; start the relay with\n"
             "--curve-key relay.key --allow-keys FILE (the clients' .pub lines), and give each client its own\n"
             "--curve-key NAME.key and --curve-server-key relay.pub. A firewall in front still helps.\n"
-            "\nExit status: 0 stopped by SIGINT/SIGTERM, 1 runtime error (cannot bind, cannot read a key file),\n"
+            "\nExit status: 0 stopped by SIGINT/SIGTERM, 1 runtime error (cannot bind, cannot read a key file,\n"
+            "cannot use the journal directory: not a directory, no permission, locked by another zrelay),\n"
             "2 usage error.\n");
     return out;
   }
@@ -256,6 +285,26 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
   out.options.stats_interval = parse_seconds(get(r, "stats-interval"), "--stats-interval", true);
   out.options.verbose = r.count("verbose") > 0;
   c.curve = relay_curve(r);
+  auto& j = c.journal;
+  if (r.count("journal")) {
+    j.dir = get(r, "journal");
+    if (j.dir.empty()) throw usage_error("--journal needs a directory");
+    const auto fsync = get(r, "journal-fsync");
+    if (fsync != "on" && fsync != "off") throw usage_error("--journal-fsync must be on or off, not '" + fsync + "'");
+    j.fsync = fsync == "on";
+    if (r.count("journal-max-bytes")) {
+      j.max_bytes = parse_size(get(r, "journal-max-bytes"), "--journal-max-bytes");
+      if (j.max_bytes == 0) throw usage_error("--journal-max-bytes must be more than 0");
+    }
+    if (r.count("journal-max-age")) j.max_age = parse_duration(get(r, "journal-max-age"), "--journal-max-age");
+    j.segment_bytes = parse_size(get(r, "journal-segment-size"), "--journal-segment-size");
+    if (j.segment_bytes < 4096) throw usage_error("--journal-segment-size must be at least 4k");
+    j.replay_bind = checked_endpoint(get(r, "replay-bind"), endpoint_use::bind);
+  } else {
+    for (const char* name :
+         {"journal-fsync", "journal-max-bytes", "journal-max-age", "journal-segment-size", "replay-bind"})
+      if (r.count(name)) throw usage_error(std::string("--") + name + " needs --journal DIR");
+  }
   return out;
 }
 

@@ -3,6 +3,7 @@
 // testable in-process; only the key files named on it are read), usage errors, and the exit
 // statuses documented in README.md.
 
+#include <chrono>
 #include <stdexcept>
 #include <string>
 
@@ -45,5 +46,7 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
 
 /// "1", "64k", "1M", "2G" (powers of 1024) as bytes; throws usage_error naming `what`.
 std::size_t parse_size(const std::string& text, const std::string& what);
+/// "90s", "10m", "2h", "7d" (a bare number is seconds) as seconds, at least 1; throws usage_error naming `what`.
+std::chrono::seconds parse_duration(const std::string& text, const std::string& what);
 
 }  // namespace zrelay::cli
