@@ -93,6 +93,9 @@ struct run_result {
   double acked_per_sec = 0;  ///< acknowledgments per second, first send to last acknowledgment
   histogram ack_latency;
   std::int64_t store_bytes = -1;  ///< the journal's (or JetStream store's) files at the end; -1: none
+  std::int64_t store_syncs = -1;  ///< the journal's syncs from the start of the run to its end; -1: unknown
+  std::int64_t synced_bytes = 0;  ///< what the journal grew by meanwhile
+  double sync_seconds = 0;        ///< over how long
   double relay_cpu_percent = -1;  ///< -1: not measured
   std::int64_t relay_peak_rss_kib = -1;
   std::string error;

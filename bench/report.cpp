@@ -49,6 +49,11 @@ void report(const options& opt, const std::string& scenario, const std::vector<r
   const double lo = ok.empty() ? 0 : ok.front()->msgs_per_sec;
   const double hi = ok.empty() ? 0 : ok.back()->msgs_per_sec;
   const auto q = [med](double p) { return med ? us(med->latency.quantile(p)) : 0.0; };
+  const double syncs_per_sec = med && med->store_syncs >= 0 && med->sync_seconds > 0
+                                   ? static_cast<double>(med->store_syncs) / med->sync_seconds
+                                   : 0;
+  const double bytes_per_sync =
+      med && med->store_syncs > 0 ? static_cast<double>(med->synced_bytes) / static_cast<double>(med->store_syncs) : 0;
   const auto aq = [med](double p) { return med ? us(med->ack_latency.quantile(p)) : 0.0; };
   const bool acks = acked_scenario(scenario);
   const double per_payload_byte = med && med->store_bytes >= 0 && med->sent > 0
@@ -74,9 +79,13 @@ void report(const options& opt, const std::string& scenario, const std::vector<r
           << ",\"per_sec\":" << fixed(med->acked_per_sec, 0) << ",\"latency_us\":{\"p50\":" << fixed(aq(0.5), 1)
           << ",\"p90\":" << fixed(aq(0.9), 1) << ",\"p99\":" << fixed(aq(0.99), 1)
           << ",\"p999\":" << fixed(aq(0.999), 1) << ",\"max\":" << fixed(us(med->ack_latency.max()), 1) << "}}";
-      if (med->store_bytes >= 0)
-        o << ",\"store\":{\"bytes\":" << med->store_bytes << ",\"per_payload_byte\":" << fixed(per_payload_byte, 3)
-          << "}";
+      if (med->store_bytes >= 0) {
+        o << ",\"store\":{\"bytes\":" << med->store_bytes << ",\"per_payload_byte\":" << fixed(per_payload_byte, 3);
+        if (med->store_syncs >= 0)
+          o << ",\"syncs\":" << med->store_syncs << ",\"syncs_per_sec\":" << fixed(syncs_per_sec, 1)
+            << ",\"bytes_per_sync\":" << fixed(bytes_per_sync, 0);
+        o << "}";
+      }
       if (med->relay_cpu_percent >= 0)
         o << ",\"relay\":{\"cpu_percent\":" << fixed(med->relay_cpu_percent, 1)
           << ",\"peak_rss_kib\":" << med->relay_peak_rss_kib << "}";
@@ -150,10 +159,15 @@ void report(const options& opt, const std::string& scenario, const std::vector<r
         "", human(med->acked_per_sec).c_str(), aq(0.5), aq(0.9), aq(0.99), aq(0.999), us(med->ack_latency.max()),
         static_cast<unsigned long long>(med->acked), static_cast<unsigned long long>(med->sent),
         static_cast<unsigned long long>(med->nacked));
-  if (med->store_bytes >= 0)
-    std::printf("%-13s %s: %.1f MB on disk at the end, %.2f bytes per payload byte\n", "",
+  if (med->store_bytes >= 0) {
+    std::printf("%-13s %s: %.1f MB on disk at the end, %.2f bytes per payload byte", "",
                 scenario == "nats-js" ? "JetStream store" : "journal", static_cast<double>(med->store_bytes) / 1e6,
                 per_payload_byte);
+    if (med->store_syncs >= 0)
+      std::printf("; %lld syncs, %.0f/s, %.0f bytes per sync", static_cast<long long>(med->store_syncs), syncs_per_sec,
+                  bytes_per_sync);
+    std::printf("\n");
+  }
   if (!error.empty()) std::printf("%-13s (a run failed: %s)\n", "", error.c_str());
   std::fflush(stdout);
 }

@@ -104,6 +104,8 @@ public:
   virtual int pid() const { return 0; }
   /// The bytes of its store (journal, JetStream) on disk now; -1: it has none.
   virtual std::int64_t store_bytes() const { return -1; }
+  /// The syncs of its journal so far, if it can tell (the embedded relay's counters); -1: unknown.
+  virtual std::int64_t store_syncs() const { return -1; }
 };
 
 // The relay scenarios' wiring: publishers at the relay's XSUB, or its ROUTER when acknowledged;
@@ -141,6 +143,9 @@ public:
   }
   wiring wire() const override { return relay_wiring(scenario_, relay_->endpoints()); }
   std::int64_t store_bytes() const override { return journal_ ? journal_->bytes() : -1; }
+  std::int64_t store_syncs() const override {
+    return journal_ ? static_cast<std::int64_t>(relay_->counters().journal_syncs) : -1;
+  }
 
 private:
   std::unique_ptr<temp_dir> journal_;  // first: removed after the relay has stopped
@@ -490,6 +495,8 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
       }
     }
     const auto before = sample(mid->pid());
+    const auto bytes_before = mid->store_bytes();
+    const auto syncs_before = mid->store_syncs();
     const auto t0 = now_ns();
     for (auto& p : pubs) write_line(p->ch().to_client, "go");
 
@@ -534,6 +541,12 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
     const auto after = sample(mid->pid());
     const auto t1 = now_ns();
     out.store_bytes = mid->store_bytes();
+    const auto syncs_after = mid->store_syncs();
+    if (syncs_before >= 0 && syncs_after >= syncs_before) {
+      out.store_syncs = syncs_after - syncs_before;
+      out.sync_seconds = static_cast<double>(t1 - t0) / 1e9;
+      out.synced_bytes = out.store_bytes - bytes_before;
+    }
     if (after.cpu_seconds >= 0 && before.cpu_seconds >= 0)
       out.relay_cpu_percent = 100.0 * (after.cpu_seconds - before.cpu_seconds) / (static_cast<double>(t1 - t0) / 1e9);
     out.relay_peak_rss_kib = after.peak_rss_kib;
