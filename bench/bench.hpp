@@ -14,10 +14,16 @@
 namespace zbench {
 
 /// The scenarios, as named on the command line; "all" runs these.
-inline const std::vector<std::string> scenario_names = {"relay", "relay-ack", "direct", "zmq-proxy"};
-/// Scenarios only run when named: they need software outside this project (nats-server), which
-/// CI does not have.
-inline const std::vector<std::string> extra_scenario_names = {"nats"};
+inline const std::vector<std::string> scenario_names = {"relay", "relay-ack", "relay-journal", "direct", "zmq-proxy"};
+/// Scenarios only run when named: they need software outside this project (nats-server).
+inline const std::vector<std::string> extra_scenario_names = {"nats", "nats-js"};
+
+/// Publishers that wait for an acknowledgment of every message (and report ack latency).
+inline bool acked_scenario(const std::string& s) { return s == "relay-ack" || s == "relay-journal" || s == "nats-js"; }
+/// The relay scenarios whose publishers use the relay's ROUTER (acked).
+inline bool relay_acked_scenario(const std::string& s) { return s == "relay-ack" || s == "relay-journal"; }
+/// The scenarios whose clients speak NATS.
+inline bool nats_scenario(const std::string& s) { return s == "nats" || s == "nats-js"; }
 
 /// Every payload starts with 16 bytes: the send time (ns, the scheduled one under --rate) and
 /// (publisher index << 48 | sequence). Sequence 0 is a probe, sent until the run starts. --size
@@ -44,6 +50,8 @@ struct options {
   bool relay_process = false;                       ///< spawn the zrelay binary instead of embedding the relay
   std::string zrelay_path;                          ///< where that binary is
   std::string nats_server_path;                     ///< --nats-server; empty: nats-server on PATH (or /usr/sbin)
+  std::string journal_dir;                          ///< --journal-dir (empty: $TMPDIR or /tmp)
+  bool journal_fsync = true;                        ///< --journal-fsync (relay-journal)
   std::optional<zrelay::bound_endpoints> external;  ///< --relay: use a running relay
   int relay_pid = 0;                                ///< --relay-pid: measure that process's CPU and memory
   std::chrono::milliseconds grace{2000};            ///< how long subscribers wait for stragglers
@@ -68,6 +76,8 @@ struct client_result {
   std::uint64_t received = 0, lost = 0, duplicates = 0;        ///< subscriber
   std::uint64_t start_ns = 0, end_ns = 0;                      ///< first send / last send, or first / last receive
   histogram latency;
+  std::uint64_t ack_end_ns = 0;  ///< acked publisher: when the last acknowledgment was seen
+  histogram ack_latency;         ///< acked publisher: send (or due) time to acknowledgment seen
 };
 
 /// One run of one scenario.
@@ -78,6 +88,14 @@ struct run_result {
   double msgs_per_sec = 0;
   double mb_per_sec = 0;
   histogram latency;
+  std::uint64_t acked = 0;   ///< acked scenarios: measured messages answered (acknowledged, or refused for good)
+  std::uint64_t nacked = 0;  ///< refusals the publishers counted
+  double acked_per_sec = 0;  ///< acknowledgments per second, first send to last acknowledgment
+  histogram ack_latency;
+  std::int64_t store_bytes = -1;  ///< the journal's (or JetStream store's) files at the end; -1: none
+  std::int64_t store_syncs = -1;  ///< the journal's syncs from the start of the run to its end; -1: unknown
+  std::int64_t synced_bytes = 0;  ///< what the journal grew by meanwhile
+  double sync_seconds = 0;        ///< over how long
   double relay_cpu_percent = -1;  ///< -1: not measured
   std::int64_t relay_peak_rss_kib = -1;
   std::string error;

@@ -8,9 +8,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -31,35 +34,142 @@ namespace {
 // The low 48 bits of a payload's second stamp word (see stamp_size): the sequence.
 constexpr std::uint64_t seq_mask = (std::uint64_t{1} << 48) - 1;
 
-// What a publisher sends through: the library's publisher (relay scenarios) or a raw PUB
-// socket sending [topic][payload] (the direct and zmq-proxy baselines).
+void sleep_until_ns(std::uint64_t t);
+
+// Waits for `fd` to become readable, at most until `t` (monotonic ns, to the nanosecond: poll's
+// milliseconds would be coarser than the send interval at 10 000 msg/s).
+void wait_readable_until_ns(int fd, std::uint64_t t) {
+  const auto now = now_ns();
+  if (now >= t) return;
+  const auto left = t - now;
+  timespec ts{static_cast<time_t>(left / 1'000'000'000), static_cast<long>(left % 1'000'000'000)};
+  pollfd p{fd, POLLIN, 0};
+  ::ppoll(&p, 1, &ts, nullptr);
+}
+
+// When each measured message of an acked run was sent (or due), until its acknowledgment is
+// seen: the publisher's ack latency. A ring indexed by sequence, larger than the window, so a
+// slot is not reused while its message is in flight.
+class ack_clock {
+public:
+  explicit ack_clock(std::size_t window) {
+    std::size_t n = 1024;
+    while (n < window) n <<= 1;
+    ring_.assign(n, 0);
+  }
+  void sent(std::uint64_t seq, std::uint64_t t) { ring_[seq & (ring_.size() - 1)] = t; }
+  void acked(std::uint64_t seq) {
+    const auto now = now_ns();
+    const auto t = ring_[seq & (ring_.size() - 1)];
+    latency_.record(now > t ? now - t : 0);
+    last_ = now;
+  }
+  void fill(client_result& r) const {
+    r.ack_latency = latency_;
+    r.ack_end_ns = last_;
+  }
+
+private:
+  std::vector<std::uint64_t> ring_;
+  histogram latency_;
+  std::uint64_t last_ = 0;
+};
+
+// What a publisher sends through: the library's publisher (relay scenarios), a raw PUB socket
+// sending [topic][payload] (the direct and zmq-proxy baselines), or a NATS connection. `seq` is
+// the message's sequence (0: a probe, before the run), `t` its send (or due) time.
 class sender {
 public:
   virtual ~sender() = default;
-  virtual void send(const std::string& topic, std::string_view payload) = 0;
+  virtual void send(const std::string& topic, std::string_view payload, std::uint64_t seq, std::uint64_t t) = 0;
   virtual void flush() = 0;
   virtual void service() {}
+  /// Under --rate, until the next message is due: an acked sender notes acknowledgments meanwhile.
+  virtual void wait_until(std::uint64_t t) { sleep_until_ns(t); }
   virtual void finish() {}
   virtual void fill(client_result&) const {}
 };
 
 class library_sender : public sender {
 public:
-  library_sender(zmq::context_t& ctx, const zrelay::publisher_config& cfg) : pub_(ctx, cfg) { pub_.connect(); }
-  void send(const std::string& topic, std::string_view payload) override { pub_.publish(topic, payload); }
+  library_sender(zmq::context_t& ctx, const zrelay::publisher_config& cfg)
+      : pub_(ctx, cfg), acked_(cfg.mode == zrelay::delivery::acked), clock_(cfg.max_inflight + 65536) {
+    pub_.connect();
+  }
+  void send(const std::string& topic, std::string_view payload, std::uint64_t seq, std::uint64_t t) override {
+    if (seq == 1) base_ = pub_.stats().published;  // the probes before it are acknowledged first
+    if (seq > 0) {
+      clock_.sent(seq, t);
+      last_sent_ = seq;
+    }
+    pub_.publish(topic, payload);
+    note_acks();
+  }
   void flush() override { pub_.flush(); }
-  void service() override { pub_.service(); }
+  void service() override {
+    pub_.service();
+    note_acks();
+  }
+  // Wakes for each reply, so that an acknowledgment's time is when it came, not the next send.
+  // ZMQ_FD only tells that the socket's state may have changed: ZMQ_EVENTS says whether a reply
+  // is waiting (after service() read them all, the descriptor signals the next one).
+  void wait_until(std::uint64_t t) override {
+    if (!acked_) {
+      sleep_until_ns(t);
+      return;
+    }
+    void* sock = pub_.poll_item().socket;
+    int fd = -1;
+    std::size_t len = sizeof fd;
+    if (zmq_getsockopt(sock, ZMQ_FD, &fd, &len) != 0) {
+      sleep_until_ns(t);
+      return;
+    }
+    while (now_ns() < t) {
+      int events = 0;
+      len = sizeof events;
+      if (zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN) != 0) {
+        service();
+        continue;
+      }
+      wait_readable_until_ns(fd, t);
+      service();
+    }
+  }
+  // drain(), with the acknowledgments noted as they come.
   void finish() override {
-    if (!pub_.drain(std::chrono::seconds(60))) throw std::runtime_error("acknowledgments still missing after 60 s");
+    pub_.flush();
+    if (!acked_) return;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (pub_.outstanding() > 0) {
+      if (std::chrono::steady_clock::now() > deadline)
+        throw std::runtime_error("acknowledgments still missing after 60 s");
+      zmq::pollitem_t item = pub_.poll_item();
+      zmq::poll(&item, 1, std::max(pub_.next_timeout(), std::chrono::milliseconds(1)));
+      service();
+    }
   }
   void fill(client_result& r) const override {
     r.acked = pub_.stats().acked;
     r.nacked = pub_.stats().nacked;
     r.retried = pub_.stats().retried;
+    if (acked_) clock_.fill(r);
   }
 
 private:
+  // The publisher finishes its messages (acknowledged or refused for good) in the order they were
+  // published, so the first published() - outstanding() of them are done.
+  void note_acks() {
+    if (!acked_ || last_sent_ == 0) return;
+    const auto done = pub_.stats().published - pub_.outstanding();
+    while (next_ack_ <= last_sent_ && base_ + next_ack_ <= done) clock_.acked(next_ack_++);
+  }
+
   zrelay::publisher pub_;
+  bool acked_;
+  ack_clock clock_;
+  std::uint64_t base_ = 0;  // messages published before sequence 1 (the probes)
+  std::uint64_t last_sent_ = 0, next_ack_ = 1;
 };
 
 class raw_sender : public sender {
@@ -69,7 +179,7 @@ public:
     sock_.set(zmq::sockopt::linger, 2000);
     for (const auto& ep : endpoints) sock_.connect(ep);
   }
-  void send(const std::string& topic, std::string_view payload) override {
+  void send(const std::string& topic, std::string_view payload, std::uint64_t, std::uint64_t) override {
     (void)sock_.send(zmq::buffer(topic), zmq::send_flags::sndmore);
     (void)sock_.send(zmq::buffer(payload.data(), payload.size()), zmq::send_flags::none);
   }
@@ -84,7 +194,9 @@ private:
 class nats_sender : public sender {
 public:
   explicit nats_sender(const std::string& url) : conn_(url, std::chrono::seconds(5)) {}
-  void send(const std::string& topic, std::string_view payload) override { conn_.publish(topic, payload); }
+  void send(const std::string& topic, std::string_view payload, std::uint64_t, std::uint64_t) override {
+    conn_.publish(topic, payload);
+  }
   void flush() override { conn_.flush(); }
   void service() override { conn_.service(); }
   // The PONG comes after the server has routed every PUB before the PING: the counterpart of
@@ -97,6 +209,103 @@ public:
 
 private:
   nats::connection conn_;
+};
+
+// JetStream's acknowledged publish, as NATS clients publish asynchronously: every PUB carries a
+// reply subject of its own (the inbox and the message's sequence), JetStream answers each once
+// it has stored the message with a PubAck ({"stream":…,"seq":…}) or an error ({"error":…}), and
+// at most `window` publishes wait for their answer (nats.go's PublishAsync has a window too). The
+// PUBs are coalesced in 64 KiB writes and the answers read between writes, without a thread of
+// their own. Probes go without a reply subject: stored, not acknowledged.
+class nats_js_sender : public sender {
+public:
+  nats_js_sender(const std::string& url, std::size_t window, std::size_t size, int index)
+      : conn_(url, std::chrono::seconds(5)),
+        window_(window),
+        clock_(window),
+        inbox_("_INBOX.zbench" + std::to_string(::getpid()) + "_" + std::to_string(index) + "."),
+        read_every_(std::max<std::size_t>(1, (64 << 10) / (size + 64))) {
+    conn_.on_message([this](std::string_view subject, std::string_view payload) { on_answer(subject, payload); });
+    conn_.subscribe(inbox_ + "*", 1);
+    if (!conn_.round_trip(std::chrono::seconds(5)))
+      throw std::runtime_error("nats-server did not confirm the reply subscription within 5 s" + error_suffix());
+  }
+  void send(const std::string& topic, std::string_view payload, std::uint64_t seq, std::uint64_t t) override {
+    if (seq == 0) {
+      conn_.publish(topic, payload);
+      return;
+    }
+    if (pending_ >= window_) {
+      const auto deadline = now_ns() + 60'000'000'000ull;
+      while (pending_ >= window_) wait(deadline, "a free slot in the window");
+    }
+    clock_.sent(seq, t);
+    reply_.assign(inbox_).append(std::to_string(seq));
+    conn_.publish(topic, reply_, payload);
+    ++pending_;
+    if (++since_read_ >= read_every_) {
+      since_read_ = 0;
+      conn_.poll_input();
+    }
+  }
+  void flush() override { conn_.flush(); }
+  void service() override { conn_.service(); }
+  void wait_until(std::uint64_t t) override {
+    conn_.flush();
+    while (now_ns() < t) {
+      wait_readable_until_ns(conn_.fd(), t);
+      conn_.poll_input();
+    }
+  }
+  void finish() override {
+    const auto deadline = now_ns() + 60'000'000'000ull;
+    while (pending_ > 0) wait(deadline, "the last acknowledgments");
+    if (nacked_ > 0)
+      std::cerr << "zbench: nats-js: JetStream refused " << nacked_ << " messages, the first with " << first_error_
+                << "\n";
+  }
+  void fill(client_result& r) const override {
+    r.acked = acked_;
+    r.nacked = nacked_;
+    clock_.fill(r);
+  }
+
+private:
+  std::string error_suffix() const { return conn_.error().empty() ? std::string() : ": " + conn_.error(); }
+
+  void wait(std::uint64_t deadline, const char* what) {
+    conn_.flush();
+    if (conn_.receive(std::chrono::milliseconds(100)) == nats::connection::result::closed)
+      throw std::runtime_error("nats-server closed the connection" + error_suffix());
+    if (now_ns() > deadline)
+      throw std::runtime_error(std::string("no JetStream acknowledgment within 60 s, waiting for ") + what + " (" +
+                               std::to_string(pending_) + " outstanding)");
+  }
+
+  void on_answer(std::string_view subject, std::string_view payload) {
+    if (subject.size() <= inbox_.size() || subject.compare(0, inbox_.size(), inbox_) != 0) return;
+    std::uint64_t seq = 0;
+    const auto digits = subject.substr(inbox_.size());
+    if (std::from_chars(digits.data(), digits.data() + digits.size(), seq).ec != std::errc()) return;
+    if (payload.find("\"error\"") != std::string_view::npos) {
+      if (nacked_++ == 0) first_error_ = std::string(payload.substr(0, 200));
+    } else if (payload.find("\"seq\"") != std::string_view::npos) {
+      ++acked_;
+      clock_.acked(seq);
+    } else {
+      return;  // not an answer we know
+    }
+    if (pending_ > 0) --pending_;
+  }
+
+  nats::connection conn_;
+  std::size_t window_;
+  ack_clock clock_;
+  std::string inbox_, reply_;
+  std::size_t read_every_, since_read_ = 0;
+  std::size_t pending_ = 0;
+  std::uint64_t acked_ = 0, nacked_ = 0;
+  std::string first_error_;
 };
 
 void sleep_until_ns(std::uint64_t t) {
@@ -166,6 +375,34 @@ void write_line(int fd, const std::string& line) {
   }
 }
 
+temp_dir::temp_dir(const std::string& parent, const std::string& prefix) {
+  std::string base = parent;
+  if (base.empty()) {
+    const char* env = std::getenv("TMPDIR");
+    base = env != nullptr && *env != '\0' ? env : "/tmp";
+  }
+  std::string templ = base + "/" + prefix + "XXXXXX";
+  if (::mkdtemp(templ.data()) == nullptr)
+    throw std::runtime_error("cannot make a directory in " + base + ": " + std::strerror(errno));
+  path_ = templ;
+}
+
+temp_dir::~temp_dir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+  if (ec) std::cerr << "zbench: cannot remove " << path_ << ": " << ec.message() << "\n";
+}
+
+std::int64_t temp_dir::bytes() const {
+  std::error_code ec;
+  std::int64_t total = 0;
+  for (std::filesystem::recursive_directory_iterator it(path_, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code fec;
+    if (it->is_regular_file(fec)) total += static_cast<std::int64_t>(it->file_size(fec));
+  }
+  return ec ? -1 : total;
+}
+
 std::string topic_name(std::uint64_t k) {
   char name[32];
   std::snprintf(name, sizeof name, "bench.%07llu", static_cast<unsigned long long>(k));
@@ -183,17 +420,18 @@ std::string encode_result(const client_result& r) {
   std::ostringstream o;
   o << r.role << ' ' << r.index << ' ' << r.sent << ' ' << r.acked << ' ' << r.nacked << ' ' << r.retried << ' '
     << r.received << ' ' << r.lost << ' ' << r.duplicates << ' ' << r.start_ns << ' ' << r.end_ns << ' '
-    << r.latency.serialize();
+    << r.latency.serialize() << ' ' << r.ack_end_ns << ' ' << r.ack_latency.serialize();
   return o.str();
 }
 
 client_result decode_result(const std::string& text) {
   client_result r;
   std::istringstream in(text);
-  std::string hist;
+  std::string hist, ack_hist;
   in >> r.role >> r.index >> r.sent >> r.acked >> r.nacked >> r.retried >> r.received >> r.lost >> r.duplicates >>
-      r.start_ns >> r.end_ns >> hist;
+      r.start_ns >> r.end_ns >> hist >> r.ack_end_ns >> ack_hist;
   r.latency = histogram::parse(hist);
+  r.ack_latency = histogram::parse(ack_hist);
   return r;
 }
 
@@ -204,9 +442,9 @@ void run_publisher(const options& opt, const wiring& w, int index, const channel
   try {
     zmq::context_t ctx(1);
     std::unique_ptr<sender> out;
-    if (w.scenario == "relay" || w.scenario == "relay-ack") {
+    if (w.scenario == "relay" || relay_acked_scenario(w.scenario)) {
       zrelay::publisher_config c;
-      c.mode = w.scenario == "relay-ack" ? zrelay::delivery::acked : zrelay::delivery::batched;
+      c.mode = relay_acked_scenario(w.scenario) ? zrelay::delivery::acked : zrelay::delivery::batched;
       (c.mode == zrelay::delivery::acked ? c.ack_endpoint : c.pub_endpoint) = w.pub_endpoint;
       c.max_inflight = opt.max_inflight;
       c.connect_timeout = std::chrono::seconds(5);
@@ -217,6 +455,8 @@ void run_publisher(const options& opt, const wiring& w, int index, const channel
       out = std::make_unique<raw_sender>(ctx, w.sub_endpoints);
     } else if (w.scenario == "nats") {
       out = std::make_unique<nats_sender>(w.pub_endpoint);
+    } else if (w.scenario == "nats-js") {
+      out = std::make_unique<nats_js_sender>(w.pub_endpoint, opt.max_inflight, opt.size, index);
     } else {
       out = std::make_unique<raw_sender>(ctx, std::vector<std::string>{w.pub_endpoint});
     }
@@ -236,7 +476,7 @@ void run_publisher(const options& opt, const wiring& w, int index, const channel
     const auto probe_deadline = now_ns() + 30'000'000'000ull;
     for (;;) {
       stamp(now_ns(), 0);
-      out->send(topics.back(), payload);
+      out->send(topics.back(), payload, 0, now_ns());
       out->flush();
       out->service();
       if (readable(ch.from_parent, 10) && ctl.next(line, eof) && line == "go") break;
@@ -261,13 +501,13 @@ void run_publisher(const options& opt, const wiring& w, int index, const channel
           out->flush();
           out->service();
           // Sleep, not spin: on a 2-core machine a spinning publisher takes the core the relay needs.
-          sleep_until_ns(due);
+          out->wait_until(due);
         }
         t = due;
       }
       ++seq;
       stamp(t, seq);
-      out->send(topics[static_cast<std::size_t>((seq / opt.topic_run) % topics.size())], payload);
+      out->send(topics[static_cast<std::size_t>((seq / opt.topic_run) % topics.size())], payload, seq, t);
       if ((seq & 4095) == 0 && t >= next_progress) {
         write_line(ch.to_parent, "progress " + std::to_string(seq));
         next_progress = t + 100'000'000;
@@ -395,7 +635,7 @@ void subscriber_loop(const options& opt, const channel& ch, tally& t,
 // before the publishers' probes can count.
 void run_nats_subscriber(const options& opt, const wiring& w, int index, const channel& ch, tally& t) {
   nats::connection conn(w.sub_endpoint, std::chrono::seconds(5));
-  conn.on_message([&t](std::string_view payload) { t.on_payload(payload); });
+  conn.on_message([&t](std::string_view, std::string_view payload) { t.on_payload(payload); });
   int sid = 0;
   for (const auto& topic : topic_names(opt.topics)) conn.subscribe(topic, ++sid);
   if (!conn.round_trip(std::chrono::seconds(5)))
@@ -429,7 +669,7 @@ void run_subscriber(const options& opt, const wiring& w, int index, const channe
   res.index = index;
   try {
     tally t(static_cast<std::size_t>(opt.pubs), res);
-    if (w.scenario == "nats") {
+    if (nats_scenario(w.scenario)) {
       run_nats_subscriber(opt, w, index, ch, t);
       write_line(ch.to_parent, "result " + encode_result(res));
       return;

@@ -48,6 +48,22 @@ void write_line(int fd, const std::string& line);
 /// Ends a child process and reaps it: SIGTERM, then SIGKILL if it is still there after `grace`.
 void stop_child(pid_t pid, std::chrono::milliseconds grace);
 
+/// A fresh directory (mkdtemp) under `parent` (empty: $TMPDIR, else /tmp), removed with all it
+/// holds when this object goes: a journal or a JetStream store for one run.
+class temp_dir {
+public:
+  temp_dir(const std::string& parent, const std::string& prefix);
+  ~temp_dir();
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  const std::string& path() const { return path_; }
+  /// The sizes of the regular files under it added up; -1 if it could not be walked.
+  std::int64_t bytes() const;
+
+private:
+  std::string path_;
+};
+
 /// Topic k of a run: all of one width, so that no topic is a prefix of another (a probe on the
 /// last one matches only its own subscription).
 std::string topic_name(std::uint64_t k);

@@ -18,6 +18,10 @@ const char* const help_tail = R"(
 Scenarios (--scenario, comma-separated, or "all"):
   relay       zpub's publisher, fire and forget:  PUB -> relay XSUB -> XPUB -> SUB (zsub's subscriber)
   relay-ack   zpub's publisher, acknowledged:    DEALER -> relay ROUTER -> XPUB -> SUB
+  relay-journal
+              relay-ack through a relay with a journal (zrelay --journal) in a fresh temporary
+              directory (see --journal-dir), removed after the run; acks after the fsync that
+              covers them (see --journal-fsync). Reports the journal's size on disk.
   direct      raw ZeroMQ baseline, one [topic][payload] per send: PUB -> SUB
   zmq-proxy   raw ZeroMQ baseline through zmq_proxy(XSUB, XPUB), XPUB_NODROP, HWM 10 000
   nats        the peer: nats-server (started by zbench on a free port, see --nats-server), core
@@ -25,6 +29,16 @@ Scenarios (--scenario, comma-separated, or "all"):
               RSS are reported like --relay-process's. Not part of "all": it needs nats-server
               (apt-get install nats-server). A subscriber that falls behind is disconnected by
               nats-server (a slow consumer); what it did not receive counts as lost.
+  nats-js     the peer's store: nats-server with JetStream (-js, its store in a temporary
+              directory, see --journal-dir), one stream with file storage on the bench subjects;
+              every PUB carries a reply subject and JetStream acknowledges it once stored, with at
+              most --max-inflight publishes waiting (NATS's asynchronous publishing); core
+              subscribers on the subjects, as in nats. nats-server 2.9 syncs its files every
+              2 minutes, not before acknowledging. Not part of "all" either.
+
+Acked scenarios (relay-ack, relay-journal, nats-js) also report the acknowledgments: their rate
+(first send to last acknowledgment) and latency (send time to the acknowledgment, as the
+publisher sees it; under --rate it looks for them between sends, so up to one interval late).
 
 Every message carries its send time and a sequence number: "lost" is counted from the sequence
 numbers (and the count each publisher reports), latency is one-way from the send time (with
@@ -35,6 +49,7 @@ Examples:
   zbench --scenario all --msgs 2000000 --size 64 --runs 3
   zbench --scenario relay-ack,direct --rate 10000 --duration 10        # latency at a fixed rate
   zbench --scenario nats,relay-ack --relay-process --size 1024         # against nats-server
+  zbench --scenario relay-ack,relay-journal,nats-js --processes --relay-process   # stores
   zbench --scenario relay --subs 10 --processes                        # fan-out, clients in processes
   zbench --scenario relay-ack --relay-process --msgs 10000000          # relay CPU and peak memory
   zbench --scenario relay --relay-process --stuck 1 --subs 2           # a consumer that never reads
@@ -81,7 +96,7 @@ zbench::options parse(int argc, char** argv, std::string& print) {
   // One option a line, as cxxopts tables are written:
   // clang-format off
   o.add_options("Workload")
-      ("scenario", "relay, relay-ack, direct, zmq-proxy, nats, or all (all but nats)", cxxopts::value<std::string>()->default_value("relay"), "NAMES")
+      ("scenario", "relay, relay-ack, relay-journal, direct, zmq-proxy, nats, nats-js, or all (all but the nats ones)", cxxopts::value<std::string>()->default_value("relay"), "NAMES")
       ("msgs", "messages per publisher", cxxopts::value<std::string>()->default_value("1000000"), "N")
       ("duration", "run for SECONDS instead of a message count", cxxopts::value<std::string>(), "SECONDS")
       ("size", "message size in bytes (at least 16: send time and sequence)", cxxopts::value<std::string>()->default_value("64"), "BYTES")
@@ -101,6 +116,8 @@ zbench::options parse(int argc, char** argv, std::string& print) {
       ("relay-pid", "with --relay: report that process's CPU and peak RSS", cxxopts::value<std::string>(), "PID")
       ("processes", "run every publisher and subscriber in its own process (default: threads)")
       ("nats-server", "the nats-server binary for the nats scenario (default: nats-server on PATH or in /usr/sbin)", cxxopts::value<std::string>(), "PATH")
+      ("journal-dir", "where relay-journal's journal and nats-js's JetStream store are made, a fresh directory per run (default: $TMPDIR or /tmp)", cxxopts::value<std::string>(), "DIR")
+      ("journal-fsync", "relay-journal: on (acks after the fsync) or off (acks after the write)", cxxopts::value<std::string>()->default_value("on"), "on|off")
       ("stuck", "add N subscribers that subscribe to every topic and never read (a stuck consumer)", cxxopts::value<std::string>()->default_value("0"), "N");
   o.add_options("Output")
       ("json", "one JSON object per scenario")
@@ -133,7 +150,8 @@ zbench::options parse(int argc, char** argv, std::string& print) {
         return std::find(list.begin(), list.end(), n) != list.end();
       };
       if (!known(zbench::scenario_names) && !known(zbench::extra_scenario_names))
-        throw usage_error("unknown scenario '" + n + "' (relay, relay-ack, direct, zmq-proxy, nats or all)");
+        throw usage_error("unknown scenario '" + n +
+                          "' (relay, relay-ack, relay-journal, direct, zmq-proxy, nats, nats-js or all)");
       opt.scenarios.push_back(n);
     }
   }
@@ -159,6 +177,13 @@ zbench::options parse(int argc, char** argv, std::string& print) {
   opt.relay_process = r.count("relay-process") > 0;
   opt.zrelay_path = r.count("zrelay") ? r["zrelay"].as<std::string>() : find_zrelay();
   if (r.count("nats-server")) opt.nats_server_path = r["nats-server"].as<std::string>();
+  if (r.count("journal-dir")) {
+    opt.journal_dir = r["journal-dir"].as<std::string>();
+    if (opt.journal_dir.empty()) throw usage_error("--journal-dir must not be empty");
+  }
+  const auto fsync = r["journal-fsync"].as<std::string>();
+  if (fsync != "on" && fsync != "off") throw usage_error("--journal-fsync takes on or off, not '" + fsync + "'");
+  opt.journal_fsync = fsync == "on";
   if (r.count("relay")) {
     zrelay::bound_endpoints ep;
     std::istringstream in(r["relay"].as<std::string>());

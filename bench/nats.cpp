@@ -134,7 +134,7 @@ int free_port() {
 
 }  // namespace
 
-server::server(const std::string& path) {
+server::server(const std::string& path, const std::string& store_dir) {
   const auto bin = find_binary(path);
   port_ = free_port();
   const auto port = std::to_string(port_);
@@ -145,7 +145,11 @@ server::server(const std::string& path) {
   if (pid_ == 0) {
     if (devnull >= 0)
       for (int fd : {0, 1, 2}) ::dup2(devnull, fd);
-    ::execl(bin.c_str(), "nats-server", "-a", "127.0.0.1", "-p", port.c_str(), static_cast<char*>(nullptr));
+    if (store_dir.empty())
+      ::execl(bin.c_str(), "nats-server", "-a", "127.0.0.1", "-p", port.c_str(), static_cast<char*>(nullptr));
+    else
+      ::execl(bin.c_str(), "nats-server", "-a", "127.0.0.1", "-p", port.c_str(), "-js", "-sd", store_dir.c_str(),
+              static_cast<char*>(nullptr));
     ::_exit(127);
   }
   if (devnull >= 0) ::close(devnull);
@@ -204,6 +208,18 @@ void connection::publish(std::string_view subject, std::string_view payload) {
   const std::size_t need = 4 + subject.size() + 1 + static_cast<std::size_t>(len) + 2 + payload.size() + 2;
   if (!out_.empty() && out_.size() + need > write_buffer) flush();
   out_.append("PUB ", 4).append(subject).append(1, ' ').append(digits, static_cast<std::size_t>(len)).append("\r\n", 2);
+  out_.append(payload).append("\r\n", 2);
+  if (out_.size() >= write_buffer) flush();
+}
+
+void connection::publish(std::string_view subject, std::string_view reply, std::string_view payload) {
+  char digits[24];
+  const auto len = std::to_chars(digits, digits + sizeof digits, payload.size()).ptr - digits;
+  const std::size_t need = 4 + subject.size() + 1 + reply.size() + 1 + static_cast<std::size_t>(len) + 2 +
+                           payload.size() + 2;
+  if (!out_.empty() && out_.size() + need > write_buffer) flush();
+  out_.append("PUB ", 4).append(subject).append(1, ' ').append(reply).append(1, ' ');
+  out_.append(digits, static_cast<std::size_t>(len)).append("\r\n", 2);
   out_.append(payload).append("\r\n", 2);
   if (out_.size() >= write_buffer) flush();
 }
@@ -268,6 +284,40 @@ void connection::service() {
   if (closed_) throw std::runtime_error("nats-server: " + error_);
   if (read_some()) parse();
   if (!out_.empty()) flush();
+}
+
+void connection::poll_input() {
+  if (closed_) throw std::runtime_error("nats-server: " + error_);
+  if (read_some()) parse();
+}
+
+std::string connection::request(std::string_view subject, std::string_view payload, std::chrono::milliseconds timeout) {
+  const auto deadline = clock::now() + timeout;
+  // A sid of its own, far from the callers' small ones; unsubscribed once answered.
+  const int sid = 1'000'000 + ++request_count_;
+  request_inbox_ = "_INBOX.zbench_request." + std::to_string(sid);
+  request_answered_ = false;
+  subscribe(request_inbox_, sid);
+  publish(subject, request_inbox_, payload);
+  flush();
+  while (!request_answered_) {
+    if (closed_) break;
+    pollfd p{fd_, POLLIN, 0};
+    const int left = ms_until(deadline);
+    if (left == 0) break;
+    ::poll(&p, 1, left);
+    if (read_some()) parse();
+    if (!out_.empty()) flush();  // PONGs to the server's PINGs
+  }
+  request_inbox_.clear();
+  if (!closed_) {
+    out_.append("UNSUB ").append(std::to_string(sid)).append("\r\n");
+    flush();
+  }
+  if (!request_answered_)
+    throw std::runtime_error("no reply to " + std::string(subject) + " from nats-server within " +
+                             std::to_string(timeout.count()) + " ms" + (error_.empty() ? "" : ": " + error_));
+  return std::move(request_reply_);
 }
 
 connection::result connection::receive(std::chrono::milliseconds timeout, int wake_fd) {
@@ -345,7 +395,14 @@ std::size_t connection::parse() {
         in_need_ = total;  // straddles reads: wait for the rest
         break;
       }
-      if (on_message_) on_message_(std::string_view(p + header, n));
+      const auto rest = line.substr(4);
+      const auto subject = rest.substr(0, rest.find(' '));
+      if (!request_inbox_.empty() && subject == request_inbox_) {
+        request_reply_.assign(p + header, n);
+        request_answered_ = true;
+      } else if (on_message_) {
+        on_message_(subject, std::string_view(p + header, n));
+      }
       ++delivered;
       in_begin_ += total;
       continue;

@@ -1,7 +1,7 @@
 #pragma once
-// The "nats" scenario's pieces: nats-server as a child process, and a minimal client of the NATS
-// core text protocol over a plain TCP socket. Debian has no C/C++ NATS client library, and the
-// protocol is small enough that speaking it here keeps zbench free of extra dependencies.
+// The "nats" and "nats-js" scenarios' pieces: nats-server as a child process (with JetStream for
+// nats-js), and a minimal client of the NATS core text protocol over a plain TCP socket. Debian has no C/C++ NATS
+// client library, and the protocol is small enough that speaking it here keeps zbench free of extra dependencies.
 //
 // The client coalesces writes in a 64 KiB buffer and parses incoming frames from a large read
 // buffer, as real NATS clients do, so the side-by-side numbers are fair to nats-server.
@@ -21,8 +21,9 @@ namespace zbench::nats {
 class server {
 public:
   /// Starts `path` (empty: "nats-server" from PATH, or /usr/sbin where Debian installs it) and
-  /// waits up to 10 s until it accepts connections. Throws std::runtime_error.
-  explicit server(const std::string& path);
+  /// waits up to 10 s until it accepts connections. A non-empty `store_dir` enables JetStream
+  /// (-js) with its file store there (-sd). Throws std::runtime_error.
+  explicit server(const std::string& path, const std::string& store_dir = "");
   ~server();
   server(const server&) = delete;
   server& operator=(const server&) = delete;
@@ -39,7 +40,7 @@ private:
 /// One client connection. Not thread-safe; every wait is bounded.
 class connection {
 public:
-  using message_fn = std::function<void(std::string_view payload)>;
+  using message_fn = std::function<void(std::string_view subject, std::string_view payload)>;
 
   /// Connects to `url` (nats://host:port), reads INFO and sends CONNECT, all within `timeout`.
   /// `rcvbuf` > 0 shrinks the socket's receive buffer (a consumer that never reads).
@@ -48,13 +49,15 @@ public:
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
 
-  /// Called with each MSG payload, whenever input is parsed (also while flushing).
+  /// Called with each MSG's subject and payload, whenever input is parsed (also while flushing).
   void on_message(message_fn fn) { on_message_ = std::move(fn); }
   /// The server's limit on one payload, from INFO.
   std::uint64_t max_payload() const { return max_payload_; }
 
   /// Buffers a PUB; writes the buffer when it reaches 64 KiB.
   void publish(std::string_view subject, std::string_view payload);
+  /// The same with a reply subject (PUB <subject> <reply> <#bytes>).
+  void publish(std::string_view subject, std::string_view reply, std::string_view payload);
   /// Buffers a SUB.
   void subscribe(std::string_view subject, int sid);
   /// Writes everything buffered. Throws if the server closed the connection or did not read for
@@ -65,12 +68,21 @@ public:
   bool round_trip(std::chrono::milliseconds timeout);
   /// Reads whatever is waiting without blocking (answers the server's PINGs).
   void service();
+  /// Reads once without blocking and delivers what came, without writing anything (the PUBs
+  /// buffered so far stay buffered). Throws if the connection closed.
+  void poll_input();
+  /// Sends `payload` to `subject` with a reply inbox of its own and returns the first reply's
+  /// payload, within `timeout`. Throws std::runtime_error at the deadline or on a closed
+  /// connection. Messages to other subjects arriving meanwhile go to on_message as usual.
+  std::string request(std::string_view subject, std::string_view payload, std::chrono::milliseconds timeout);
 
   enum class result { delivered, timeout, woken, closed };
   /// Waits up to `timeout` for input or for `wake_fd` (checked first), then reads and delivers a
   /// bounded burst. `closed`: the server closed the connection (see error()).
   result receive(std::chrono::milliseconds timeout, int wake_fd = -1);
 
+  /// The socket, for a caller that waits for input itself (then calls poll_input()).
+  int fd() const { return fd_; }
   /// The server's last -ERR line, or why the connection closed; empty if neither happened.
   const std::string& error() const { return error_; }
 
@@ -89,6 +101,10 @@ private:
   std::size_t in_begin_ = 0, in_end_ = 0;
   std::size_t in_need_ = 0;  // bytes the first incomplete frame needs in the buffer
   std::uint64_t pongs_ = 0;
+  std::string request_inbox_;  // request(): the inbox waited on, and its reply once it came
+  std::string request_reply_;
+  bool request_answered_ = false;
+  int request_count_ = 0;
   bool got_info_ = false;
   bool closed_ = false;
   std::string error_;

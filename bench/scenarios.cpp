@@ -102,22 +102,38 @@ public:
   virtual ~middle() = default;
   virtual wiring wire() const = 0;
   virtual int pid() const { return 0; }
+  /// The bytes of its store (journal, JetStream) on disk now; -1: it has none.
+  virtual std::int64_t store_bytes() const { return -1; }
+  /// The syncs of its journal so far, if it can tell (the embedded relay's counters); -1: unknown.
+  virtual std::int64_t store_syncs() const { return -1; }
 };
 
 // The relay scenarios' wiring: publishers at the relay's XSUB, or its ROUTER when acknowledged;
 // subscribers at its XPUB.
 wiring relay_wiring(const std::string& scenario, const zrelay::bound_endpoints& ep) {
-  return {scenario, scenario == "relay-ack" ? ep.ack : ep.pub, {}, ep.sub};
+  return {scenario, relay_acked_scenario(scenario) ? ep.ack : ep.pub, {}, ep.sub};
+}
+
+// relay-journal's journal: a fresh directory per run (under --journal-dir), removed after it.
+std::unique_ptr<temp_dir> journal_for(const options& opt, const std::string& scenario) {
+  if (scenario != "relay-journal") return nullptr;
+  return std::make_unique<temp_dir>(opt.journal_dir, "zbench-journal.");
 }
 
 class embedded_relay : public middle {
 public:
-  embedded_relay(const options& opt, const std::string& scenario) : ctx_(2), scenario_(scenario) {
+  embedded_relay(const options& opt, const std::string& scenario)
+      : journal_(journal_for(opt, scenario)), ctx_(2), scenario_(scenario) {
     zrelay::relay_config c;
     c.pub_bind = c.sub_bind = c.ack_bind = "tcp://127.0.0.1:*";
     c.on_full = opt.on_full;
     c.hwm = opt.hwm;
     c.linger = std::chrono::milliseconds(0);
+    if (journal_) {
+      c.journal.dir = journal_->path();
+      c.journal.fsync = opt.journal_fsync;
+      c.journal.replay_bind = "tcp://127.0.0.1:*";
+    }
     relay_ = std::make_unique<zrelay::relay>(ctx_, c);
     thread_ = std::thread([this] { relay_->run(); });
   }
@@ -126,8 +142,13 @@ public:
     thread_.join();
   }
   wiring wire() const override { return relay_wiring(scenario_, relay_->endpoints()); }
+  std::int64_t store_bytes() const override { return journal_ ? journal_->bytes() : -1; }
+  std::int64_t store_syncs() const override {
+    return journal_ ? static_cast<std::int64_t>(relay_->counters().journal_syncs) : -1;
+  }
 
 private:
+  std::unique_ptr<temp_dir> journal_;  // first: removed after the relay has stopped
   zmq::context_t ctx_;
   std::string scenario_;
   std::unique_ptr<zrelay::relay> relay_;
@@ -152,7 +173,20 @@ protected:
 // The zrelay binary in its own process, on ephemeral ports; its ready line gives the endpoints.
 class relay_process : public external_relay {
 public:
-  relay_process(const options& opt, const std::string& scenario) : external_relay(scenario, {}, -1) {
+  relay_process(const options& opt, const std::string& scenario)
+      : external_relay(scenario, {}, -1), journal_(journal_for(opt, scenario)) {
+    const std::string hwm = std::to_string(opt.hwm);
+    const std::string any = "tcp://127.0.0.1:*";
+    const std::string policy = opt.on_full == zrelay::full_policy::block ? "block" : "drop";
+    std::vector<std::string> args = {"zrelay", "--pub-bind", any, "--sub-bind", any, "--ack-bind", any};
+    args.insert(args.end(), {"--hwm", hwm, "--on-full", policy});
+    if (journal_) {
+      args.insert(args.end(), {"--journal", journal_->path(), "--replay-bind", any});
+      if (!opt.journal_fsync) args.insert(args.end(), {"--journal-fsync", "off"});
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe failed: ") + std::strerror(errno));
     pid_ = ::fork();
@@ -164,11 +198,7 @@ public:
     }
     if (pid_ == 0) {
       ::dup2(out[1], 1);
-      const std::string hwm = std::to_string(opt.hwm);
-      const char* policy = opt.on_full == zrelay::full_policy::block ? "block" : "drop";
-      ::execl(opt.zrelay_path.c_str(), "zrelay", "--pub-bind", "tcp://127.0.0.1:*", "--sub-bind", "tcp://127.0.0.1:*",
-              "--ack-bind", "tcp://127.0.0.1:*", "--hwm", hwm.c_str(), "--on-full", policy,
-              static_cast<char*>(nullptr));
+      ::execv(opt.zrelay_path.c_str(), argv.data());
       ::_exit(127);
     }
     ::close(out[1]);
@@ -196,6 +226,7 @@ public:
     }
   }
   ~relay_process() override { stop(); }
+  std::int64_t store_bytes() const override { return journal_ ? journal_->bytes() : -1; }
 
 private:
   // The first line the relay writes, within 10 s.
@@ -217,6 +248,8 @@ private:
     stop_child(pid_, std::chrono::seconds(5));
     pid_ = -1;
   }
+
+  std::unique_ptr<temp_dir> journal_;  // removed after stop()
 };
 
 // The baseline: zmq_proxy between XSUB and XPUB, XPUB_NODROP, high-water marks of 10 000.
@@ -272,6 +305,47 @@ private:
   nats::server server_;
 };
 
+// nats-server with JetStream and its file store in a fresh directory, and one stream with file
+// storage on every bench subject, made through the JetStream API as a NATS client makes it.
+// Limits retention without limits (nothing is dropped during a run), acknowledgments on. The
+// publishers' PUBs carry reply subjects (see nats_js_sender); the subscribers are core
+// subscribers on the subjects, as in the nats scenario, so the shape is relay-ack's.
+class nats_js_middle : public middle {
+public:
+  explicit nats_js_middle(const options& opt)
+      : store_(opt.journal_dir, "zbench-jetstream."), server_(opt.nats_server_path, store_.path()) {
+    nats::connection admin(server_.url(), std::chrono::seconds(5));
+    if (opt.size > admin.max_payload())
+      throw std::runtime_error("--size " + std::to_string(opt.size) + " exceeds nats-server's max_payload of " +
+                               std::to_string(admin.max_payload()) + " bytes");
+    const std::string config =
+        R"({"name":"ZBENCH","subjects":["bench.>"],"retention":"limits","max_consumers":-1,"max_msgs":-1,)"
+        R"("max_bytes":-1,"max_age":0,"max_msg_size":-1,"storage":"file","discard":"old","num_replicas":1,)"
+        R"("no_ack":false})";
+    // JetStream may still be starting when the port accepts connections: ask again for a while.
+    std::string answer;
+    const auto until = now_ns() + 10'000'000'000ull;
+    for (;;) {
+      try {
+        answer = admin.request("$JS.API.STREAM.CREATE.ZBENCH", config, std::chrono::seconds(1));
+        break;
+      } catch (const std::runtime_error& e) {
+        if (now_ns() > until || !admin.error().empty())
+          throw std::runtime_error(std::string("cannot create the JetStream stream: ") + e.what());
+      }
+    }
+    if (answer.find("\"error\"") != std::string::npos || answer.find("\"storage\":\"file\"") == std::string::npos)
+      throw std::runtime_error("JetStream refused the stream: " + answer.substr(0, 300));
+  }
+  wiring wire() const override { return {"nats-js", server_.url(), {}, server_.url()}; }
+  int pid() const override { return server_.pid(); }
+  std::int64_t store_bytes() const override { return store_.bytes(); }
+
+private:
+  temp_dir store_;  // first: removed after the server has stopped
+  nats::server server_;
+};
+
 class nothing : public middle {
 public:
   wiring wire() const override { return {"direct", "", {}, ""}; }
@@ -281,6 +355,7 @@ std::unique_ptr<middle> make_middle(const options& opt, const std::string& scena
   if (scenario == "zmq-proxy") return std::make_unique<zmq_proxy>();
   if (scenario == "direct") return std::make_unique<nothing>();
   if (scenario == "nats") return std::make_unique<nats_middle>(opt);
+  if (scenario == "nats-js") return std::make_unique<nats_js_middle>(opt);
   if (opt.external) return std::make_unique<external_relay>(scenario, *opt.external, opt.relay_pid);
   if (opt.relay_process) return std::make_unique<relay_process>(opt, scenario);
   return std::make_unique<embedded_relay>(opt, scenario);
@@ -400,7 +475,7 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
     zmq::context_t stuck_ctx(1);
     std::vector<zmq::socket_t> stuck;
     std::vector<std::unique_ptr<nats::connection>> stuck_nats;
-    if (scenario == "nats") {
+    if (nats_scenario(scenario)) {
       // The same for NATS: a small receive buffer, subscribed (confirmed by a PONG), never read.
       for (int i = 0; i < opt.stuck; ++i) {
         stuck_nats.push_back(std::make_unique<nats::connection>(w.sub_endpoint, std::chrono::seconds(5), 4096));
@@ -420,6 +495,8 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
       }
     }
     const auto before = sample(mid->pid());
+    const auto bytes_before = mid->store_bytes();
+    const auto syncs_before = mid->store_syncs();
     const auto t0 = now_ns();
     for (auto& p : pubs) write_line(p->ch().to_client, "go");
 
@@ -463,6 +540,13 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
     }
     const auto after = sample(mid->pid());
     const auto t1 = now_ns();
+    out.store_bytes = mid->store_bytes();
+    const auto syncs_after = mid->store_syncs();
+    if (syncs_before >= 0 && syncs_after >= syncs_before) {
+      out.store_syncs = syncs_after - syncs_before;
+      out.sync_seconds = static_cast<double>(t1 - t0) / 1e9;
+      out.synced_bytes = out.store_bytes - bytes_before;
+    }
     if (after.cpu_seconds >= 0 && before.cpu_seconds >= 0)
       out.relay_cpu_percent = 100.0 * (after.cpu_seconds - before.cpu_seconds) / (static_cast<double>(t1 - t0) / 1e9);
     out.relay_peak_rss_kib = after.peak_rss_kib;
@@ -470,10 +554,14 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
     for (auto& c : subs) c->join();
     if (opt.progress) std::cerr << "\r" << std::string(60, ' ') << "\r" << std::flush;
 
-    std::uint64_t start = UINT64_MAX, finish = 0;
+    std::uint64_t start = UINT64_MAX, finish = 0, acks_end = 0;
     for (const auto& c : out.clients) {
       if (c.role == "pub") {
         out.sent += c.sent;
+        out.acked += c.ack_latency.count();  // measured messages whose answer came (not the probes)
+        out.nacked += c.nacked;
+        out.ack_latency.merge(c.ack_latency);
+        acks_end = std::max(acks_end, c.ack_end_ns);
         start = std::min(start, c.start_ns);
       } else {
         out.received += c.received;
@@ -485,6 +573,9 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
     out.seconds = finish > start ? static_cast<double>(finish - start) / 1e9 : 0;
     out.msgs_per_sec = out.seconds > 0 ? static_cast<double>(out.received) / out.seconds : 0;
     out.mb_per_sec = out.msgs_per_sec * static_cast<double>(opt.size) / 1e6;
+    // The acknowledgments of the measured messages (a relay's counters include the probes).
+    if (acks_end > start)
+      out.acked_per_sec = static_cast<double>(out.ack_latency.count()) / (static_cast<double>(acks_end - start) / 1e9);
   } catch (const std::exception& e) {
     out.error = e.what();
   }
