@@ -547,6 +547,8 @@ TEST_CASE("parse_since reads durations back from now and RFC 3339 times", "[cli]
     CHECK(parse_since("1d", "--since", now) == now_ns - 86400ull * 1000000000);
     CHECK(parse_since("0s", "--since", now) == now_ns);
     CHECK(parse_since("100000d", "--since", now) == 0);  // before the epoch
+    CHECK(parse_since("150000d", "--since", now) == 0);  // more ns than 64 bits hold: still before the epoch
+    CHECK(parse_since("999999999999d", "--since", now) == 0);
   }
   SECTION("RFC 3339 times") {
     CHECK(parse_since("1970-01-01T00:00:00Z", "--since", now) == 0);

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -380,6 +381,78 @@ TEST_CASE("journal: a failed sync is reported, nothing of it stays, and after re
   CHECK(back.entries[1].jseq == 5);
   CHECK(back.entries[1].count == 3);
   CHECK(back.skipped == 0);
+}
+
+TEST_CASE("journal: with fsync on, readers see nothing that no sync covers yet", "[journal]") {
+  temp_dir d;
+  auto cfg = config_for(d);
+  // The second sync waits until the test lets it go, then fails: what it covered is cut back and
+  // its journal seqs are used again, so no reader may have seen them.
+  std::mutex m;
+  std::condition_variable cv;
+  bool hold = false, held = false;
+  cfg.faults.sync = [&](int fd) {
+    std::unique_lock<std::mutex> lock(m);
+    if (!hold) return ::fdatasync(fd) == 0 ? 0 : errno;
+    held = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return !hold; });
+    return EIO;
+  };
+  journal::store s(cfg);
+  // Lets the sync go before the store stops, whatever happens below.
+  struct release {
+    std::mutex& m;
+    std::condition_variable& cv;
+    bool& hold;
+    void operator()() {
+      std::lock_guard<std::mutex> lock(m);
+      hold = false;
+      cv.notify_all();
+    }
+    ~release() { (*this)(); }
+  } let_go{m, cv, hold};
+  append_plain(s, "a", "one", 1000);  // 1
+  s.flush();
+  wait_durable(s, 2);
+  {
+    std::lock_guard<std::mutex> lock(m);
+    hold = true;
+  }
+  append_plain(s, "a", "two", 2000);                     // 2: written, its sync held
+  append_batch(s, make_batch("b", 7, 1, 3), 2000);       // 3-5
+  s.flush();
+  bool was_held;
+  {
+    std::unique_lock<std::mutex> lock(m);
+    was_held = cv.wait_for(lock, std::chrono::seconds(10), [&] { return held; });
+  }
+  CHECK(was_held);
+  CHECK(s.range().head == 2);
+  const auto p = s.seek_seq(1);
+  CHECK(p);
+  if (p) {
+    auto c = s.open(*p);
+    std::string out;
+    std::uint64_t skipped = 0;
+    CHECK(s.read(c, out, 1 << 20, skipped) == 1);
+    record::entry e;
+    CHECK(record::decode(out.data(), out.size(), e) == record::status::ok);
+    CHECK(e.size == out.size());
+    CHECK(c.next == 2);
+  }
+  CHECK(!s.seek_time(1500));
+  std::uint64_t head = 0;
+  const auto latest = s.last_per_topic({}, head);
+  CHECK(head == 2);
+  // The newest of "a" (2) and of "b" (5) are not stored yet: they come after the head, live.
+  CHECK(latest.empty());
+  for (const auto& l : latest) CHECK(l.jseq < head);
+  let_go();
+  std::optional<journal::progress::failure> failed;
+  wait_for(
+      s, [&](const journal::progress&) { return failed.has_value(); }, &failed);
+  CHECK(failed->from == 2);
 }
 
 TEST_CASE("journal: after a power loss every entry that was durable is there", "[journal]") {

@@ -878,10 +878,11 @@ std::optional<position> store::seek_time(std::uint64_t time_ns) const {
   const impl& m = *impl_;
   for (int attempt = 0; attempt < 8; ++attempt) {
     std::string path;
-    std::uint64_t name, off = 0, limit;
+    std::uint64_t name, off = 0, limit, head;
     std::vector<hole> holes;
     {
       std::lock_guard<std::mutex> lock(m.im);
+      head = m.head;
       auto it = std::find_if(m.segs.begin(), m.segs.end(),
                              [&](const segment& s) { return s.has_entries() && s.last_time >= time_ns; });
       if (it == m.segs.end()) return std::nullopt;
@@ -896,13 +897,18 @@ std::optional<position> store::seek_time(std::uint64_t time_ns) const {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) continue;
     std::optional<position> found;
+    bool past_head = false;
     impl::walk(fd, off, limit, holes, [&](std::uint64_t at, const record::entry& e) {
+      if (e.jseq >= head) {
+        past_head = true;  // not stored yet: read from the head later
+        return false;
+      }
       if (e.time_ns < time_ns) return true;
       found = position{name, at, e.jseq};
       return false;
     });
     ::close(fd);
-    if (found) return found;
+    if (found || past_head) return found;
   }
   return std::nullopt;
 }
@@ -914,8 +920,9 @@ std::vector<position> store::last_per_topic(const std::vector<std::string>& pref
   for (const auto& p : prefixes) all = all || p.empty();
   std::lock_guard<std::mutex> lock(m.im);
   head = m.head;
+  // A topic whose newest message is not stored yet (past the head) gets it with what follows the head.
   for (const auto& [topic, pos] : m.topics)
-    if (all || topic_matches(topic, prefixes)) out.push_back(pos);
+    if (pos.jseq < head && (all || topic_matches(topic, prefixes))) out.push_back(pos);
   std::sort(out.begin(), out.end(), [](const position& a, const position& b) { return a.jseq < b.jseq; });
   return out;
 }
@@ -955,12 +962,14 @@ std::size_t store::read(cursor& c, std::string& out, std::size_t max_bytes, std:
   record::entry e;
   int reopenings = 0;
   for (;;) {
-    std::uint64_t limit = 0;
+    std::uint64_t limit = 0, head = 0;
     std::optional<std::uint64_t> next_segment;
     std::vector<hole> holes;
     bool known;
     {
       std::lock_guard<std::mutex> lock(m.im);
+      // Segments hold what is written; with fsync on, what no sync covers yet lies past the head.
+      head = m.head;
       const segment* s = m.find_segment(c.segment_);
       known = s != nullptr && c.offset_ <= s->size;
       if (!known) {
@@ -1004,10 +1013,14 @@ std::size_t store::read(cursor& c, std::string& out, std::size_t max_bytes, std:
     ssize_t got = pread_full(c.fd_, buf.data(), want, c.offset_);
     if (got <= 0) return n;
     std::size_t pos = 0;
-    bool damaged = false;
+    bool damaged = false, at_head = false;
     while (pos < static_cast<std::size_t>(got)) {
       const auto st = record::decode(buf.data() + pos, static_cast<std::size_t>(got) - pos, e);
       if (st == record::status::ok) {
+        if (e.jseq >= head) {
+          at_head = true;
+          break;
+        }
         if (e.end() > c.next) {
           if (e.jseq > c.next) skipped += e.jseq - c.next;
           c.next = e.end();
@@ -1033,6 +1046,7 @@ std::size_t store::read(cursor& c, std::string& out, std::size_t max_bytes, std:
       break;
     }
     c.offset_ += pos;
+    if (at_head) return n;
     if (damaged) c.offset_ = stop;
     if (pos == 0 && !damaged) return n;  // nothing whole to read (the file is shorter than the index said)
   }

@@ -157,12 +157,13 @@ public:
   /// The entry that holds `from` or, if retention removed it, the oldest retained one; nullopt when
   /// nothing at or after `from` is written yet (read from `head` later).
   std::optional<position> seek_seq(std::uint64_t from) const;
-  /// The first entry accepted at or after `time_ns`.
+  /// The first entry accepted at or after `time_ns`, below the head (nullopt: none yet).
   std::optional<position> seek_time(std::uint64_t time_ns) const;
   /// The newest retained message of each topic that starts with one of `prefixes` (none: every
   /// topic), as positions of the entries holding them, in jseq order (position::jseq is the message's
-  /// own jseq: read its entry with record::append_from(jseq)). `head` is the written head at the same
-  /// moment: live delivery goes on from it.
+  /// own jseq: read its entry with record::append_from(jseq)). `head` is the head at the same moment
+  /// (range().head): live delivery goes on from it; a topic whose newest message is past it is left out
+  /// (that message comes after the head).
   std::vector<position> last_per_topic(const std::vector<std::string>& prefixes, std::uint64_t& head) const;
 
   /// A reader's open segment; one per replay.

@@ -530,7 +530,9 @@ std::uint64_t parse_since(const std::string& text, const std::string& what, std:
                         " takes a duration (90s, 10m, 2h, 1d) or an RFC 3339 time (2026-12-01T10:00:00Z, "
                         "2026-12-01T10:00:00+01:00), not '" +
                         text + "'");
-    at = now_ns - static_cast<std::int64_t>(n) * per * 1000000000;
+    // Longer ago than the epoch (and than 64 bits of ns hold): from the start.
+    const auto secs_now = static_cast<std::uint64_t>(now_ns < 0 ? 0 : now_ns / 1000000000);
+    at = n > secs_now / static_cast<std::uint64_t>(per) ? 0 : now_ns - static_cast<std::int64_t>(n) * per * 1000000000;
   }
   return at < 0 ? 0 : static_cast<std::uint64_t>(at);
 }
