@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -278,4 +280,29 @@ TEST_CASE("record: resync finds the next entry that decodes after damage", "[rec
   CHECK(record::resync(junk.data(), junk.size()) == junk.size());
   CHECK(record::resync(junk.data(), 2) == 2);
   CHECK(record::resync(nullptr, 0) == 0);
+}
+
+TEST_CASE("record: resync over a crafted region of magics claiming to run to its end stays bounded", "[record]") {
+  // 8 MiB of entries-to-be, each a magic, a bad CRC and a length up to the end: without a bound
+  // resync would checksum about 32 TiB; with it, it gives the region up as damaged.
+  std::string crafted(8 << 20, '\0');
+  for (std::size_t at = 0; at + 12 <= crafted.size(); at += 12) {
+    const auto rest = static_cast<std::uint32_t>(crafted.size() - at - 12);
+    const unsigned char bytes[12] = {0x5A,
+                                     0x52,
+                                     0x4A,
+                                     0x31,
+                                     0,
+                                     0,
+                                     0,
+                                     0,
+                                     static_cast<unsigned char>(rest >> 24),
+                                     static_cast<unsigned char>(rest >> 16),
+                                     static_cast<unsigned char>(rest >> 8),
+                                     static_cast<unsigned char>(rest)};
+    std::memcpy(&crafted[at], bytes, 12);
+  }
+  const auto started = std::chrono::steady_clock::now();
+  CHECK(record::resync(crafted.data(), crafted.size()) == crafted.size());
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(30));
 }

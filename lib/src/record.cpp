@@ -1,5 +1,6 @@
 #include "zrelay/record.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include <isa-l/crc.h>
@@ -156,12 +157,20 @@ std::size_t resync(const void* data, std::size_t size) {
   unsigned char m[4];
   put32(m, magic);
   entry e;
+  // Each candidate costs a CRC over the length it claims. A crafted file full of magics claiming
+  // to run to its end would cost that for every one (quadratic); past this budget the rest of the
+  // region counts as damaged. Real damage has few candidates and never comes near it.
+  constexpr std::uint64_t budget = std::uint64_t{256} << 20;
+  std::uint64_t spent = 0;
   for (std::size_t at = 1; at + 4 <= size; ++at) {
     const void* hit = std::memchr(p + at, m[0], size - at);
     if (!hit) break;
     at = static_cast<std::size_t>(static_cast<const unsigned char*>(hit) - p);
     if (at + 4 > size) break;
-    if (std::memcmp(p + at, m, 4) == 0 && decode(p + at, size - at, e) == status::ok) return at;
+    if (std::memcmp(p + at, m, 4) != 0) continue;
+    if (at + 12 <= size) spent += std::min<std::uint64_t>(get32(p + at + 8), size - at);
+    if (spent > budget) break;
+    if (decode(p + at, size - at, e) == status::ok) return at;
   }
   return size;
 }

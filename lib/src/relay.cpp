@@ -74,6 +74,7 @@ struct relay::impl {
       for (const auto& p : jr->recovered().publishers) publishers.restore(p.publisher, p.next, now);
       stats.publishers.store(publishers.size(), std::memory_order_relaxed);
       stored = jr->next_jseq();
+      last_time = jr->recovered().last_time_ns;  // entry times never go back, across restarts too
     }
   }
 

@@ -419,8 +419,8 @@ TEST_CASE("journal: with fsync on, readers see nothing that no sync covers yet",
     std::lock_guard<std::mutex> lock(m);
     hold = true;
   }
-  append_plain(s, "a", "two", 2000);                     // 2: written, its sync held
-  append_batch(s, make_batch("b", 7, 1, 3), 2000);       // 3-5
+  append_plain(s, "a", "two", 2000);                // 2: written, its sync held
+  append_batch(s, make_batch("b", 7, 1, 3), 2000);  // 3-5
   s.flush();
   bool was_held;
   {

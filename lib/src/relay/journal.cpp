@@ -755,7 +755,10 @@ store::store(config cfg) : impl_(std::make_unique<impl>(std::move(cfg))) {
     r.bytes = m.total_bytes;
     r.oldest_jseq = m.segs.empty() ? m.next : m.segs.front().first;
     r.messages = 0;
-    for (const auto& s : m.segs) r.messages += s.messages;
+    for (const auto& s : m.segs) {
+      r.messages += s.messages;
+      if (s.has_entries()) r.last_time_ns = std::max(r.last_time_ns, s.last_time);
+    }
   }
   m.notify_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   m.head_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -71,6 +71,7 @@ struct recovery_report {
   std::uint64_t messages = 0;     ///< retained messages
   std::uint64_t bytes = 0;        ///< bytes of the segments
   std::uint64_t segments = 0;
+  std::uint64_t last_time_ns = 0;  ///< the newest entry's time: the relay's clock for entries never goes below it
   /// Every acked publisher with a batch retained, and the sequence after its last stored one: the
   /// relay rebuilds its sessions from these, so a resend of a stored batch is re-acked.
   struct publisher_next {
