@@ -40,7 +40,7 @@ struct monitor_guard {
 }  // namespace
 
 bool connect_and_wait(zmq::context_t& ctx, zmq::socket_t& sock, const std::string& text,
-                      std::chrono::milliseconds timeout, int stop_fd) {
+                      std::chrono::milliseconds timeout, int stop_fd, const std::string& unreachable_hint) {
   endpoint ep;
   try {
     ep = parse_endpoint(text, endpoint_use::connect);
@@ -105,7 +105,7 @@ bool connect_and_wait(zmq::context_t& ctx, zmq::socket_t& sock, const std::strin
   if (vague > 0) throw connect_error(handshake_failed());
   throw connect_error("cannot connect to '" + text +
                       "': " + (retries > 0 ? "connection refused or unreachable" : "no answer") + " after " +
-                      std::to_string(timeout.count()) + " ms (is zrelay running there?)");
+                      std::to_string(timeout.count()) + " ms (" + unreachable_hint + ")");
 }
 
 void set_heartbeat(zmq::socket_t& sock, std::chrono::milliseconds interval) {

@@ -64,7 +64,9 @@ subscriber::subscriber(zmq::context_t& ctx, subscriber_config cfg)
 
 bool subscriber::connect(int stop_fd) {
   if (replaying_) {
-    if (!connect_and_wait(ctx_, sock_, cfg_.replay.endpoint, cfg_.connect_timeout, stop_fd)) return false;
+    if (!connect_and_wait(ctx_, sock_, cfg_.replay.endpoint, cfg_.connect_timeout, stop_fd,
+                          "is zrelay running there, with --journal? only a journaling relay serves replays"))
+      return false;
     link_ = std::make_unique<link_monitor>(ctx_, sock_);
     send_replay_request();
     return true;
@@ -382,6 +384,11 @@ bool subscriber::deliver_batch(std::string_view topic, const wire::batch_header&
 
 subscriber::step subscriber::deliver_replay(std::size_t n, const message_fn& fn) {
   const auto bad = [&](const std::string& what) {
+    // Before any START, nothing of the replay protocol has come: this is some other ROUTER socket
+    // (the relay's --ack-bind answers a REPLAY with a NACK), and waiting would wait for ever.
+    if (!replay_started_)
+      throw replay_refused("'" + cfg_.replay.endpoint + "' is not a replay socket: it answered " + what +
+                           " (give the relay's --replay-bind endpoint)");
     ++stats_.malformed;
     warn_once(warning::replay, "ignored " + what + " from the replay socket");
     return step::next;
@@ -395,6 +402,7 @@ subscriber::step subscriber::deliver_replay(std::size_t n, const message_fn& fn)
       rp::start_info st;
       if (n != 1 || !rp::decode_start(f0, s0, st)) return bad("a malformed START");
       awaiting_start_ = false;
+      replay_started_ = true;
       resume_ = std::max(resume_, st.first);
       if (st.requested >= 1 && st.first > st.requested) {
         stats_.replay_skipped += st.first - st.requested;

@@ -20,9 +20,11 @@ public:
 
 /// Connects `sock` to `endpoint` (validated, host resolved) and waits up to `timeout` for the
 /// ZeroMQ handshake to complete. A zero timeout connects without waiting.
-/// `stop_fd` (if >= 0) aborts the wait when readable; returns false then.
+/// `stop_fd` (if >= 0) aborts the wait when readable; returns false then. `unreachable_hint` ends
+/// the message when nothing answers there (a replay socket exists only with --journal, say).
 bool connect_and_wait(zmq::context_t& ctx, zmq::socket_t& sock, const std::string& endpoint,
-                      std::chrono::milliseconds timeout, int stop_fd = -1);
+                      std::chrono::milliseconds timeout, int stop_fd = -1,
+                      const std::string& unreachable_hint = "is zrelay running there?");
 
 /// Sets ZeroMQ heartbeats on a socket: a PING every `interval`, the connection given up after
 /// three intervals without a frame from the peer (so a stopped or vanished peer is noticed), and

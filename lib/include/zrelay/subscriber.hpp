@@ -245,6 +245,7 @@ private:
   bool replaying_ = false;                           // a replay mode: sock_ is a DEALER on the replay socket
   bool live_ = true;                                 // replay: LIVE came (or no replay)
   bool awaiting_start_ = false;                      // replay: a REPLAY went out and its START has not come
+  bool replay_started_ = false;                      // replay: a START came (the endpoint is a replay socket)
   bool tailing_ = false;                             // replay: past the history (LIVE came): a re-request is from-seq
   std::uint64_t resume_ = 0;                         // replay: the next journal seq needed (0: none known yet)
   std::chrono::steady_clock::time_point last_sent_;  // replay: the last request or credit sent
