@@ -68,6 +68,11 @@ struct relay::impl {
     // Bound only now that the monitors watch: a publisher that connects at once is counted too.
     s.bind(cfg);
     if (jr) {
+      // Everything fire-and-forget publishers send is stored, subscribed or not: ZeroMQ's PUB
+      // filters at the source, so the relay takes every topic itself (XSUB sends it to each
+      // publisher that connects) and passes no subscriber's subscriptions on.
+      const unsigned char everything = 1;
+      (void)s.xsub.send(zmq::const_buffer(&everything, 1), zmq::send_flags::dontwait);
       replayer = std::make_unique<replay_server>(ctx, *jr, cfg, log, stats);
       s.bound.replay = replayer->endpoint();
       const auto now = clock::now();
@@ -470,7 +475,7 @@ struct relay::impl {
       log.note([&] {
         return std::string(subscribe ? "subscribe '" : "unsubscribe '") + printable(p + 1, m.size() - 1) + "'";
       });
-      (void)s.xsub.send(m, zmq::send_flags::dontwait);
+      if (!jr) (void)s.xsub.send(m, zmq::send_flags::dontwait);  // with a journal, "" is subscribed already
     }
   }
 

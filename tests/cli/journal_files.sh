@@ -139,6 +139,21 @@ replay_forms() {
   stop_relay
 }
 
+# Fire-and-forget messages are stored with nobody subscribed: a PUB socket filters at the source,
+# so the relay must subscribe to everything itself.
+fire_and_forget_stored() {
+  start_relay --journal "$TEST_TMP/ff"
+  run_cmd "$ZPUB" -t ff --no-ack --pub-connect "$PUB_EP" -m batch-one
+  [[ $LAST_STATUS == 0 ]] || fail "zpub --no-ack exited $LAST_STATUS: $(cat "$TEST_TMP/last.err")"
+  run_cmd "$ZPUB" -t ff --no-ack --plain --pub-connect "$PUB_EP" -m plain-one
+  [[ $LAST_STATUS == 0 ]] || fail "zpub --no-ack --plain exited $LAST_STATUS: $(cat "$TEST_TMP/last.err")"
+  replay -t ff --all -C 2
+  [[ $LAST_STATUS == 0 && $(cat "$TEST_TMP/last.out") == $'batch-one\nplain-one' ]] ||
+    fail "fire-and-forget messages without a subscriber were not stored: '$(cat "$TEST_TMP/last.out")' $(cat "$TEST_TMP/last.err")"
+  stop_relay
+}
+
+case_ "fire-and-forget messages are stored with nobody subscribed" fire_and_forget_stored
 case_ "a file is not a journal directory" unusable_file
 case_ "a directory another relay holds" unusable_locked
 case_ "a directory without permission" unusable_permission
