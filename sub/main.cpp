@@ -114,8 +114,9 @@ int run(sub_options opt, const signal_watch& signals) {
     }
   });
   if (opt.verbose)
-    sub.on_live(
-        [](std::uint64_t jseq) { std::cerr << "zsub: replay: caught up at journal seq " << jseq << std::endl; });
+    sub.on_live([](std::uint64_t jseq) {
+      std::cerr << "zsub: replay: caught up; live from journal seq " << jseq << " on" << std::endl;
+    });
   if (!sub.connect(signals.fd())) return cli::exit_ok;
 
   output out(opt);

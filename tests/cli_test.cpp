@@ -141,9 +141,10 @@ TEST_CASE("parse_relay reports each usage error in words", "[cli]") {
   SECTION("bad --max-msg-size") {
     for (const char* v : {"1T", "abc", "", "k", "1.5M", "-1", "1kb", "2000G"}) {
       INFO(v);
-      CHECK_THROWS_MATCHES(relay({"--max-msg-size", v}), usage_error,
-                           Catch::Message("--max-msg-size must be a size in bytes such as 65536, 64k or 1M, not '" +
-                                          std::string(v) + "'"));
+      CHECK_THROWS_MATCHES(
+          relay({"--max-msg-size", v}), usage_error,
+          Catch::Message("--max-msg-size must be a size in bytes such as 65536, 64k, 1M or 2G (at most 1024G), not '" +
+                         std::string(v) + "'"));
     }
   }
   SECTION("bad --stats-interval") {
@@ -672,8 +673,9 @@ TEST_CASE("parse_size rejects what is not a size, naming the option", "[cli]") {
   for (const char* v : {"", "k", "M", "1T", "1.5M", "-1", "1kb", " 1", "1 ", "0x10", "1025G", "1048577M",
                         "1099511627777", "99999999999999999999"}) {
     INFO(v);
-    CHECK_THROWS_MATCHES(parse_size(v, "--max-msg-size"), usage_error,
-                         Catch::Message("--max-msg-size must be a size in bytes such as 65536, 64k or 1M, not '" +
-                                        std::string(v) + "'"));
+    CHECK_THROWS_MATCHES(
+        parse_size(v, "--max-msg-size"), usage_error,
+        Catch::Message("--max-msg-size must be a size in bytes such as 65536, 64k, 1M or 2G (at most 1024G), not '" +
+                       std::string(v) + "'"));
   }
 }

@@ -181,7 +181,8 @@ std::size_t parse_size(const std::string& text, const std::string& what) {
   try {
     return static_cast<std::size_t>(parse_uint(digits, what, 0, (1ull << 40) / mult) * mult);
   } catch (const usage_error&) {
-    throw usage_error(what + " must be a size in bytes such as 65536, 64k or 1M, not '" + text + "'");
+    throw usage_error(what + " must be a size in bytes such as 65536, 64k, 1M or 2G (at most 1024G), not '" + text +
+                      "'");
   }
 }
 
@@ -301,6 +302,10 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
     if (r.count("journal-max-age")) j.max_age = parse_duration(get(r, "journal-max-age"), "--journal-max-age");
     j.segment_bytes = parse_size(get(r, "journal-segment-size"), "--journal-segment-size");
     if (j.segment_bytes < 4096) throw usage_error("--journal-segment-size must be at least 4k");
+    if (j.max_bytes != 0 && j.max_bytes < j.segment_bytes)
+      throw usage_error("--journal-max-bytes (" + get(r, "journal-max-bytes") +
+                        ") must be at least --journal-segment-size (" + get(r, "journal-segment-size") +
+                        "): retention removes whole segments, never the one being written");
     j.replay_bind = checked_endpoint(get(r, "replay-bind"), endpoint_use::bind);
   } else {
     for (const char* name :
@@ -544,7 +549,7 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
   // clang-format off
   o.add_options("Subscription")
       ("t,topic", "subscribe to topics starting with PREFIX (repeatable). ZeroMQ matches prefixes: 'news' also matches 'newsletter'; -t \"\" subscribes to everything", cxxopts::value<std::vector<std::string>>(), "PREFIX")
-      ("H,host", "relay host: shorthand for --sub-connect tcp://HOST:" + std::to_string(default_sub_port), cxxopts::value<std::string>(), "HOST")
+      ("H,host", "relay host: shorthand for --sub-connect tcp://HOST:" + std::to_string(default_sub_port) + " (with a replay option, --replay-connect tcp://HOST:" + std::to_string(default_replay_port) + ")", cxxopts::value<std::string>(), "HOST")
       ("sub-connect", "relay subscriber socket", cxxopts::value<std::string>()->default_value(default_endpoint(default_sub_port)), "EP")
       ("connect-timeout", "give up if the relay does not answer within MS milliseconds (0: wait)", cxxopts::value<std::string>()->default_value("3000"), "MS")
       ("heartbeat", "ZeroMQ heartbeat interval, on a connection of its own; the relay is reported lost after 3 silent intervals, never for a slow reader (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
