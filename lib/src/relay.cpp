@@ -4,6 +4,7 @@
 #include <array>
 #include <deque>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "relay/fanout.hpp"
@@ -294,6 +295,7 @@ struct relay::impl {
   struct unstored_entry {
     std::uint64_t jseq = 0, end = 0;
     sessions::token token = 0;
+    std::uint64_t batch_seq = 0;  // a part of a split batch: the seq of the batch it was cut from
     bool batch = false, acked = false, committed = false;
     wire::batch_header header;
     std::uint64_t bytes = 0;
@@ -339,6 +341,16 @@ struct relay::impl {
     if (v.whole) {
       append(frames, n, v.batch, v.header, v.batch ? v.header.count : 1, bytes, t, acked);
     } else {
+      // A resend of a split batch whose first parts were stored before the journal failed: those
+      // parts are not stored again.
+      std::uint64_t stored_to = 0;
+      if (acked) {
+        const auto it = partly_stored.find(v.header.publisher);
+        if (it != partly_stored.end()) {
+          if (it->second.first == v.header.seq) stored_to = it->second.second;
+          partly_stored.erase(it);
+        }
+      }
       const auto* base = static_cast<const char*>(frames[2].data());
       for (std::size_t k = 0; k < v.kept.size(); ++k) {
         const auto& run = v.kept[k];
@@ -346,12 +358,14 @@ struct relay::impl {
         part.count = run.count;
         part.seq = v.header.seq + run.first;
         part.topic_seq = v.header.topic_seq + run.first;
+        if (part.seq + part.count <= stored_to) continue;  // never the last part: it carries the token
         zmq::message_t parts[3] = {zmq::message_t(frames[0].data(), frames[0].size()),
                                    zmq::message_t(wire::header_size),
                                    zmq::message_t(base + run.from, run.to - run.from)};
         wire::encode_header(part, parts[1].data());
         const auto part_bytes = parts[0].size() + parts[1].size() + parts[2].size();
         append(parts, 3, true, part, run.count, part_bytes, k + 1 == v.kept.size() ? t : 0, acked);
+        unstored.back().batch_seq = v.header.seq;
       }
     }
     return jr->full() ? step::held : step::next;
@@ -377,6 +391,11 @@ struct relay::impl {
       u.committed = true;
       relay_stats::add(stats.journaled, u.end - u.jseq);
       if (u.token != 0) publishers.commit(u.token);
+      // A part of a split batch before its last (only the last carries the token): if the journal
+      // fails before the rest is stored, the publisher's resend must not store this part again.
+      if (u.acked && u.token == 0 && u.batch)
+        partly_stored[u.header.publisher] = {u.batch_seq, u.header.seq + u.header.count};
+      else if (u.acked && u.token != 0) partly_stored.erase(u.header.publisher);
     }
     stored = std::max(stored, upto);
     while (!unstored.empty() && unstored.front().committed && !out.holding()) {
@@ -610,6 +629,8 @@ struct relay::impl {
   std::uint64_t stored = 1;  // every journal sequence below it is stored
   std::uint64_t last_time = 0;
   bool journal_down = false;
+  // Per acked publisher: a split batch (its seq) whose parts up to a sequence are stored, its last not yet.
+  std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> partly_stored;
   relay_stats stats;
   relay_log log;
   detail::once_per_kind<rule> warned_nack;  // by rule, on the ack socket
