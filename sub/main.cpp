@@ -99,8 +99,7 @@ int run(sub_options opt, const signal_watch& signals) {
               << (g.across_disconnect ? "), across a disconnection" : ")") << std::endl;
   });
   sub.on_warning([](std::string_view w) { std::cerr << "zsub: warning: " << w << std::endl; });
-  sub.on_link([&opt](subscriber::link_event e) {
-    const auto& ep = opt.subscriber.endpoint;
+  sub.on_link([ep = sub.endpoint()](subscriber::link_event e) {
     switch (e) {
       case subscriber::link_event::lost:
         std::cerr << "zsub: warning: lost the relay at " << ep << "; reconnecting" << std::endl;
@@ -114,6 +113,9 @@ int run(sub_options opt, const signal_watch& signals) {
         break;
     }
   });
+  if (opt.verbose)
+    sub.on_live(
+        [](std::uint64_t jseq) { std::cerr << "zsub: replay: caught up at journal seq " << jseq << std::endl; });
   if (!sub.connect(signals.fd())) return cli::exit_ok;
 
   output out(opt);
@@ -138,6 +140,9 @@ int run(sub_options opt, const signal_watch& signals) {
   } catch (const subscription_refused& e) {
     std::cerr << "zsub: error: " << e.what() << std::endl;
     status = cli::exit_refused;
+  } catch (const replay_refused& e) {
+    std::cerr << "zsub: error: " << e.what() << std::endl;
+    status = cli::exit_error;
   }
   if (opt.stats) print_stats(sub.stats());
   return status;

@@ -483,11 +483,96 @@ TEST_CASE("parse_sub reads every flag", "[cli]") {
   }
 }
 
+TEST_CASE("parse_sub reads the replay options", "[cli]") {
+  using zrelay::replay_mode;
+  SECTION("none by default") {
+    const auto o = sub({"-t", "x"}).options;
+    CHECK(o.subscriber.replay.mode == replay_mode::none);
+    CHECK(o.subscriber.replay.endpoint == "tcp://127.0.0.1:5562");
+    CHECK_FALSE(o.verbose);
+  }
+  SECTION("--all is from journal seq 1") {
+    const auto r = sub({"-t", "x", "--all"}).options.subscriber.replay;
+    CHECK(r.mode == replay_mode::from_seq);
+    CHECK(r.value == 1);
+  }
+  SECTION("--from-seq") {
+    const auto r = sub({"-t", "x", "--from-seq", "42"}).options.subscriber.replay;
+    CHECK(r.mode == replay_mode::from_seq);
+    CHECK(r.value == 42);
+  }
+  SECTION("--last-per-topic") {
+    CHECK(sub({"-t", "x", "--last-per-topic"}).options.subscriber.replay.mode == replay_mode::last_per_topic);
+  }
+  SECTION("--since an RFC 3339 time") {
+    const auto r = sub({"-t", "x", "--since", "2026-12-01T10:00:00Z"}).options.subscriber.replay;
+    CHECK(r.mode == replay_mode::since);
+    CHECK(r.value == 1796119200ull * 1000000000);
+  }
+  SECTION("--replay-connect, and -H for both sockets") {
+    CHECK(sub({"-t", "x", "--all", "--replay-connect", "tcp://r:7000"}).options.subscriber.replay.endpoint ==
+          "tcp://r:7000");
+    const auto o = sub({"-t", "x", "--all", "-H", "relay.example.com", "-v"}).options;
+    CHECK(o.subscriber.replay.endpoint == "tcp://relay.example.com:5562");
+    CHECK(o.subscriber.endpoint == "tcp://relay.example.com:5560");
+    CHECK(o.verbose);
+  }
+  SECTION("usage errors") {
+    CHECK_THROWS_MATCHES(sub({"-t", "x", "--all", "--last-per-topic"}), usage_error,
+                         Catch::Message("give one replay option: --all, --from-seq, --since or --last-per-topic"));
+    CHECK_THROWS_MATCHES(sub({"-t", "x", "--from-seq", "1", "--since", "1h"}), usage_error,
+                         Catch::Message("give one replay option: --all, --from-seq, --since or --last-per-topic"));
+    CHECK_THROWS_MATCHES(sub({"-t", "x", "--from-seq", "0"}), usage_error,
+                         Catch::Message("--from-seq must be a whole number from 1 to 9223372036854775807, not '0'"));
+    CHECK_THROWS_MATCHES(
+        sub({"-t", "x", "--replay-connect", "tcp://r:1"}), usage_error,
+        Catch::Message("--replay-connect needs a replay option (--all, --from-seq, --since or --last-per-topic)"));
+    CHECK_THROWS_MATCHES(sub({"-t", "x", "--all", "--sub-connect", "tcp://r:1"}), usage_error,
+                         Catch::Message("--sub-connect does not apply to a replay (it connects to --replay-connect)"));
+    CHECK_THROWS_MATCHES(sub({"-t", "x", "--all", "-H", "r", "--replay-connect", "tcp://r:1"}), usage_error,
+                         Catch::Message("give either -H HOST or --replay-connect, not both"));
+    CHECK_THROWS_WITH(sub({"-t", "x", "--since", "yesterday"}),
+                      Catch::StartsWith("--since takes a duration (90s, 10m, 2h, 1d) or an RFC 3339 time"));
+  }
+}
+
+TEST_CASE("parse_since reads durations back from now and RFC 3339 times", "[cli]") {
+  using zrelay::cli::parse_since;
+  const auto now = std::chrono::system_clock::time_point(std::chrono::seconds(1800000000));
+  const std::uint64_t now_ns = 1800000000ull * 1000000000;
+  SECTION("durations") {
+    CHECK(parse_since("90s", "--since", now) == now_ns - 90ull * 1000000000);
+    CHECK(parse_since("10m", "--since", now) == now_ns - 600ull * 1000000000);
+    CHECK(parse_since("2h", "--since", now) == now_ns - 7200ull * 1000000000);
+    CHECK(parse_since("1d", "--since", now) == now_ns - 86400ull * 1000000000);
+    CHECK(parse_since("0s", "--since", now) == now_ns);
+    CHECK(parse_since("100000d", "--since", now) == 0);  // before the epoch
+  }
+  SECTION("RFC 3339 times") {
+    CHECK(parse_since("1970-01-01T00:00:00Z", "--since", now) == 0);
+    CHECK(parse_since("2026-12-01T10:00:00Z", "--since", now) == 1796119200ull * 1000000000);
+    CHECK(parse_since("2026-12-01T11:00:00+01:00", "--since", now) == 1796119200ull * 1000000000);
+    CHECK(parse_since("2026-12-01t09:30:00-00:30", "--since", now) == 1796119200ull * 1000000000);
+    CHECK(parse_since("2026-12-01T10:00:00.25z", "--since", now) == 1796119200ull * 1000000000 + 250000000);
+    CHECK(parse_since("2024-02-29T00:00:00Z", "--since", now) == 1709164800ull * 1000000000);
+  }
+  SECTION("what is neither") {
+    for (const char* v : {"", "s", "90", "1.5h", "-1h", "1w", "90 s", "2026-12-01", "2026-12-01T10:00:00",
+                          "2026-13-01T10:00:00Z", "2025-02-29T00:00:00Z", "2026-12-01T24:00:00Z",
+                          "2026-12-01T10:00:00+1:00", "2026-12-01T10:00:00.Z", "2026-12-01T10:00:00Zx"}) {
+      INFO(v);
+      CHECK_THROWS_AS(parse_since(v, "--since", now), usage_error);
+    }
+  }
+}
+
 TEST_CASE("parse_sub --help and --version set the text to print", "[cli]") {
   SECTION("--help") {
     const auto p = sub({"--help"});
     CHECK_THAT(p.print, Catch::Contains("--topic") && Catch::Contains("--json") &&
-                            Catch::Contains("5 -W elapsed with no message"));
+                            Catch::Contains("5 -W elapsed with no message") && Catch::Contains("--all") &&
+                            Catch::Contains("--from-seq") && Catch::Contains("--since") &&
+                            Catch::Contains("--last-per-topic") && Catch::Contains("--replay-connect"));
   }
   SECTION("-h needs no topic") { CHECK_FALSE(sub({"-h"}).print.empty()); }
   SECTION("--version") { CHECK(sub({"--version"}).print == std::string("zsub ") + zrelay::version_string + "\n"); }

@@ -162,3 +162,21 @@ TEST_CASE("append_json_message includes publisher and seq only for sequenced mes
     CHECK(out == "x{\"topic\":\"t\",\"payload\":\"p\"}");
   }
 }
+
+TEST_CASE("append_json_message includes journal_seq only when it is known", "[format]") {
+  message_view m;
+  m.topic = "t";
+  m.payload = "p";
+  SECTION("unknown (0): left out") { CHECK(json(m) == "{\"topic\":\"t\",\"payload\":\"p\"}"); }
+  SECTION("a plain message from a replay") {
+    m.journal_seq = 7;
+    CHECK(json(m) == "{\"topic\":\"t\",\"payload\":\"p\",\"journal_seq\":7}");
+  }
+  SECTION("a sequenced message: after seq") {
+    m.publisher = 1;
+    m.topic_seq = 2;
+    m.journal_seq = 18446744073709551615ull;
+    CHECK(json(m) == "{\"topic\":\"t\",\"payload\":\"p\",\"publisher\":\"0000000000000001\",\"seq\":2,"
+                     "\"journal_seq\":18446744073709551615}");
+  }
+}

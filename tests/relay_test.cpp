@@ -1362,7 +1362,8 @@ TEST_CASE("relay with a journal delivers batches with their journal sequence, pl
           "[relay][journal]") {
   temp_dir dir;
   zmq::context_t ctx;
-  running_relay r(ctx, journal_config_in(dir.path));
+  std::optional<running_relay> relay_on;
+  auto& r = relay_on.emplace(ctx, journal_config_in(dir.path));
   auto sub = make_sub(ctx, r.ep().sub, "t");
   REQUIRE(wait_subscribed(ctx, r.ep(), "t"));
   auto dealer = make_dealer(ctx, r.ep().ack);
@@ -1386,7 +1387,7 @@ TEST_CASE("relay with a journal delivers batches with their journal sequence, pl
   REQUIRE(wire::decode_delivered_header(third[1].data(), third[1].size(), h, jseq) == wire::status::ok);
   CHECK(jseq == 4);
   CHECK(r.get().counters().journaled == 4);
-  r.stop();
+  relay_on.reset();  // the journal is the relay's until then
   const auto stored = journal_contents(dir.path);
   REQUIRE(stored.size() == 4);
   for (std::size_t i = 0; i < stored.size(); ++i) CHECK(stored[i].jseq == i + 1);
@@ -1423,7 +1424,8 @@ TEST_CASE("relay with a journal NACKs 'unavailable' when a sync fails, and store
   auto cfg = journal_config_in(dir.path);
   std::atomic<int> fail_next{0};
   cfg.journal.test_sync = [&](int fd) { return fail_next.exchange(0) != 0 ? EIO : ::fdatasync(fd); };
-  running_relay r(ctx, cfg);
+  std::optional<running_relay> relay_on;
+  auto& r = relay_on.emplace(ctx, cfg);
   auto sub = make_sub(ctx, r.ep().sub, "t");
   REQUIRE(wait_subscribed(ctx, r.ep(), "t"));
   auto dealer = make_dealer(ctx, r.ep().ack);
@@ -1449,7 +1451,7 @@ TEST_CASE("relay with a journal NACKs 'unavailable' when a sync fails, and store
   CHECK((h.seq == 2 && jseq == 2));  // the failed attempt's numbers were never shown: reused, dense
   CHECK(recv_parts(sub, 200ms).empty());
   CHECK(r.get().counters().journal_errors == 1);
-  r.stop();
+  relay_on.reset();
   const auto stored = journal_contents(dir.path);
   REQUIRE(stored.size() == 3);
   CHECK((stored[1].payload == "b" && stored[1].jseq == 2 && stored[2].payload == "c"));

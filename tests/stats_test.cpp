@@ -158,7 +158,7 @@ TEST_CASE("format_counters writes every counter as key=value in a fixed order", 
     CHECK(format_counters(relay_counters{}) ==
           "msgs_in=0 bytes_in=0 msgs_out=0 bytes_out=0 acks=0 nacks=0 duplicates=0 dropped=0 blocked=0 "
           "malformed=0 subscriptions=0 unsubscriptions=0 refused=0 clients_refused=0 disconnects=0 "
-          "publishers=0");
+          "publishers=0 journaled=0 journal_syncs=0 journal_errors=0 unjournaled=0 replays=0 replayed=0");
   }
   SECTION("distinct values land on their own keys") {
     relay_counters c;
@@ -178,10 +178,17 @@ TEST_CASE("format_counters writes every counter as key=value in a fixed order", 
     c.clients_refused = 14;
     c.disconnects = 15;
     c.publishers = 18446744073709551615ull;
+    c.journaled = 19;
+    c.journal_syncs = 20;
+    c.journal_errors = 21;
+    c.unjournaled = 22;
+    c.replays = 16;
+    c.replayed = 17;
     const auto line = format_counters(c);
     CHECK(line == "msgs_in=1 bytes_in=2 msgs_out=3 bytes_out=4 acks=5 nacks=6 duplicates=7 dropped=8 blocked=9 "
                   "malformed=10 subscriptions=11 unsubscriptions=12 refused=13 clients_refused=14 disconnects=15 "
-                  "publishers=18446744073709551615");
+                  "publishers=18446744073709551615 journaled=19 journal_syncs=20 journal_errors=21 unjournaled=22 "
+                  "replays=16 replayed=17");
   }
   SECTION("every counter in the list, each once, in the list's order") {
     relay_counters c;
@@ -202,10 +209,12 @@ TEST_CASE("format_counters_json writes one flat object with every counter once",
     c.msgs_in = 10;
     c.bytes_in = 640;
     c.publishers = 18446744073709551615ull;
-    CHECK(format_counters_json(c) ==
-          "{\"msgs_in\":10,\"bytes_in\":640,\"msgs_out\":0,\"bytes_out\":0,\"acks\":0,\"nacks\":0,\"duplicates\":0,"
-          "\"dropped\":0,\"blocked\":0,\"malformed\":0,\"subscriptions\":0,\"unsubscriptions\":0,\"refused\":0,"
-          "\"clients_refused\":0,\"disconnects\":0,\"publishers\":18446744073709551615}");
+    CHECK(
+        format_counters_json(c) ==
+        "{\"msgs_in\":10,\"bytes_in\":640,\"msgs_out\":0,\"bytes_out\":0,\"acks\":0,\"nacks\":0,\"duplicates\":0,"
+        "\"dropped\":0,\"blocked\":0,\"malformed\":0,\"subscriptions\":0,\"unsubscriptions\":0,\"refused\":0,"
+        "\"clients_refused\":0,\"disconnects\":0,\"publishers\":18446744073709551615,\"journaled\":0,\"journal_syncs\":0,"
+        "\"journal_errors\":0,\"unjournaled\":0,\"replays\":0,\"replayed\":0}");
   }
   SECTION("parsed back: each name once, with its value, in the list's order") {
     relay_counters c;

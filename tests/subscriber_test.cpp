@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <optional>
 
+#include "replay_protocol.hpp"
 #include "testutil.hpp"
 #include "zrelay/publisher.hpp"
+#include "zrelay/record.hpp"
 #include "zrelay/subscriber.hpp"
 
 using namespace zrelay;
@@ -15,6 +17,7 @@ namespace {
 struct seen {
   std::string topic, payload;
   std::uint64_t publisher, seq;
+  std::uint64_t journal_seq = 0;
 };
 
 // An XPUB standing in for the relay, and a subscriber connected to it.
@@ -42,7 +45,7 @@ struct fixture {
     const auto until = std::chrono::steady_clock::now() + deadline;
     while (got.size() < n && std::chrono::steady_clock::now() < until) {
       sub->receive(100ms, [this](const message_view& m) {
-        got.push_back({std::string(m.topic), std::string(m.payload), m.publisher, m.topic_seq});
+        got.push_back({std::string(m.topic), std::string(m.payload), m.publisher, m.topic_seq, m.journal_seq});
         return true;
       });
     }
@@ -156,6 +159,209 @@ TEST_CASE("subscriber warns once about data it cannot read and goes on", "[subsc
     CHECK_THAT(f.warnings[1], Catch::Contains("bad header"));
     CHECK_THAT(f.warnings[2], Catch::Contains("cut short"));
     CHECK_THAT(f.warnings[3], Catch::Contains("more than 64 frames"));
+  }
+}
+
+TEST_CASE("subscriber reads version-2 headers from a journaling relay: the journal seq of each record",
+          "[subscriber]") {
+  fixture f;
+  auto b = batch("t", 5, 1, {"x", "y"});
+  wire::batch_header h;
+  REQUIRE(wire::decode_header(b[1].data(), b[1].size(), h) == wire::status::ok);
+  b[1].assign(wire::header_v2_size, '\0');
+  wire::encode_delivered_header(h, 1000, b[1].data());
+  f.roundtrip(b, 2);
+  f.roundtrip(batch("t", 5, 3, {"v1"}, 3), 3);  // version 1: no journal seq
+  f.roundtrip({"t", "plain"}, 4);
+  REQUIRE(f.got.size() == 4);
+  CHECK(f.got[0].journal_seq == 1000);
+  CHECK(f.got[1].journal_seq == 1001);
+  CHECK(f.got[1].seq == 2);
+  CHECK(f.got[2].journal_seq == 0);
+  CHECK(f.got[3].journal_seq == 0);
+  CHECK(f.sub->stats().gaps == 0);
+  CHECK(f.warnings.empty());
+}
+
+namespace {
+
+namespace rp = replay_protocol;
+
+// A ROUTER standing in for a relay's replay socket, and a replaying subscriber connected to it.
+struct replay_fixture {
+  replay_fixture() : router(ctx, zmq::socket_type::router), ep(unique_inproc("replay")) {
+    router.set(zmq::sockopt::linger, 0);
+    router.bind(ep);
+    subscriber_config c;
+    c.topics = {"t"};
+    c.connect_timeout = 0ms;
+    c.replay.mode = replay_mode::from_seq;
+    c.replay.value = 5;
+    c.replay.endpoint = ep;
+    sub = std::make_unique<subscriber>(ctx, c);
+    sub->on_warning([this](std::string_view w) { warnings.emplace_back(w); });
+    sub->on_live([this](std::uint64_t s) { live_at = s; });
+    sub->connect();
+  }
+  // The next request from the subscriber (the routing id kept for the answers).
+  std::vector<std::string> request() {
+    auto parts = recv_parts(router);
+    REQUIRE(parts.size() >= 2);
+    id = parts[0];
+    parts.erase(parts.begin());
+    return parts;
+  }
+  rp::request replay_request(std::vector<std::string>* prefixes = nullptr) {
+    const auto parts = request();
+    rp::request r;
+    std::string why;
+    REQUIRE(rp::decode_replay(parts[0].data(), parts[0].size(), r, why));
+    if (prefixes) prefixes->assign(parts.begin() + 1, parts.end());
+    return r;
+  }
+  std::uint32_t credit_request() {
+    const auto parts = request();
+    std::uint32_t n = 99;
+    REQUIRE(parts.size() == 1);
+    REQUIRE(rp::kind_of(parts[0].data(), parts[0].size()) == rp::kind::credit);
+    REQUIRE(rp::decode_credit(parts[0].data(), parts[0].size(), n));
+    return n;
+  }
+  void answer(const std::vector<std::string>& frames) {
+    std::vector<std::string> parts{id};
+    parts.insert(parts.end(), frames.begin(), frames.end());
+    send_parts(router, parts);
+  }
+  void start(std::uint64_t first, std::uint64_t requested) {
+    answer({rp::encode_start({first, first, first + 100, requested})});
+  }
+  void data(const std::string& entries, std::uint32_t count, std::uint64_t skipped = 0) {
+    answer({rp::encode_data(count, skipped), entries});
+  }
+  void receive_until(std::size_t n) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    while (got.size() < n && std::chrono::steady_clock::now() < until) {
+      sub->receive(100ms, [this](const message_view& m) {
+        got.push_back({std::string(m.topic), std::string(m.payload), m.publisher, m.topic_seq, m.journal_seq});
+        return true;
+      });
+    }
+  }
+  // Runs the subscriber until `done()` holds (or the deadline passes).
+  void pump(const std::function<bool()>& done) {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    while (!done() && std::chrono::steady_clock::now() < until) {
+      sub->receive(20ms, [this](const message_view& m) {
+        got.push_back({std::string(m.topic), std::string(m.payload), m.publisher, m.topic_seq, m.journal_seq});
+        return true;
+      });
+    }
+  }
+  bool request_waiting() {
+    zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+    return zmq::poll(&item, 1, std::chrono::milliseconds(0)) > 0;
+  }
+  zmq::context_t ctx;
+  zmq::socket_t router;
+  std::string ep, id;
+  std::unique_ptr<subscriber> sub;
+  std::vector<seen> got;
+  std::vector<std::string> warnings;
+  std::uint64_t live_at = 0;
+};
+
+// A journal entry: a batch of `payloads` on `topic` (publisher 3) from journal seq `jseq`.
+std::string batch_entry(std::uint64_t jseq, const std::string& topic, const std::vector<std::string>& payloads,
+                        std::uint64_t topic_seq) {
+  const auto f = batch(topic, 3, topic_seq, payloads, topic_seq);
+  const std::string_view frames[] = {f[0], f[1], f[2]};
+  std::string out;
+  record::append(out, record::kind::batch, jseq, 1, static_cast<std::uint32_t>(payloads.size()), frames, 3);
+  return out;
+}
+
+std::string plain_entry(std::uint64_t jseq, const std::string& topic, const std::string& payload) {
+  const std::string_view frames[] = {topic, payload};
+  std::string out;
+  record::append(out, record::kind::plain, jseq, 1, 1, frames, 2);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a replaying subscriber asks, grants credit, reports retention, resumes and goes live", "[subscriber]") {
+  replay_fixture f;
+  std::vector<std::string> prefixes;
+  auto r = f.replay_request(&prefixes);
+  CHECK(r.mode == rp::mode::from_seq);
+  CHECK(r.value == 5);
+  CHECK(r.credit == 8);
+  CHECK(prefixes == std::vector<std::string>{"t"});
+  CHECK_FALSE(f.sub->live());
+
+  // Retention took 5..9.
+  f.start(10, 5);
+  f.data(batch_entry(10, "t", {"a", "b"}, 1) + plain_entry(12, "t", "c"), 2);
+  f.receive_until(3);
+  REQUIRE(f.got.size() == 3);
+  CHECK(f.got[0].journal_seq == 10);
+  CHECK(f.got[1].journal_seq == 11);
+  CHECK(f.got[1].seq == 2);
+  CHECK(f.got[1].publisher == 3);
+  CHECK(f.got[2].journal_seq == 12);
+  CHECK(f.got[2].payload == "c");
+  REQUIRE(f.warnings.size() == 1);
+  CHECK(f.warnings[0] == "replay starts at journal seq 10: 5 messages were removed by retention");
+  CHECK(f.sub->stats().replay_skipped == 5);
+  CHECK(f.credit_request() == 1);  // one back for the DATA read
+
+  SECTION("an unknown session: asked again from the next journal seq, and nothing twice") {
+    f.answer({rp::encode_error(rp::error_code::unknown_session, "unknown session")});
+    f.pump([&] { return f.request_waiting(); });
+    r = f.replay_request();
+    CHECK(r.mode == rp::mode::from_seq);
+    CHECK(r.value == 13);
+    // A DATA of the session replaced comes before the new START: not delivered.
+    f.data(plain_entry(13, "t", "old"), 1);
+    f.start(13, 13);
+    // Overlap (12 again, and 13 cut in a batch from 12) is dropped by journal seq.
+    f.data(plain_entry(12, "t", "c") + batch_entry(12, "t", {"c", "d", "e"}, 3), 2, 2);
+    f.answer({rp::encode_live(15)});
+    f.pump([&] { return f.got.size() >= 5 && f.sub->live(); });
+    REQUIRE(f.got.size() == 5);
+    CHECK(f.got[3].payload == "d");
+    CHECK(f.got[3].journal_seq == 13);
+    CHECK(f.got[3].seq == 4);
+    CHECK(f.got[4].journal_seq == 14);
+    CHECK(f.sub->stats().duplicates == 0);
+    CHECK(f.sub->stats().replay_skipped == 7);
+    REQUIRE(f.warnings.size() == 2);
+    CHECK_THAT(f.warnings[1], Catch::Contains("passed over 2 messages"));
+    f.pump([&] { return f.sub->live(); });
+    CHECK(f.sub->live());
+    CHECK(f.live_at == 15);
+  }
+  SECTION("a keepalive CREDIT 0 at least every second") {
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    bool keepalive = false;
+    while (!keepalive && std::chrono::steady_clock::now() < until) {
+      f.sub->receive(50ms, [](const message_view&) { return true; });
+      const auto parts = recv_parts(f.router, 0ms);
+      if (!parts.empty()) {
+        REQUIRE(parts.size() == 2);
+        std::uint32_t n = 99;
+        REQUIRE(rp::decode_credit(parts[1].data(), parts[1].size(), n));
+        CHECK(n == 0);
+        keepalive = true;
+      }
+    }
+    CHECK(keepalive);
+    CHECK(f.sub->next_timeout() <= 1000ms);
+  }
+  SECTION("a refusal ends it with the relay's reason") {
+    f.answer({rp::encode_error(rp::error_code::too_many, "too many replays at once (64)")});
+    CHECK_THROWS_MATCHES(f.receive_until(4), replay_refused,
+                         Catch::Message("the relay at " + f.ep + " refused the replay: too many replays at once (64)"));
   }
 }
 

@@ -11,6 +11,7 @@
 #include "relay/journal.hpp"
 #include "relay/log.hpp"
 #include "relay/loop.hpp"
+#include "relay/replay.hpp"
 #include "relay/sessions.hpp"
 #include "relay/sockets.hpp"
 #include "zrelay/text.hpp"
@@ -67,6 +68,8 @@ struct relay::impl {
     // Bound only now that the monitors watch: a publisher that connects at once is counted too.
     s.bind(cfg);
     if (jr) {
+      replayer = std::make_unique<replay_server>(ctx, *jr, cfg, log, stats);
+      s.bound.replay = replayer->endpoint();
       const auto now = clock::now();
       for (const auto& p : jr->recovered().publishers) publishers.restore(p.publisher, p.next, now);
       stats.publishers.store(publishers.size(), std::memory_order_relaxed);
@@ -611,6 +614,7 @@ struct relay::impl {
   std::unique_ptr<zap_handler> zap;
   relay_sockets s;
   connection_watch xsub_watch, router_watch;  // after the sockets they watch: they stop first
+  std::unique_ptr<replay_server> replayer;    // with a journal; stops before the journal closes
   sessions publishers;
   fanout out;
   reactor loop;

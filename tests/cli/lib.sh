@@ -56,6 +56,8 @@ cleanup() {
   # A subshell forked just before a signal may still run this trap: only the test shell cleans up.
   [[ $BASHPID == "$MAIN_PID" ]] || return 0
   local pid
+  # Relays started in a case_ subshell are known only from the file start_relay writes.
+  [[ -f $TEST_TMP/relay.pids ]] && RELAY_PIDS+=($(cat "$TEST_TMP/relay.pids"))
   for pid in "${RELAY_PIDS[@]}"; do
     [[ -n $pid ]] || continue
     kill -CONT "$pid" 2>/dev/null
@@ -137,6 +139,7 @@ start_relay() {
   pid=$(child_pid "$tpid")
   [[ -n $pid ]] || fail "cannot find zrelay's pid (child of $tpid)"
   RELAY_PIDS[i]=$pid
+  echo "$pid $tpid" >>"$TEST_TMP/relay.pids"
   RELAY_PID=$pid RELAY_ERR=$base.err RELAY_INDEX=$i
   export PUB_EP SUB_EP ACK_EP REPLAY_EP RELAY_PID RELAY_ERR RELAY_INDEX
 }
@@ -156,6 +159,7 @@ FAILED=()
 case_() {
   local name=$1
   shift
+  RELAY_COUNT=$((RELAY_COUNT + 100)) # the subshell's relays get names of their own
   if ("$@"); then
     note "ok: $name"
   else

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Writes the seed corpora (the files are committed; rerun this only to change them):
 # tests/fuzz/corpus/ for wire_fuzz, an input a header frame then a body frame, or a reply frame;
-# tests/fuzz/ingress_corpus/ for ingress_fuzz, settings then length-prefixed frames.
+# tests/fuzz/ingress_corpus/ for ingress_fuzz, settings then length-prefixed frames;
+# tests/fuzz/journal_corpus/ for journal_fuzz, settings then segment bytes.
 # See the top of each target and docs/PROTOCOL.md.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -75,3 +76,42 @@ acked() { frame text "$1"; frame header "${@:2}"; }
 { at 5 4 0; frame text t; frame text a; frame text b; frame text c; frame text d; } >plain-many-frames
 { at 5 4 0; for i in $(seq 65); do frame text f; done; } >plain-65-frames
 { at 3 4 0; acked t 3 0 0 0 0; frame records a 0123456789 b; } >fire-and-forget-split
+
+# journal_fuzz: settings (flags: 1 two segments, 2 fix the CRCs, 4 1 KiB segments; where the second
+# segment begins, u16; its name, u64), then the segments' entries (zrelay/record.hpp). The seeds
+# set flag 2: their CRC fields are zero and the target computes them.
+mkdir -p "$here/journal_corpus"
+cd "$here/journal_corpus"
+rm -f ./*
+settings() { byte "$1"; byte $(($2 >> 8)); byte "$2"; u64 "$3"; }
+# frames of an entry: u32 size, bytes
+jframe() { u32 ${#1}; printf %s "$1"; }
+# plain JSEQ TIME FRAME...: a plain entry (CRC 0)
+plain() {
+  local jseq=$1 time=$2 body="" f
+  shift 2
+  local len=20
+  for f in "$@"; do len=$((len + 4 + ${#f})); done
+  printf ZRJ1; u32 0; u32 $len; u64 "$jseq"; u64 "$time"; byte 2; byte 0; byte 0; byte $#
+  for f in "$@"; do jframe "$f"; done
+}
+# batchentry JSEQ TIME TOPIC PUBLISHER SEQ RECORD...: a batch entry of those records (CRC 0)
+batchentry() {
+  local jseq=$1 time=$2 topic=$3 pub=$4 seq=$5 r n
+  shift 5
+  n=$#
+  local body_len=0
+  for r in "$@"; do body_len=$((body_len + 4 + ${#r})); done
+  local len=$((20 + 4 + ${#topic} + 4 + 40 + 4 + body_len))
+  printf ZRJ1; u32 0; u32 $len; u64 "$jseq"; u64 "$time"; byte 1; byte 0; byte 0; byte 3
+  jframe "$topic"; u32 40; header "$n" "$pub" "$seq" "$seq" 1; u32 $body_len
+  for r in "$@"; do record "$r"; done
+}
+{ settings 2 0 0; plain 1 10 topic one; plain 2 11 topic two; } >two-plain
+{ settings 2 0 0; batchentry 1 10 t 7 1 a bb ccc; plain 4 11 only-frame; } >batch-then-plain
+{ settings 2 0 0; plain 1 10 a x; plain 2 11 a y; printf 'ZRJ1\0\0\0\0\0\0\0\x40torn'; } >torn-tail
+{ settings 2 0 0; plain 1 10 a x; printf 'garbage in the middle'; plain 2 11 a y; } >damage-in-middle
+{ settings 3 84 5; plain 1 10 a x; plain 2 11 a y; plain 5 12 b z; batchentry 6 13 t 9 40 r s; } >two-segments
+{ settings 3 84 9; plain 1 10 a x; plain 2 11 a y; plain 3 12 b z; } >second-name-disagrees
+{ settings 1 42 1; plain 1 10 a x; plain 2 11 a y; } >no-crc-fix
+{ settings 6 0 0; for i in $(seq 1 20); do plain "$i" "$i" topic "payload number $i of twenty"; done; } >small-segments

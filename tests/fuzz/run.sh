@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang++ and runs each for a bounded time on a copy of its seed
-# corpus: wire_fuzz (the wire decoder, seeds in corpus/) and ingress_fuzz (the relay's ingress
-# rules, seeds in ingress_corpus/), one after the other. Fails on any crash, leak, timeout,
+# corpus: wire_fuzz (the wire decoder, seeds in corpus/), ingress_fuzz (the relay's ingress
+# rules, seeds in ingress_corpus/) and journal_fuzz (the journal's recovery over any segment files,
+# seeds in journal_corpus/), one after the other. Fails on any crash, leak, timeout,
 # sanitizer finding or failed check.
 # Usage: run.sh [OUT_DIR [TARGET...]]   (OUT_DIR defaults to a temp dir, ctest passes its binary
-#        dir; TARGET is wire or ingress, both by default)
+#        dir; TARGET is wire, ingress or journal, all three by default)
 # Environment: FUZZ_TIME seconds to run each target (default 30), FUZZ_CXX compiler (default clang++).
 # The longer run is in docs/TESTING.md.
 set -euo pipefail
@@ -25,7 +26,7 @@ out=${1:-$work}
 mkdir -p "$out"
 shift $(($# > 0 ? 1 : 0))
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(wire ingress)
+[ ${#targets[@]} -gt 0 ] || targets=(wire ingress journal)
 
 # fuzz NAME CORPUS SOURCE...: builds $out/NAME from the sources and runs it on a copy of CORPUS.
 fuzz() {
@@ -68,6 +69,9 @@ for t in "${targets[@]}"; do
     ingress)
       fuzz ingress_fuzz "$here/ingress_corpus" "$root/lib/src/wire.cpp" "$root/lib/src/relay/ingress.cpp" \
            "$here/ingress_fuzz.cpp" ;;
-    *) fail "no fuzz target '$t' (wire or ingress)" ;;
+    journal)
+      fuzz journal_fuzz "$here/journal_corpus" "$root/lib/src/wire.cpp" "$root/lib/src/record.cpp" \
+           "$root/lib/src/relay/journal.cpp" "$here/journal_fuzz.cpp" -lisal -pthread ;;
+    *) fail "no fuzz target '$t' (wire, ingress or journal)" ;;
   esac
 done

@@ -29,7 +29,9 @@
   X(journaled, "messages stored in the journal (synced, with --journal-fsync on)")                           \
   X(journal_syncs, "fdatasyncs of the journal that returned")                                                \
   X(journal_errors, "journal writes or syncs that failed (what they covered was not acked)")                 \
-  X(unjournaled, "fire-and-forget messages forwarded without being stored, while the journal failed")
+  X(unjournaled, "fire-and-forget messages forwarded without being stored, while the journal failed")        \
+  X(replays, "replay sessions started (journal only; counted by the replay thread)")                         \
+  X(replayed, "messages sent by replay (counted by the replay thread)")
 
 namespace zrelay {
 
@@ -41,7 +43,7 @@ struct relay_counters {
 };
 
 /// The live counters. Each has a single writer (the relay thread; clients_refused, the security
-/// handler's thread); relaxed atomics make reads safe.
+/// handler's thread; replays and replayed, the replay thread); relaxed atomics make reads safe.
 class relay_stats {
 public:
   /// Adds n to a counter: a relaxed load and store, no read-modify-write on the hot path.

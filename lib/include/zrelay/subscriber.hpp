@@ -1,5 +1,7 @@
 #pragma once
-// The subscriber: SUB socket with ZeroMQ prefix filtering, batch decoding and gap detection.
+// The subscriber: SUB socket with ZeroMQ prefix filtering, batch decoding and gap detection; or,
+// replaying a relay's journal, a DEALER on the relay's replay socket (docs/PROTOCOL.md, "Replay")
+// whose stream runs on into live delivery.
 
 #include <array>
 #include <chrono>
@@ -19,6 +21,7 @@
 #include "zrelay/defaults.hpp"
 #include "zrelay/detail/once.hpp"
 #include "zrelay/security.hpp"
+#include "zrelay/wire.hpp"
 
 namespace zrelay {
 
@@ -28,6 +31,9 @@ struct message_view {
   std::string_view payload;
   std::uint64_t publisher = 0;  ///< 0 for a plain [topic][payload] message
   std::uint64_t topic_seq = 0;  ///< sequence within (publisher, topic); 0 when plain
+  /// The relay's journal sequence (zrelay --journal): from a replay, or a batch delivered live with a
+  /// version-2 header; 0 when unknown (a relay without a journal, a plain message delivered live).
+  std::uint64_t journal_seq = 0;
 };
 
 /// Messages a subscriber can tell it missed: the publisher's topic sequence jumped.
@@ -38,6 +44,22 @@ struct gap_info {
   std::uint64_t received = 0;      ///< the sequence that came instead
   bool across_disconnect = false;  ///< the stream's first message since the relay connection closed
   std::uint64_t missing() const { return received - expected; }
+};
+
+/// What to replay from a relay's journal before going on live.
+enum class replay_mode {
+  none,            ///< no replay: subscribe to live delivery only
+  from_seq,        ///< from journal sequence `value` (1: everything retained)
+  since,           ///< from the first message accepted at or after `value` (ns since the Unix epoch)
+  last_per_topic,  ///< the newest retained message of each matching topic
+};
+
+/// Replay settings of a subscriber.
+struct replay_config {
+  replay_mode mode = replay_mode::none;
+  std::uint64_t value = 0;                                       ///< from_seq: the sequence; since: the time
+  std::string endpoint = default_endpoint(default_replay_port);  ///< the relay's --replay-bind
+  std::uint32_t credit = 8;                                      ///< DATA messages the relay may send ahead
 };
 
 /// How to build a subscriber.
@@ -52,6 +74,9 @@ struct subscriber_config {
   /// judged on a connection of its own that carries no data (see subscriber::on_link).
   std::chrono::milliseconds heartbeat{1000};
   curve_config curve;  ///< key pair + server_key: connect with CURVE
+  /// A replay mode connects to replay.endpoint INSTEAD of `endpoint`: the journal's history on
+  /// `topics`, then what comes live, with no gap and no duplicate between them.
+  replay_config replay;
 };
 
 /// Counters so far.
@@ -68,12 +93,22 @@ struct subscriber_stats {
   std::uint64_t unaccounted = 0;
   /// False while `missing` may fall short: a disconnection is not accounted for yet.
   bool missing_exact() const { return unaccounted == 0; }
+  /// Replay: messages the relay passed over (removed by retention before or while they were read,
+  /// or damaged in its journal).
+  std::uint64_t replay_skipped = 0;
 };
 
 /// Thrown by subscriber::receive() and service() when the relay closes the connection right after
 /// each of several handshakes while a topic over min_max_topic is subscribed: it refuses the
 /// subscription.
 class subscription_refused : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Thrown by subscriber::receive() and service() when the relay refuses a replay (a bad request,
+/// too many replays at once); what() carries the relay's reason.
+class replay_refused : public std::runtime_error {
 public:
   using std::runtime_error::runtime_error;
 };
@@ -108,6 +143,12 @@ public:
   using link_fn = std::function<void(link_event)>;
   /// Called from receive() or service() on each link_event.
   void on_link(link_fn fn) { on_link_ = std::move(fn); }
+  /// Replay: called once the history asked for is delivered (what follows is live), with the
+  /// journal sequence the stream has reached.
+  using live_fn = std::function<void(std::uint64_t journal_seq)>;
+  void on_live(live_fn fn) { on_live_ = std::move(fn); }
+  /// Replay: true once the history asked for is delivered; always true without replay.
+  bool live() const { return live_; }
 
   /// Why receive() returned.
   enum class result { delivered, timeout, stopped, woken };
@@ -128,9 +169,9 @@ public:
   /// poll_items() is readable; at other times it finds nothing to do. False when the callback
   /// returned false (the rest of that batch is discarded). Throws subscription_refused.
   bool service(const message_fn& fn);
-  /// How long the caller may sleep before service() has work that poll_items() does not show:
-  /// the subscriber keeps no timers, so this is only an upper bound (1 s, as publisher's at most),
-  /// safe to combine with std::min.
+  /// How long the caller may sleep before service() has work that poll_items() does not show: at
+  /// most 1 s, as publisher's, safe to combine with std::min. A replaying subscriber has a timer
+  /// (its keepalive to the relay, at least every second): call service() at least this often.
   std::chrono::milliseconds next_timeout() const;
 
   const subscriber_stats& stats() const { return stats_; }
@@ -159,6 +200,13 @@ private:
 
   enum class step { empty, next, stop };
   step deliver(const message_fn& fn);
+  step deliver_replay(std::size_t n, const message_fn& fn);
+  step deliver_entries(const char* data, std::size_t size, const message_fn& fn);
+  bool deliver_batch(std::string_view topic, const wire::batch_header& h, std::string_view body, std::uint64_t jseq,
+                     std::uint32_t conn, const message_fn& fn);
+  void send_replay_request();
+  void send_credit(std::uint32_t n);
+  void keepalive();
   stream& check_sequence(std::uint64_t publisher, std::string_view topic, std::uint64_t first, std::uint32_t count,
                          std::uint32_t conn, std::uint64_t& seen_below);
   static bool fill_hole(stream& s, std::uint64_t seq);
@@ -166,7 +214,7 @@ private:
   void drain_links();
   void data_link_changed(link_monitor::change c);
   // Kinds of bad input, each warned about once.
-  enum class warning { version, header, body, frames, count_ };
+  enum class warning { version, header, body, frames, replay, count_ };
   void warn_once(warning kind, const std::string& text);
 
   subscriber_config cfg_;
@@ -193,6 +241,15 @@ private:
   detail::once_per_kind<warning> warned_;
   subscriber_stats stats_;
   link_fn on_link_;
+  live_fn on_live_;
+  bool replaying_ = false;                           // a replay mode: sock_ is a DEALER on the replay socket
+  bool live_ = true;                                 // replay: LIVE came (or no replay)
+  bool awaiting_start_ = false;                      // replay: a REPLAY went out and its START has not come
+  bool tailing_ = false;                             // replay: past the history (LIVE came): a re-request is from-seq
+  std::uint64_t resume_ = 0;                         // replay: the next journal seq needed (0: none known yet)
+  std::chrono::steady_clock::time_point last_sent_;  // replay: the last request or credit sent
+  std::chrono::steady_clock::time_point last_request_;  // replay: the last REPLAY sent
+  std::string trimmed_;                                 // replay: an entry cut to what is new
   // After the sockets: they stop watching before the sockets close.
   std::unique_ptr<link_monitor> link_;        // the data connection
   std::unique_ptr<link_monitor> probe_link_;  // the relay's liveness

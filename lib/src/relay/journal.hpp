@@ -89,7 +89,8 @@ struct progress {
   std::uint64_t durable = 1;  ///< every jseq below this is synced (== written with fsync off)
   /// The entries from `from` on were not stored (nor will be): the disk is full, a write or sync
   /// failed. `why` is the system's text ("No space left on device"). The relay answers for them and
-  /// calls rewind(from).
+  /// calls rewind(from). poll() reports a failure once. After a failed sync `written` goes back to
+  /// `from`: what the sync covered was written (and may have been read) but is cut back.
   struct failure {
     std::uint64_t from = 0;
     std::string why;

@@ -8,7 +8,9 @@
 #include <array>
 #include <cctype>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <optional>
 
 #include "zrelay/defaults.hpp"
 #include "zrelay/endpoint.hpp"
@@ -430,6 +432,109 @@ parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_t
   return out;
 }
 
+namespace {
+
+// Days from 1970-01-01 to the civil date y-m-d (proleptic Gregorian; H. Hinnant's algorithm).
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+bool leap_year(unsigned y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+// Reads exactly `n` digits at text[at...]; false if they are not all digits.
+bool digits(const std::string& text, std::size_t& at, std::size_t n, unsigned& v) {
+  if (at + n > text.size()) return false;
+  v = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const char c = text[at + i];
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<unsigned>(c - '0');
+  }
+  at += n;
+  return true;
+}
+
+bool expect(const std::string& text, std::size_t& at, const char* any) {
+  if (at >= text.size() || std::strchr(any, text[at]) == nullptr) return false;
+  ++at;
+  return true;
+}
+
+// RFC 3339 date-time as ns since the epoch (may be negative); nullopt when the text is not one.
+std::optional<std::int64_t> rfc3339_ns(const std::string& text) {
+  std::size_t at = 0;
+  unsigned y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  if (!digits(text, at, 4, y) || !expect(text, at, "-") || !digits(text, at, 2, mo) || !expect(text, at, "-") ||
+      !digits(text, at, 2, d) || !expect(text, at, "Tt ") || !digits(text, at, 2, h) || !expect(text, at, ":") ||
+      !digits(text, at, 2, mi) || !expect(text, at, ":") || !digits(text, at, 2, sec))
+    return std::nullopt;
+  static const unsigned month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (mo < 1 || mo > 12 || d < 1 || d > month_days[mo - 1] + (mo == 2 && leap_year(y) ? 1 : 0) || h > 23 || mi > 59 ||
+      sec > 60)
+    return std::nullopt;
+  std::int64_t frac_ns = 0;
+  if (at < text.size() && text[at] == '.') {
+    ++at;
+    std::int64_t scale = 100000000;
+    const auto from = at;
+    while (at < text.size() && text[at] >= '0' && text[at] <= '9') {
+      frac_ns += (text[at] - '0') * scale;
+      scale /= 10;
+      ++at;
+    }
+    if (at == from) return std::nullopt;
+  }
+  std::int64_t offset_s = 0;
+  if (expect(text, at, "Zz")) {
+  } else if (at < text.size() && (text[at] == '+' || text[at] == '-')) {
+    const bool minus = text[at++] == '-';
+    unsigned oh = 0, om = 0;
+    if (!digits(text, at, 2, oh) || !expect(text, at, ":") || !digits(text, at, 2, om) || oh > 23 || om > 59)
+      return std::nullopt;
+    offset_s = (minus ? -1 : 1) * static_cast<std::int64_t>(oh * 3600 + om * 60);
+  } else {
+    return std::nullopt;
+  }
+  if (at != text.size()) return std::nullopt;
+  // A leap second (:60) is the second after :59.
+  const std::int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+  return secs * 1000000000 + frac_ns;
+}
+
+}  // namespace
+
+std::uint64_t parse_since(const std::string& text, const std::string& what, std::chrono::system_clock::time_point now) {
+  const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+  std::int64_t at = 0;
+  if (const auto t = rfc3339_ns(text)) {
+    at = *t;
+  } else {
+    // A duration: a whole number and a unit.
+    std::size_t i = 0;
+    std::uint64_t n = 0;
+    while (i < text.size() && i < 12 && text[i] >= '0' && text[i] <= '9')
+      n = n * 10 + static_cast<std::uint64_t>(text[i++] - '0');
+    const auto unit = text.substr(i);
+    std::int64_t per = 0;
+    if (unit == "s") per = 1;
+    else if (unit == "m") per = 60;
+    else if (unit == "h") per = 3600;
+    else if (unit == "d") per = 86400;
+    if (i == 0 || per == 0 || (i < text.size() && text[i] >= '0' && text[i] <= '9'))
+      throw usage_error(what +
+                        " takes a duration (90s, 10m, 2h, 1d) or an RFC 3339 time (2026-12-01T10:00:00Z, "
+                        "2026-12-01T10:00:00+01:00), not '" +
+                        text + "'");
+    at = now_ns - static_cast<std::int64_t>(n) * per * 1000000000;
+  }
+  return at < 0 ? 0 : static_cast<std::uint64_t>(at);
+}
+
 parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_terminal) {
   cxxopts::Options o("zsub", "zsub: print the messages of a zrelay topic as they arrive.\n");
   o.custom_help("-t PREFIX [OPTIONS]");
@@ -442,9 +547,15 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
       ("connect-timeout", "give up if the relay does not answer within MS milliseconds (0: wait)", cxxopts::value<std::string>()->default_value("3000"), "MS")
       ("heartbeat", "ZeroMQ heartbeat interval, on a connection of its own; the relay is reported lost after 3 silent intervals, never for a slow reader (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
       ("dedup", "drop messages seen before (after a publisher resent them)");
+  o.add_options("Replay (from a relay started with --journal, then live)")
+      ("all", "every message the relay's journal retains on these prefixes")
+      ("from-seq", "from journal sequence N", cxxopts::value<std::string>(), "N")
+      ("since", "what the relay accepted in the last DURATION (90s, 10m, 2h, 1d) or since an RFC 3339 time (2026-12-01T10:00:00Z, 2026-12-01T11:00:00+01:00)", cxxopts::value<std::string>(), "WHEN")
+      ("last-per-topic", "the newest retained message of each matching topic (a last-value cache)")
+      ("replay-connect", "relay replay socket (-H HOST sets its host too)", cxxopts::value<std::string>()->default_value(default_endpoint(default_replay_port)), "EP");
   o.add_options("Output")
-      ("v,verbose", "print the topic, a space, then the payload")
-      ("json", "one JSON object per message: topic, payload (payload_base64 when not UTF-8), publisher, seq")
+      ("v,verbose", "print the topic, a space, then the payload; with a replay, say on stderr when it has caught up")
+      ("json", "one JSON object per message: topic, payload (payload_base64 when not UTF-8), publisher, seq, journal_seq (from a journaling relay)")
       ("0,null", "end each message with a NUL byte instead of a newline")
       ("C,count", "exit after N messages", cxxopts::value<std::string>(), "N")
       ("W,timeout", "exit with status 5 if no message arrives for SECONDS", cxxopts::value<std::string>(), "SECONDS")
@@ -457,10 +568,13 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
   parsed<sub_options> out;
   if (r.count("help")) {
     out.print = help_text(
-        o, {"Subscription", "Output", "Security"},
+        o, {"Subscription", "Replay (from a relay started with --journal, then live)", "Output", "Security"},
         "\nMessages the relay could not deliver to this subscriber (it was too slow) show up as a gap in the\n"
         "publisher's sequence numbers; zsub reports each gap on stderr with the number of messages missing.\n"
         "A disconnection from the relay is reported too; the next message of each stream shows what it cost.\n"
+        "\nA replay option reads the relay's journal through its replay socket instead of subscribing, and\n"
+        "runs on into live delivery; with -v, zsub says on stderr when it has caught up. A replay from a\n"
+        "sequence that retention removed starts at the oldest one retained, and zsub says so on stderr.\n"
         "\nExit status: 0 done (-C reached, or SIGINT/SIGTERM/SIGHUP), 1 runtime error (cannot connect,\n"
         "cannot write), 2 usage error, 3 the relay refused the subscription (a topic over its --max-topic),\n"
         "5 -W elapsed with no message.\n");
@@ -478,15 +592,39 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
   } else {
     throw usage_error("no topic: give -t PREFIX (-t \"\" subscribes to everything)");
   }
+  auto& rc = s.subscriber.replay;
+  if (r.count("all") + r.count("from-seq") + r.count("since") + r.count("last-per-topic") > 1)
+    throw usage_error("give one replay option: --all, --from-seq, --since or --last-per-topic");
+  if (r.count("all")) {
+    rc.mode = replay_mode::from_seq;
+    rc.value = 1;
+  } else if (r.count("from-seq")) {
+    rc.mode = replay_mode::from_seq;
+    rc.value = parse_uint(get(r, "from-seq"), "--from-seq", 1, std::numeric_limits<std::int64_t>::max());
+  } else if (r.count("since")) {
+    rc.mode = replay_mode::since;
+    rc.value = parse_since(get(r, "since"), "--since", std::chrono::system_clock::now());
+  } else if (r.count("last-per-topic")) {
+    rc.mode = replay_mode::last_per_topic;
+  }
+  const bool replay = rc.mode != replay_mode::none;
+  // A replay talks to the replay socket only: an endpoint for the subscriber socket would be ignored.
+  if (replay && r.count("sub-connect"))
+    throw usage_error("--sub-connect does not apply to a replay (it connects to --replay-connect)");
+  if (!replay && r.count("replay-connect"))
+    throw usage_error("--replay-connect needs a replay option (--all, --from-seq, --since or --last-per-topic)");
   if (r.count("host")) {
     if (r.count("sub-connect")) throw usage_error("give either -H HOST or --sub-connect, not both");
+    if (r.count("replay-connect")) throw usage_error("give either -H HOST or --replay-connect, not both");
     try {
       s.subscriber.endpoint = tcp_endpoint(get(r, "host"), default_sub_port);
+      rc.endpoint = tcp_endpoint(get(r, "host"), default_replay_port);
     } catch (const endpoint_error& e) {
       throw usage_error(std::string("-H: ") + e.what());
     }
   } else {
     s.subscriber.endpoint = checked_endpoint(get(r, "sub-connect"), endpoint_use::connect);
+    rc.endpoint = checked_endpoint(get(r, "replay-connect"), endpoint_use::connect);
   }
   s.subscriber.connect_timeout =
       std::chrono::milliseconds(parse_uint(get(r, "connect-timeout"), "--connect-timeout", 0, 3'600'000));
@@ -498,6 +636,7 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
   if (r.count("count")) s.count = parse_uint(get(r, "count"), "-C", 1, std::numeric_limits<std::uint64_t>::max() / 2);
   if (r.count("timeout")) s.idle = parse_seconds(get(r, "timeout"), "-W", false);
   s.stats = r.count("stats") > 0;
+  s.verbose = r.count("verbose") > 0;
   s.subscriber.curve = client_curve(r);
   return out;
 }

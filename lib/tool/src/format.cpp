@@ -93,6 +93,10 @@ void append_json_message(std::string& out, const message_view& m) {
     out += "\",\"seq\":";
     out += std::to_string(m.topic_seq);
   }
+  if (m.journal_seq != 0) {
+    out += ",\"journal_seq\":";
+    out += std::to_string(m.journal_seq);
+  }
   out += '}';
 }
 

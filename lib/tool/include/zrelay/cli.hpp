@@ -4,6 +4,7 @@
 // statuses documented in README.md.
 
 #include <chrono>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -48,5 +49,10 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
 std::size_t parse_size(const std::string& text, const std::string& what);
 /// "90s", "10m", "2h", "7d" (a bare number is seconds) as seconds, at least 1; throws usage_error naming `what`.
 std::chrono::seconds parse_duration(const std::string& text, const std::string& what);
+
+/// zsub --since: a duration back from `now` ("90s", "10m", "2h", "1d") or an RFC 3339 time
+/// ("2026-12-01T10:00:00Z", "2026-12-01T10:00:00.5+01:00"), as ns since the Unix epoch (0 for a
+/// moment before it). Throws usage_error naming `what`.
+std::uint64_t parse_since(const std::string& text, const std::string& what, std::chrono::system_clock::time_point now);
 
 }  // namespace zrelay::cli

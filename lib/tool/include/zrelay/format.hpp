@@ -17,9 +17,9 @@ bool valid_utf8(std::string_view s);
 void append_base64(std::string& out, std::string_view s);
 
 /// Appends one JSON object and no newline:
-/// {"topic":"…","payload":"…","publisher":"<16 hex>","seq":N}. A topic or payload that is not
-/// UTF-8 is written as "topic_base64" / "payload_base64" instead; publisher and seq appear only
-/// for sequenced (zrelay) messages.
+/// {"topic":"…","payload":"…","publisher":"<16 hex>","seq":N,"journal_seq":J}. A topic or payload
+/// that is not UTF-8 is written as "topic_base64" / "payload_base64" instead; publisher and seq
+/// appear only for sequenced (zrelay) messages, journal_seq only when known (a journaling relay).
 void append_json_message(std::string& out, const message_view& m);
 
 }  // namespace zrelay

@@ -51,6 +51,7 @@ struct sub_options {
   std::uint64_t count = 0;            ///< -C: stop after this many (0 = never)
   std::chrono::milliseconds idle{0};  ///< -W: give up after this long without a message (0 = never)
   bool stats = false;
+  bool verbose = false;  ///< -v: besides the topic, say on stderr when a replay has caught up
 };
 
 }  // namespace zrelay
