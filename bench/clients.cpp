@@ -619,7 +619,10 @@ void subscriber_loop(const options& opt, const channel& ch, tally& t,
       ready = true;
       write_line(ch.to_parent, "ready");
     }
-    if (r == waited::woken) {
+    // A parent that hung up (an aborted run) may not wake the library's subscriber: it takes only
+    // a readable descriptor as a wake-up, and a closed pipe is not that to zmq_poll. So the pipe
+    // is also looked at whenever a wait ends empty.
+    if (r == waited::woken || (r == waited::timeout && readable(ch.from_parent, 0))) {
       while (ctl.next(line, eof)) {
         if (line.rfind("end", 0) == 0) {
           t.set_sent(line.substr(3));
