@@ -104,6 +104,14 @@ struct run_result {
 /// Monotonic nanoseconds, comparable across processes on one machine.
 std::uint64_t now_ns();
 
+/// From now on SIGINT and SIGTERM end the run under way as a failed one ("interrupted"), so that
+/// its clients are ended and its temporary directories removed; a second signal ends zbench at
+/// once. Forked clients inherit the handler; the parent kills them. A publisher thread (without
+/// --processes) cannot be killed: it finishes its messages or --duration first.
+void catch_interrupts();
+/// Whether SIGINT or SIGTERM came.
+bool interrupted();
+
 /// Runs a scenario once.
 run_result run_once(const options& opt, const std::string& scenario, int run_index, int runs);
 

@@ -55,7 +55,8 @@ Examples:
   zbench --scenario relay --relay-process --stuck 1 --subs 2           # a consumer that never reads
   zbench --relay pub=tcp://h:5559,sub=tcp://h:5560,ack=tcp://h:5561 --relay-pid 1234
 
-Exit status: 0 every run completed, 1 a run failed, 2 usage error.
+Exit status: 0 every run completed, 1 a run failed, 2 usage error, 130 interrupted (SIGINT or
+SIGTERM: the run under way is ended and its temporary directories removed).
 )";
 
 std::string dir_of_self() {
@@ -225,16 +226,18 @@ int main(int argc, char** argv) {
       std::cout << print;
       return 0;
     }
+    zbench::catch_interrupts();
     int status = 0;
     bool header = true;
     for (const auto& scenario : opt.scenarios) {
       std::vector<zbench::run_result> runs;
-      for (int i = 0; i < opt.runs; ++i) {
+      for (int i = 0; i < opt.runs && !zbench::interrupted(); ++i) {
         runs.push_back(zbench::run_once(opt, scenario, i, opt.runs));
         if (!runs.back().error.empty()) status = 1;
       }
       zbench::report(opt, scenario, runs, header);
       header = false;
+      if (zbench::interrupted()) return 130;
     }
     return status;
   } catch (const usage_error& e) {

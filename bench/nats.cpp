@@ -355,6 +355,7 @@ bool connection::read_some() {
     const auto n = ::recv(fd_, in_.data() + in_end_, in_.size() - in_end_, 0);
     if (n > 0) {
       in_end_ += static_cast<std::size_t>(n);
+      ++reads_;
       return true;
     }
     if (n == 0) {

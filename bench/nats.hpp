@@ -81,6 +81,9 @@ public:
   /// bounded burst. `closed`: the server closed the connection (see error()).
   result receive(std::chrono::milliseconds timeout, int wake_fd = -1);
 
+  /// How many reads brought bytes so far: what a message handler compares to tell one read from
+  /// the next.
+  std::uint64_t reads() const { return reads_; }
   /// The socket, for a caller that waits for input itself (then calls poll_input()).
   int fd() const { return fd_; }
   /// The server's last -ERR line, or why the connection closed; empty if neither happened.
@@ -101,6 +104,7 @@ private:
   std::size_t in_begin_ = 0, in_end_ = 0;
   std::size_t in_need_ = 0;  // bytes the first incomplete frame needs in the buffer
   std::uint64_t pongs_ = 0;
+  std::uint64_t reads_ = 0;
   std::string request_inbox_;  // request(): the inbox waited on, and its reply once it came
   std::string request_reply_;
   bool request_answered_ = false;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -392,7 +393,14 @@ proc_sample sample(int pid) {
   return s;
 }
 
-// Waits for one line from any of the clients; returns its index, or -1 at the deadline.
+volatile std::sig_atomic_t interrupt_seen = 0;  // set by the handler, read by wait_line
+
+extern "C" void on_interrupt(int) { interrupt_seen = 1; }
+
+constexpr int interrupted_line = -2;
+
+// Waits for one line from any of the clients; returns its index, -1 at the deadline, or
+// interrupted_line once SIGINT or SIGTERM came.
 int wait_line(const std::vector<std::unique_ptr<client_handle>>& clients, std::vector<line_reader>& readers,
               std::string& line, std::uint64_t deadline) {
   for (;;) {
@@ -400,6 +408,7 @@ int wait_line(const std::vector<std::unique_ptr<client_handle>>& clients, std::v
       bool eof = false;
       if (readers[i].next(line, eof)) return static_cast<int>(i);
     }
+    if (interrupt_seen != 0) return interrupted_line;
     if (now_ns() > deadline) return -1;
     std::vector<pollfd> fds;
     for (const auto& c : clients) fds.push_back({c->ch().from_client, POLLIN, 0});
@@ -419,6 +428,17 @@ void progress_bar(const options& opt, const std::string& scenario, double fracti
 
 }  // namespace
 
+void catch_interrupts() {
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sa.sa_flags = SA_RESETHAND;  // a second one ends zbench at once
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool interrupted() { return interrupt_seen != 0; }
+
 run_result run_once(const options& opt, const std::string& scenario, int run_index, int runs) {
   run_result out;
   try {
@@ -426,21 +446,33 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
     auto w = mid->wire();
     const auto deadline_for = [](double seconds) { return now_ns() + static_cast<std::uint64_t>(seconds * 1e9); };
 
-    std::vector<std::unique_ptr<client_handle>> subs, pubs;
+    std::vector<std::unique_ptr<client_handle>> subs, pubs;  // before abort_all, which ends them
     std::vector<line_reader> sub_readers, pub_readers;
     for (int i = 0; i < opt.subs; ++i) {
       subs.push_back(std::make_unique<client_handle>(
           opt.processes, [&opt, w, i](const channel& ch) { run_subscriber(opt, w, i, ch); }));
       sub_readers.emplace_back(subs.back()->ch().from_client);
     }
+    // Ends every client (a thread cannot be killed: it is told the parent went away) and fails the
+    // run; the middle, and with it a journal or store directory, goes on the way out.
+    const auto abort_all = [&](const std::string& why) {
+      for (auto* group : {&pubs, &subs}) {
+        for (auto& c : *group) {
+          c->kill();
+          c->hang_up();
+        }
+      }
+      throw std::runtime_error(why);
+    };
     std::string line;
     std::vector<bool> sub_ready(subs.size(), false);
     std::size_t ready = 0;
     if (scenario == "direct") {
       for (int got = 0; got < opt.subs;) {
         const int i = wait_line(subs, sub_readers, line, deadline_for(10));
-        if (i < 0) throw std::runtime_error("subscribers did not bind within 10 s");
-        if (line.rfind("error", 0) == 0) throw std::runtime_error(line.substr(6));
+        if (i == interrupted_line) abort_all("interrupted");
+        if (i < 0) abort_all("subscribers did not bind within 10 s");
+        if (line.rfind("error", 0) == 0) abort_all(line.substr(6));
         if (line.rfind("endpoint ", 0) == 0) {
           w.sub_endpoints.push_back(line.substr(9));
           ++got;
@@ -452,17 +484,9 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
           opt.processes, [&opt, w, i](const channel& ch) { run_publisher(opt, w, i, ch); }));
       pub_readers.emplace_back(pubs.back()->ch().from_client);
     }
-    const auto abort_all = [&](const std::string& why) {
-      for (auto* group : {&pubs, &subs}) {
-        for (auto& c : *group) {
-          c->kill();
-          c->hang_up();
-        }
-      }
-      throw std::runtime_error(why);
-    };
     while (ready < subs.size()) {
       const int i = wait_line(subs, sub_readers, line, deadline_for(30));
+      if (i == interrupted_line) abort_all("interrupted");
       if (i < 0) abort_all("subscribers did not hear every publisher within 30 s");
       if (line.rfind("error", 0) == 0) abort_all(line.substr(6));
       if (line == "ready" && !sub_ready[static_cast<std::size_t>(i)]) {
@@ -506,6 +530,7 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
     const double limit = (opt.duration > 0 ? opt.duration : 0) + 600;
     while (done < pubs.size()) {
       const int i = wait_line(pubs, pub_readers, line, deadline_for(limit));
+      if (i == interrupted_line) abort_all("interrupted");
       if (i < 0) abort_all("publishers did not finish within " + std::to_string(static_cast<int>(limit)) + " s");
       if (line.rfind("error", 0) == 0) abort_all(line.substr(6));
       if (line.rfind("progress ", 0) == 0) {
@@ -531,6 +556,7 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
     for (auto& s : subs) write_line(s->ch().to_client, end);
     for (std::size_t got = 0; got < subs.size();) {
       const int i = wait_line(subs, sub_readers, line, deadline_for(60));
+      if (i == interrupted_line) abort_all("interrupted");
       if (i < 0) abort_all("subscribers did not finish within 60 s of the end");
       if (line.rfind("error", 0) == 0) abort_all(line.substr(6));
       if (line.rfind("result ", 0) == 0) {
