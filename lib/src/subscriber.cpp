@@ -539,7 +539,8 @@ subscriber::result subscriber::receive(std::chrono::milliseconds timeout, const 
     zmq::poll(items, 4, wait);
     const bool data = (items[0].revents & ZMQ_POLLIN) != 0;
     const bool links = ((items[1].revents | items[2].revents) & ZMQ_POLLIN) != 0;
-    if (items[3].revents & ZMQ_POLLIN) {
+    // A wake descriptor whose other end closed is an error to poll, never readable: woken all the same.
+    if (items[3].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) {
       if (links) drain_links();
       return result::woken;
     }
