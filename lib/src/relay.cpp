@@ -159,21 +159,30 @@ struct relay::impl {
   // covers part of a batch. False: something is held.
   bool forward(zmq::message_t* frames, std::size_t n, std::uint64_t bytes, std::uint64_t tag) {
     if (v.whole) return out.send(frames, n, v.msgs, bytes, tag);
-    const auto* base = static_cast<const char*>(frames[2].data());
     bool sent = true;
     for (std::size_t k = 0; k < v.kept.size(); ++k) {
-      const auto& run = v.kept[k];
-      wire::batch_header part = v.header;
-      part.count = run.count;
-      part.seq = v.header.seq + run.first;
-      part.topic_seq = v.header.topic_seq + run.first;
-      zmq::message_t parts[3] = {zmq::message_t(frames[0].data(), frames[0].size()), zmq::message_t(wire::header_size),
-                                 zmq::message_t(base + run.from, run.to - run.from)};
-      wire::encode_header(part, parts[1].data());
-      const auto part_bytes = parts[0].size() + parts[1].size() + parts[2].size();
-      sent = out.send(parts, 3, run.count, part_bytes, k + 1 == v.kept.size() ? tag : 0) && sent;
+      wire::batch_header part;
+      zmq::message_t parts[3];
+      const auto part_bytes = cut_part(frames, v.kept[k], part, parts);
+      sent = out.send(parts, 3, part.count, part_bytes, k + 1 == v.kept.size() ? tag : 0) && sent;
     }
     return sent;
+  }
+
+  // Kept run `run` of the batch in `frames` as a batch of its own: its header (the records' own
+  // sequence numbers) in `part`, its frames in `parts`; returns their bytes.
+  std::uint64_t cut_part(const zmq::message_t* frames, const ingress::record_run& run, wire::batch_header& part,
+                         zmq::message_t (&parts)[3]) const {
+    part = v.header;
+    part.count = run.count;
+    part.seq = v.header.seq + run.first;
+    part.topic_seq = v.header.topic_seq + run.first;
+    const auto* base = static_cast<const char*>(frames[2].data());
+    parts[0].rebuild(frames[0].data(), frames[0].size());
+    parts[1].rebuild(wire::header_size);
+    parts[2].rebuild(base + run.from, run.to - run.from);
+    wire::encode_header(part, parts[1].data());
+    return parts[0].size() + parts[1].size() + parts[2].size();
   }
 
   // One message from the ack socket: [routing id][topic][header][body].
@@ -351,20 +360,12 @@ struct relay::impl {
           partly_stored.erase(it);
         }
       }
-      const auto* base = static_cast<const char*>(frames[2].data());
       for (std::size_t k = 0; k < v.kept.size(); ++k) {
-        const auto& run = v.kept[k];
-        wire::batch_header part = v.header;
-        part.count = run.count;
-        part.seq = v.header.seq + run.first;
-        part.topic_seq = v.header.topic_seq + run.first;
+        wire::batch_header part;
+        zmq::message_t parts[3];
+        const auto part_bytes = cut_part(frames, v.kept[k], part, parts);
         if (part.seq + part.count <= stored_to) continue;  // never the last part: it carries the token
-        zmq::message_t parts[3] = {zmq::message_t(frames[0].data(), frames[0].size()),
-                                   zmq::message_t(wire::header_size),
-                                   zmq::message_t(base + run.from, run.to - run.from)};
-        wire::encode_header(part, parts[1].data());
-        const auto part_bytes = parts[0].size() + parts[1].size() + parts[2].size();
-        append(parts, 3, true, part, run.count, part_bytes, k + 1 == v.kept.size() ? t : 0, acked);
+        append(parts, 3, true, part, part.count, part_bytes, k + 1 == v.kept.size() ? t : 0, acked);
         unstored.back().batch_seq = v.header.seq;
       }
     }

@@ -20,6 +20,8 @@
 #include <string>
 #include <string_view>
 
+#include "big_endian.hpp"
+
 namespace zrelay::replay_protocol {
 
 inline constexpr std::uint8_t version = 1;
@@ -48,22 +50,10 @@ struct start_info {
 };
 
 namespace detail {
-inline void put32(unsigned char* p, std::uint32_t v) {
-  for (int i = 3; i >= 0; --i, v >>= 8) p[i] = static_cast<unsigned char>(v);
-}
-inline void put64(unsigned char* p, std::uint64_t v) {
-  for (int i = 7; i >= 0; --i, v >>= 8) p[i] = static_cast<unsigned char>(v);
-}
-inline std::uint32_t get32(const unsigned char* p) {
-  std::uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v = (v << 8) | p[i];
-  return v;
-}
-inline std::uint64_t get64(const unsigned char* p) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | p[i];
-  return v;
-}
+using big_endian::get32;
+using big_endian::get64;
+using big_endian::put32;
+using big_endian::put64;
 inline std::string frame(kind k, std::size_t size) {
   std::string s(size, '\0');
   s[0] = '\x5A';

@@ -20,8 +20,13 @@
 #include <thread>
 #include <unordered_map>
 
+#include "big_endian.hpp"
+
 namespace zrelay::journal {
 namespace {
+
+using big_endian::get32;
+using big_endian::get64;
 
 // A sparse index point every this many bytes of a segment: a seek reads at most this much.
 constexpr std::uint64_t index_every = 256 * 1024;
@@ -29,11 +34,6 @@ constexpr std::uint64_t index_every = 256 * 1024;
 constexpr std::size_t read_chunk = 256 * 1024;
 // Group buffers kept for reuse, so that the relay thread's appends rarely allocate.
 constexpr std::size_t spare_groups = 4;
-
-std::uint32_t get32(const unsigned char* p) {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
-}
-std::uint64_t get64(const unsigned char* p) { return (std::uint64_t{get32(p)} << 32) | get32(p + 4); }
 
 std::string error_text(int e) {
   char buf[256];
