@@ -258,6 +258,44 @@ struct store::impl {
     return it != segs.end() && it->name == name ? &*it : nullptr;
   }
 
+  // What find_entry's `match` says of an entry.
+  enum class seek { on, here, none };
+
+  // Finds an entry for a reader: `pick(off)`, under the index lock, gives the segment to search
+  // (nullptr: none) and sets the offset to walk from; `match(entry)` says go on, here, or nothing.
+  // A segment that retention removed before it could be opened is looked up again.
+  template <typename Pick, typename Match>
+  std::optional<position> find_entry(Pick&& pick, Match&& match) const {
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      std::string path;
+      std::uint64_t name, off = 0, limit;
+      std::vector<hole> holes;
+      {
+        std::lock_guard<std::mutex> lock(im);
+        const segment* s = pick(off);
+        if (s == nullptr) return std::nullopt;
+        path = s->path;
+        name = s->name;
+        limit = s->size;
+        holes = s->holes;
+      }
+      const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;  // removed by retention meanwhile: look again
+      std::optional<position> found;
+      bool none = false;
+      walk(fd, off, limit, holes, [&](std::uint64_t at, const record::entry& e) {
+        const auto m = match(e);
+        if (m == seek::on) return true;
+        if (m == seek::here) found = position{name, at, e.jseq};
+        else none = true;
+        return false;
+      });
+      ::close(fd);
+      if (found || none) return found;
+    }
+    return std::nullopt;
+  }
+
   // Walks the whole entries of a segment file from `off` below `limit`, jumping over `holes`;
   // f(offset, entry) returns false to stop. False if the file cannot be read.
   template <typename F>
@@ -845,75 +883,38 @@ store::bounds store::range() const {
 
 std::optional<position> store::seek_seq(std::uint64_t from) const {
   const impl& m = *impl_;
-  for (int attempt = 0; attempt < 8; ++attempt) {
-    std::string path;
-    std::uint64_t name, off = 0, limit;
-    std::vector<hole> holes;
-    {
-      std::lock_guard<std::mutex> lock(m.im);
-      if (m.segs.empty() || from >= m.head) return std::nullopt;
-      if (from < m.segs.front().first) from = m.segs.front().first;
-      auto it = std::partition_point(m.segs.begin(), m.segs.end(), [&](const segment& s) { return s.end <= from; });
-      if (it == m.segs.end()) return std::nullopt;
-      const auto& pts = it->points;
-      auto pt = std::partition_point(pts.begin(), pts.end(), [&](const point& p) { return p.jseq <= from; });
-      if (pt != pts.begin()) off = std::prev(pt)->offset;
-      path = it->path;
-      name = it->name;
-      limit = it->size;
-      holes = it->holes;
-    }
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;  // removed by retention meanwhile: look again
-    std::optional<position> found;
-    impl::walk(fd, off, limit, holes, [&](std::uint64_t at, const record::entry& e) {
-      if (e.end() <= from) return true;
-      found = position{name, at, e.jseq};
-      return false;
-    });
-    ::close(fd);
-    if (found) return found;
-  }
-  return std::nullopt;
+  return m.find_entry(
+      [&](std::uint64_t& off) -> const segment* {
+        if (m.segs.empty() || from >= m.head) return nullptr;
+        if (from < m.segs.front().first) from = m.segs.front().first;
+        auto it = std::partition_point(m.segs.begin(), m.segs.end(), [&](const segment& s) { return s.end <= from; });
+        if (it == m.segs.end()) return nullptr;
+        const auto& pts = it->points;
+        auto pt = std::partition_point(pts.begin(), pts.end(), [&](const point& p) { return p.jseq <= from; });
+        if (pt != pts.begin()) off = std::prev(pt)->offset;
+        return &*it;
+      },
+      [&](const record::entry& e) { return e.end() <= from ? impl::seek::on : impl::seek::here; });
 }
 
 std::optional<position> store::seek_time(std::uint64_t time_ns) const {
   const impl& m = *impl_;
-  for (int attempt = 0; attempt < 8; ++attempt) {
-    std::string path;
-    std::uint64_t name, off = 0, limit, head;
-    std::vector<hole> holes;
-    {
-      std::lock_guard<std::mutex> lock(m.im);
-      head = m.head;
-      auto it = std::find_if(m.segs.begin(), m.segs.end(),
-                             [&](const segment& s) { return s.has_entries() && s.last_time >= time_ns; });
-      if (it == m.segs.end()) return std::nullopt;
-      const auto& pts = it->points;
-      auto pt = std::partition_point(pts.begin(), pts.end(), [&](const point& p) { return p.time < time_ns; });
-      if (pt != pts.begin()) off = std::prev(pt)->offset;
-      path = it->path;
-      name = it->name;
-      limit = it->size;
-      holes = it->holes;
-    }
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    std::optional<position> found;
-    bool past_head = false;
-    impl::walk(fd, off, limit, holes, [&](std::uint64_t at, const record::entry& e) {
-      if (e.jseq >= head) {
-        past_head = true;  // not stored yet: read from the head later
-        return false;
-      }
-      if (e.time_ns < time_ns) return true;
-      found = position{name, at, e.jseq};
-      return false;
-    });
-    ::close(fd);
-    if (found || past_head) return found;
-  }
-  return std::nullopt;
+  std::uint64_t head = 0;
+  return m.find_entry(
+      [&](std::uint64_t& off) -> const segment* {
+        head = m.head;
+        auto it = std::find_if(m.segs.begin(), m.segs.end(),
+                               [&](const segment& s) { return s.has_entries() && s.last_time >= time_ns; });
+        if (it == m.segs.end()) return nullptr;
+        const auto& pts = it->points;
+        auto pt = std::partition_point(pts.begin(), pts.end(), [&](const point& p) { return p.time < time_ns; });
+        if (pt != pts.begin()) off = std::prev(pt)->offset;
+        return &*it;
+      },
+      [&](const record::entry& e) {
+        if (e.jseq >= head) return impl::seek::none;  // not stored yet: read from the head later
+        return e.time_ns < time_ns ? impl::seek::on : impl::seek::here;
+      });
 }
 
 std::vector<position> store::last_per_topic(const std::vector<std::string>& prefixes, std::uint64_t& head) const {

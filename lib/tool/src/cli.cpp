@@ -161,6 +161,22 @@ curve_config client_curve(const cxxopts::ParseResult& r) {
   return c;
 }
 
+// "90s", "10m", "2h", "7d": the number (at most 12 digits) and the seconds of its unit; a bare
+// number is seconds when `bare_is_seconds`. False when `text` is no such duration.
+bool split_duration(const std::string& text, bool bare_is_seconds, std::uint64_t& n, std::uint64_t& per) {
+  std::size_t i = 0;
+  n = 0;
+  while (i < text.size() && i < 12 && text[i] >= '0' && text[i] <= '9')
+    n = n * 10 + static_cast<std::uint64_t>(text[i++] - '0');
+  const auto unit = text.substr(i);
+  per = 0;
+  if (unit == "s" || (unit.empty() && bare_is_seconds)) per = 1;
+  else if (unit == "m") per = 60;
+  else if (unit == "h") per = 3600;
+  else if (unit == "d") per = 86400;
+  return i > 0 && per != 0;
+}
+
 }  // namespace
 
 std::size_t parse_size(const std::string& text, const std::string& what) {
@@ -187,24 +203,10 @@ std::size_t parse_size(const std::string& text, const std::string& what) {
 }
 
 std::chrono::seconds parse_duration(const std::string& text, const std::string& what) {
-  std::string digits = text;
-  std::uint64_t mult = 1;
-  if (!digits.empty()) {
-    switch (digits.back()) {
-      case 's': break;
-      case 'm': mult = 60; break;
-      case 'h': mult = 3600; break;
-      case 'd': mult = 86400; break;
-      default: mult = 0; break;
-    }
-    if (mult != 0) digits.pop_back();
-    else mult = 1;
-  }
-  try {
-    return std::chrono::seconds(parse_uint(digits, what, 1, 100ull * 365 * 86400 / mult) * mult);
-  } catch (const usage_error&) {
+  std::uint64_t n = 0, per = 0;
+  if (!split_duration(text, true, n, per) || n < 1 || n > 100ull * 365 * 86400 / per)
     throw usage_error(what + " must be a duration such as 90s, 10m, 2h or 7d, not '" + text + "'");
-  }
+  return std::chrono::seconds(n * per);
 }
 
 std::string parse_keygen(int argc, const char* const* argv) {
@@ -520,24 +522,15 @@ std::uint64_t parse_since(const std::string& text, const std::string& what, std:
     at = *t;
   } else {
     // A duration: a whole number and a unit.
-    std::size_t i = 0;
-    std::uint64_t n = 0;
-    while (i < text.size() && i < 12 && text[i] >= '0' && text[i] <= '9')
-      n = n * 10 + static_cast<std::uint64_t>(text[i++] - '0');
-    const auto unit = text.substr(i);
-    std::int64_t per = 0;
-    if (unit == "s") per = 1;
-    else if (unit == "m") per = 60;
-    else if (unit == "h") per = 3600;
-    else if (unit == "d") per = 86400;
-    if (i == 0 || per == 0 || (i < text.size() && text[i] >= '0' && text[i] <= '9'))
+    std::uint64_t n = 0, per = 0;
+    if (!split_duration(text, false, n, per))
       throw usage_error(what +
                         " takes a duration (90s, 10m, 2h, 1d) or an RFC 3339 time (2026-12-01T10:00:00Z, "
                         "2026-12-01T10:00:00+01:00), not '" +
                         text + "'");
     // Longer ago than the epoch (and than 64 bits of ns hold): from the start.
     const auto secs_now = static_cast<std::uint64_t>(now_ns < 0 ? 0 : now_ns / 1000000000);
-    at = n > secs_now / static_cast<std::uint64_t>(per) ? 0 : now_ns - static_cast<std::int64_t>(n) * per * 1000000000;
+    at = n > secs_now / per ? 0 : now_ns - static_cast<std::int64_t>(n * per) * 1000000000;
   }
   return at < 0 ? 0 : static_cast<std::uint64_t>(at);
 }
