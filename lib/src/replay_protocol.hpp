@@ -21,10 +21,12 @@
 #include <string_view>
 
 #include "big_endian.hpp"
+#include "zrelay/wire.hpp"
 
 namespace zrelay::replay_protocol {
 
-inline constexpr std::uint8_t version = 1;
+/// The replay protocol speaks the wire format's version (the same version byte).
+inline constexpr std::uint8_t version = wire::version;
 
 enum class kind : std::uint8_t { replay = 0x10, credit = 0x11, start = 0x20, data = 0x21, live = 0x22, error = 0x2F };
 enum class mode : std::uint8_t { from_seq = 1, since = 2, last_per_topic = 3 };
@@ -56,8 +58,8 @@ using big_endian::put32;
 using big_endian::put64;
 inline std::string frame(kind k, std::size_t size) {
   std::string s(size, '\0');
-  s[0] = '\x5A';
-  s[1] = '\x52';
+  s[0] = static_cast<char>(wire::magic0);
+  s[1] = static_cast<char>(wire::magic1);
   s[2] = static_cast<char>(version);
   s[3] = static_cast<char>(k);
   return s;
@@ -68,7 +70,7 @@ inline unsigned char* bytes(std::string& s) { return reinterpret_cast<unsigned c
 /// The kind of a frame 1 that starts "ZR", version 1; nullopt for anything else.
 inline std::optional<kind> kind_of(const void* data, std::size_t size) {
   const auto* p = static_cast<const unsigned char*>(data);
-  if (size < 4 || p[0] != 0x5A || p[1] != 0x52 || p[2] != version) return std::nullopt;
+  if (size < 4 || p[0] != wire::magic0 || p[1] != wire::magic1 || p[2] != version) return std::nullopt;
   return static_cast<kind>(p[3]);
 }
 
