@@ -22,6 +22,9 @@ Scenarios (--scenario, comma-separated, or "all"):
               relay-ack through a relay with a journal (zrelay --journal) in a fresh temporary
               directory (see --journal-dir), removed after the run; acks after the fsync that
               covers them (see --journal-fsync). Reports the journal's size on disk.
+  relay-plain plain ZeroMQ clients through the relay, as another language's PUB and SUB sockets
+              would use it: [topic][payload] per send, PUB -> relay XSUB -> XPUB -> SUB; compare
+              with zmq-proxy
   direct      raw ZeroMQ baseline, one [topic][payload] per send: PUB -> SUB
   zmq-proxy   raw ZeroMQ baseline through zmq_proxy(XSUB, XPUB), XPUB_NODROP, HWM 10 000
   nats        the peer: nats-server (started by zbench on a free port, see --nats-server), core
@@ -97,7 +100,7 @@ zbench::options parse(int argc, char** argv, std::string& print) {
   // One option a line, as cxxopts tables are written:
   // clang-format off
   o.add_options("Workload")
-      ("scenario", "relay, relay-ack, relay-journal, direct, zmq-proxy, nats, nats-js, or all (all but the nats ones)", cxxopts::value<std::string>()->default_value("relay"), "NAMES")
+      ("scenario", "relay, relay-ack, relay-journal, relay-plain, direct, zmq-proxy, nats, nats-js, or all (all but the nats ones)", cxxopts::value<std::string>()->default_value("relay"), "NAMES")
       ("msgs", "messages per publisher", cxxopts::value<std::string>()->default_value("1000000"), "N")
       ("duration", "run for SECONDS instead of a message count", cxxopts::value<std::string>(), "SECONDS")
       ("size", "message size in bytes (at least 16: send time and sequence)", cxxopts::value<std::string>()->default_value("64"), "BYTES")
@@ -152,7 +155,7 @@ zbench::options parse(int argc, char** argv, std::string& print) {
       };
       if (!known(zbench::scenario_names) && !known(zbench::extra_scenario_names))
         throw usage_error("unknown scenario '" + n +
-                          "' (relay, relay-ack, relay-journal, direct, zmq-proxy, nats, nats-js or all)");
+                          "' (relay, relay-ack, relay-journal, relay-plain, direct, zmq-proxy, nats, nats-js or all)");
       opt.scenarios.push_back(n);
     }
   }

@@ -6,8 +6,8 @@ set -euo pipefail
 out=$(timeout 120 "$ZBENCH" --scenario all --msgs 2000 --json --no-progress)
 echo "$out"
 fail() { echo "FAIL: $*" >&2; exit 1; }
-[ "$(grep -c '"scenario"' <<<"$out")" -eq 5 ] || fail "expected 5 scenario lines"
-for s in relay relay-ack relay-journal direct zmq-proxy; do
+[ "$(grep -c '"scenario"' <<<"$out")" -eq 6 ] || fail "expected 6 scenario lines"
+for s in relay relay-ack relay-journal relay-plain direct zmq-proxy; do
   line=$(grep "\"scenario\":\"$s\"" <<<"$out") || fail "no line for $s"
   for key in '"size":64' '"sent":2000' '"received":' '"lost":' '"msgs_per_sec":' '"mb_per_sec":' '"p50":' '"p90":' '"p99":' '"p999":' '"max":'; do
     grep -qF "$key" <<<"$line" || fail "$s: missing $key"
