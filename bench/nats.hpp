@@ -99,7 +99,12 @@ private:
   int fd_ = -1;
   message_fn on_message_;
   std::uint64_t max_payload_ = 1u << 20;
-  std::string out_;
+  // Appends to the output buffer: `n` bytes made room for, or `text`.
+  char* reserve(std::size_t n);
+  void append(std::string_view text);
+
+  std::vector<char> out_;  // out_len_ bytes of it wait to be written
+  std::size_t out_len_ = 0;
   std::vector<char> in_;
   std::size_t in_begin_ = 0, in_end_ = 0;
   std::size_t in_need_ = 0;  // bytes the first incomplete frame needs in the buffer
