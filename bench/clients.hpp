@@ -69,6 +69,9 @@ private:
 std::string topic_name(std::uint64_t k);
 /// Topics 0 to n - 1 of a run.
 std::vector<std::string> topic_names(int n);
+/// The one subscription a NATS subscriber makes to hear topics 0 to n - 1, as a NATS user would
+/// write it: the subject itself for one, else the wildcard "bench.*" (a topic is one token).
+std::string nats_subscription(int n);
 
 /// Publisher i of a run.
 void run_publisher(const options& opt, const wiring& w, int index, const channel& ch);

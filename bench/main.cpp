@@ -31,12 +31,15 @@ Scenarios (--scenario, comma-separated, or "all"):
               PUB -> SUB over its text protocol, PUBs coalesced in 64 KiB writes; its CPU and peak
               RSS are reported like --relay-process's. Not part of "all": it needs nats-server
               (apt-get install nats-server). A subscriber that falls behind is disconnected by
-              nats-server (a slow consumer); what it did not receive counts as lost.
+              nats-server (a slow consumer); what it did not receive counts as lost. With --topics
+              K the subjects are bench.0000000 to bench.<K-1> (in runs of --topic-run, as for the
+              relay) and each subscriber, stuck ones too, makes ONE subscription, the wildcard
+              bench.* (the subject itself when K is 1), as a NATS user would write it.
   nats-js     the peer's store: nats-server with JetStream (-js, its store in a temporary
               directory, see --journal-dir), one stream with file storage on the bench subjects;
               every PUB carries a reply subject and JetStream acknowledges it once stored, with at
               most --max-inflight publishes waiting (NATS's asynchronous publishing); core
-              subscribers on the subjects, as in nats. nats-server 2.9 syncs its files every
+              subscribers on bench.*, as in nats. nats-server 2.9 syncs its files every
               2 minutes, not before acknowledging. Not part of "all" either.
 
 Acked scenarios (relay-ack, relay-journal, nats-js) also report the acknowledgments: their rate
@@ -106,7 +109,7 @@ zbench::options parse(int argc, char** argv, std::string& print) {
       ("size", "message size in bytes (at least 16: send time and sequence)", cxxopts::value<std::string>()->default_value("64"), "BYTES")
       ("pubs", "publishers", cxxopts::value<std::string>()->default_value("1"), "P")
       ("subs", "subscribers (each receives every message)", cxxopts::value<std::string>()->default_value("1"), "S")
-      ("topics", "distinct topics; every subscriber subscribes to each one", cxxopts::value<std::string>()->default_value("1"), "K")
+      ("topics", "distinct topics; every subscriber subscribes to each one (nats, nats-js: one wildcard covering them)", cxxopts::value<std::string>()->default_value("1"), "K")
       ("topic-run", "consecutive messages a publisher sends on one topic before the next", cxxopts::value<std::string>()->default_value("1000"), "N")
       ("rate", "open loop: messages per second per publisher on a fixed schedule (0: as fast as possible)", cxxopts::value<std::string>()->default_value("0"), "R")
       ("runs", "repeat each scenario and report the median (and min, max)", cxxopts::value<std::string>()->default_value("1"), "N");

@@ -503,8 +503,7 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
       // The same for NATS: a small receive buffer, subscribed (confirmed by a PONG), never read.
       for (int i = 0; i < opt.stuck; ++i) {
         stuck_nats.push_back(std::make_unique<nats::connection>(w.sub_endpoint, std::chrono::seconds(5), 4096));
-        int sid = 0;
-        for (const auto& topic : topic_names(opt.topics)) stuck_nats.back()->subscribe(topic, ++sid);
+        stuck_nats.back()->subscribe(nats_subscription(opt.topics), 1);
         if (!stuck_nats.back()->round_trip(std::chrono::seconds(5)))
           abort_all("a stuck nats subscriber could not subscribe");
       }
