@@ -202,12 +202,7 @@ connection::~connection() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-char* connection::reserve(std::size_t n) {
-  if (out_len_ + n > out_.size()) out_.resize(std::max(out_.size() * 2, out_len_ + n));
-  char* p = out_.data() + out_len_;
-  out_len_ += n;
-  return p;
-}
+void connection::grow(std::size_t n) { out_.resize(std::max(out_.size() * 2, out_len_ + n)); }
 
 void connection::append(std::string_view text) { std::memcpy(reserve(text.size()), text.data(), text.size()); }
 
@@ -223,19 +218,23 @@ char* put(char* p, std::string_view s) {
 // PUB <subject> [reply] <#bytes>\r\n<payload>\r\n, copied straight into the buffer: a publisher
 // of small messages spends most of its time here.
 void connection::publish(std::string_view subject, std::string_view reply, std::string_view payload) {
-  char digits[24];
-  const std::string_view size(
-      digits, static_cast<std::size_t>(std::to_chars(digits, digits + sizeof digits, payload.size()).ptr - digits));
-  const std::size_t need = 4 + subject.size() + 1 + (reply.empty() ? 0 : reply.size() + 1) + size.size() + 2 +
+  if (payload.size() != size_line_of_) {  // " <#bytes>\r\n", the same for every message of a run
+    size_line_of_ = payload.size();
+    size_line_[0] = ' ';
+    char* end = std::to_chars(size_line_ + 1, size_line_ + sizeof size_line_ - 2, payload.size()).ptr;
+    *end++ = '\r';
+    *end++ = '\n';
+    size_line_len_ = static_cast<std::size_t>(end - size_line_);
+  }
+  const std::size_t need = 4 + subject.size() + (reply.empty() ? 0 : reply.size() + 1) + size_line_len_ +
                            payload.size() + 2;
   if (out_len_ != 0 && out_len_ + need > write_buffer) flush();
   char* p = put(put(reserve(need), "PUB "), subject);
-  *p++ = ' ';
   if (!reply.empty()) {
-    p = put(p, reply);
     *p++ = ' ';
+    p = put(p, reply);
   }
-  put(put(put(put(p, size), "\r\n"), payload), "\r\n");
+  put(put(put(p, std::string_view(size_line_, size_line_len_)), payload), "\r\n");
   if (out_len_ >= write_buffer) flush();
 }
 

@@ -100,11 +100,19 @@ private:
   message_fn on_message_;
   std::uint64_t max_payload_ = 1u << 20;
   // Appends to the output buffer: `n` bytes made room for, or `text`.
-  char* reserve(std::size_t n);
+  char* reserve(std::size_t n) {
+    if (out_len_ + n > out_.size()) grow(n);
+    char* p = out_.data() + out_len_;
+    out_len_ += n;
+    return p;
+  }
+  void grow(std::size_t n);
   void append(std::string_view text);
 
   std::vector<char> out_;  // out_len_ bytes of it wait to be written
   std::size_t out_len_ = 0;
+  char size_line_[24];  // publish(): " <#bytes>\r\n" of the last payload size
+  std::size_t size_line_len_ = 0, size_line_of_ = static_cast<std::size_t>(-1);
   std::vector<char> in_;
   std::size_t in_begin_ = 0, in_end_ = 0;
   std::size_t in_need_ = 0;  // bytes the first incomplete frame needs in the buffer
