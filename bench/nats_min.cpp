@@ -7,6 +7,8 @@
 // place; neither allocates per message. With --subjects K a new subject comes on every message
 // and the subscriber has one wildcard subscription. With --rate R the publisher writes each
 // message when it is due (open loop) and the subscriber reports one-way latency percentiles.
+// --stamp reads the clock for every message on both sides (zbench's accounting, without the rest
+// of zbench), to tell the cost of that accounting from the cost of zbench's NATS client.
 //
 //   nats-min --server /usr/sbin/nats-server --msgs 5000000 --size 64 [--subjects 1000] [--rate 10000]
 #include <arpa/inet.h>
@@ -45,6 +47,7 @@ struct config {
   double rate = 0;
   int runs = 1;
   int grace_ms = 2000;
+  bool stamp = false;  // read the clock for every message on both sides, as zbench's accounting does
 };
 
 std::uint64_t now_ns() {
@@ -178,12 +181,18 @@ void subscriber(const config& c, int ready_fd, int out) {
   std::vector<std::uint64_t> latency;
   if (c.rate > 0) latency.reserve(c.msgs);
   const bool timed = c.rate > 0;
+  std::uint64_t stamp_sum = 0;  // --stamp: kept so the clock reads are not optimised away
   while (received < c.msgs) {
     std::uint64_t now = 0;
     const bool got = in.read(c.grace_ms, [&](const nats_min::frame& f) {
       if (f.what != nats_min::frame::kind::msg) return;
       ++received;
-      if (timed) {
+      if (c.stamp) {
+        now = now_ns();
+        std::uint64_t t = 0;
+        std::memcpy(&t, f.payload.data(), sizeof t);
+        stamp_sum += now > t ? now - t : 0;
+      } else if (timed) {
         if (now == 0) now = now_ns();  // one clock read per read() call: all these came together
         std::uint64_t t = 0;
         std::memcpy(&t, f.payload.data(), sizeof t);
@@ -204,6 +213,9 @@ void subscriber(const config& c, int ready_fd, int out) {
                     std::to_string(pct(0.5)) + " " + std::to_string(pct(0.99)) + " " +
                     std::to_string(latency.empty() ? 0 : latency.back()) + "\n";
   write_all(out, line.data(), line.size(), false);
+  if (c.stamp && received > 0)
+    std::fprintf(stderr, "nats-min: mean latency %.1f us\n",
+                 static_cast<double>(stamp_sum) / 1e3 / static_cast<double>(received));
 }
 
 void sleep_until(std::uint64_t t) {
@@ -243,6 +255,9 @@ void publisher(const config& c, int go_fd, int out) {
         sleep_until(due);
       }
       std::memcpy(payload.data(), &due, sizeof due);  // latency counts from when it was due
+    } else if (c.stamp) {
+      const auto t = now_ns();
+      std::memcpy(payload.data(), &t, sizeof t);
     }
     std::memcpy(buf.data() + used, h.data(), h.size());
     std::memcpy(buf.data() + used + h.size(), payload.data(), payload.size());
@@ -373,11 +388,12 @@ int main(int argc, char** argv) {
     else if (a == "--subjects") c.subjects = static_cast<int>(number(i, argc, argv));
     else if (a == "--rate") c.rate = number(i, argc, argv);
     else if (a == "--runs") c.runs = static_cast<int>(number(i, argc, argv));
+    else if (a == "--stamp") c.stamp = true;
     else if (a == "--grace") c.grace_ms = static_cast<int>(number(i, argc, argv));
     else {
       std::fprintf(stderr,
                    "usage: nats-min (--url nats://IP:PORT | --server PATH) [--msgs N] [--size BYTES] [--subjects K]\n"
-                   "                [--rate MSGS_PER_S] [--runs N] [--grace MS]\n");
+                   "                [--rate MSGS_PER_S] [--stamp] [--runs N] [--grace MS]\n");
       return 2;
     }
   }

@@ -54,6 +54,21 @@ done
 grep -qF '"acks":{"answered":2000,"nacked":0,"unanswered":0,' <<<"$out" || fail "nats-js: acknowledgments missing"
 grep -qE '"store":\{"bytes":[1-9][0-9]*,' <<<"$out" || fail "nats-js: no JetStream store size"
 [ -z "$(ls -A "$jdir")" ] || fail "nats-js left its store behind: $(ls -A "$jdir")"
+# Many subjects, a new one on every message: every subscriber (the stuck one too) has one wildcard
+# subscription covering them, and hears everything.
+for s in nats nats-js; do
+  out=$(timeout 120 "$ZBENCH" --scenario $s --msgs 2000 --topics 50 --topic-run 1 --stuck 1 --processes \
+    --nats-server "$nats" --journal-dir "$jdir" --json --no-progress)
+  echo "$out"
+  grep -qF '"received":2000,"lost":0' <<<"$out" || fail "$s with 50 subjects lost messages"
+done
+# nats-min, the yardstick for the nats scenario's client: one subject, 50 subjects, and at a rate.
+for args in "--msgs 2000" "--msgs 2000 --subjects 50" "--msgs 200 --rate 2000"; do
+  # shellcheck disable=SC2086
+  out=$(timeout 60 "$NATS_MIN" --server "$nats" $args) || fail "nats-min $args: $out"
+  echo "$out"
+  grep -qE '^run 1: received (2000 of 2000|200 of 200):' <<<"$out" || fail "nats-min $args lost messages"
+done
 # A run's error stays valid JSON whatever it carries (here control characters, a quote and a
 # backslash from a path on the command line): escaped, not blanked out or left raw.
 bad=$(printf '/nonexistent/nats\001"q\\\tz')
