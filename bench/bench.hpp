@@ -14,7 +14,8 @@
 namespace zbench {
 
 /// The scenarios, as named on the command line; "all" runs these.
-inline const std::vector<std::string> scenario_names = {"relay", "relay-ack", "relay-journal", "relay-plain", "direct", "zmq-proxy"};
+inline const std::vector<std::string> scenario_names = {"relay",       "relay-ack", "relay-journal",
+                                                        "relay-plain", "direct",    "zmq-proxy"};
 /// Scenarios only run when named: they need software outside this project (nats-server).
 inline const std::vector<std::string> extra_scenario_names = {"nats", "nats-js"};
 
