@@ -8,8 +8,8 @@
 // Spin-then-sleep: a thread asleep in zmq_poll takes tens of microseconds to wake. With a spin
 // window set, a wait that follows a turn which ran handlers first polls without sleeping for up to
 // that window, but only while work has been coming at shorter gaps than the window (a spin that
-// would end before the next message burns the CPU and saves nothing). Then it blocks as before: an
-// idle loop never spins.
+// would end before the next message burns the CPU and saves nothing). Between polls it yields the
+// core to any other ready thread. Then it blocks as before: an idle loop never spins.
 
 #include <chrono>
 #include <cstdint>
@@ -59,7 +59,7 @@ private:
     when_held held = when_held::read;
   };
   clock::time_point now() const { return now_ ? now_() : clock::now(); }
-  // Polls without sleeping until something is readable or the window ends; whether something is.
+  // Whether something became readable within the window.
   bool spin();
   void note_work();
 
