@@ -56,6 +56,7 @@ TEST_CASE("parse_relay defaults bind loopback with the documented settings", "[c
   CHECK(o.relay.hwm == 1000);
   CHECK(o.relay.max_msg_size == 1048576);
   CHECK(o.relay.full_wait == 100ms);
+  CHECK(o.relay.spin == std::chrono::microseconds(zrelay::default_spin_us));
   CHECK(o.stats_interval == 0ms);
   CHECK_FALSE(o.verbose);
 }
@@ -63,7 +64,7 @@ TEST_CASE("parse_relay defaults bind loopback with the documented settings", "[c
 TEST_CASE("parse_relay reads every flag", "[cli]") {
   const auto p = relay({"--pub-bind", "tcp://*:6000", "--sub-bind", "ipc:///tmp/zrelay-sub", "--ack-bind",
                         "tcp://[::1]:*", "--on-full", "block", "--full-wait", "250", "--hwm", "50", "--max-msg-size",
-                        "64k", "--stats-interval", "2.5", "-v"});
+                        "64k", "--stats-interval", "2.5", "--spin", "50", "-v"});
   CHECK(p.print.empty());
   const auto& o = p.options;
   CHECK(o.relay.pub_bind == "tcp://*:6000");
@@ -74,15 +75,19 @@ TEST_CASE("parse_relay reads every flag", "[cli]") {
   CHECK(o.relay.full_wait == 250ms);
   CHECK(o.relay.max_msg_size == 65536);
   CHECK(o.stats_interval == 2500ms);
+  CHECK(o.relay.spin == 50us);
   CHECK(o.verbose);
 
   SECTION("long form of -v, '=' syntax and a size of 0 for no limit") {
-    const auto q = relay({"--verbose", "--max-msg-size=0", "--on-full=drop", "--hwm=10000000", "--full-wait=0"});
+    const auto q =
+        relay({"--verbose", "--max-msg-size=0", "--on-full=drop", "--hwm=10000000", "--full-wait=0", "--spin=0"});
     CHECK(q.options.verbose);
     CHECK(q.options.relay.max_msg_size == 0);
     CHECK(q.options.relay.on_full == full_policy::drop);
     CHECK(q.options.relay.hwm == 10000000);
     CHECK(q.options.relay.full_wait == 0ms);
+    CHECK(q.options.relay.spin == 0us);
+    CHECK(relay({"--spin", "1000000"}).options.relay.spin == 1s);
   }
 }
 
@@ -136,6 +141,14 @@ TEST_CASE("parse_relay reports each usage error in words", "[cli]") {
       CHECK_THROWS_MATCHES(
           relay({"--full-wait", v}), usage_error,
           Catch::Message("--full-wait must be a whole number from 0 to 3600000, not '" + std::string(v) + "'"));
+    }
+  }
+  SECTION("bad --spin") {
+    for (const char* v : {"abc", "-1", "1.5", "", "1000001", "200us"}) {
+      INFO(v);
+      CHECK_THROWS_MATCHES(
+          relay({"--spin", v}), usage_error,
+          Catch::Message("--spin must be a whole number from 0 to 1000000, not '" + std::string(v) + "'"));
     }
   }
   SECTION("bad --max-msg-size") {

@@ -569,6 +569,7 @@ struct relay::impl {
   void run(int stop_fd) {
     if (jr) report_journal();
     register_sockets(stop_fd);
+    loop.set_spin(cfg.spin);
     const auto may_read = [this] { return !stop.load(std::memory_order_relaxed) && out.retry(); };
     auto next_tick = clock::now() + tick_every;
     auto next_sweep = clock::now() + sweep_every;

@@ -1,13 +1,18 @@
 // The relay's loop: a table of registrations polled together.
 #include <catch2/catch.hpp>
 
+#include <pthread.h>
 #include <unistd.h>
 
+#include <ctime>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "relay/loop.hpp"
 #include "testutil.hpp"
+#include "zrelay/relay.hpp"
 
 using namespace std::chrono_literals;
 using zrelay::reactor;
@@ -111,4 +116,176 @@ TEST_CASE("reactor does not poll what waits while a message is held, and asks be
     loop.run_once(10ms, false, [] { return true; });
   CHECK(gated_ran == 1);
   CHECK(always_ran == 1);
+}
+
+namespace {
+
+// A clock the test moves: each reading advances it by `step`, and `on_read` (if set) runs first.
+struct fake_clock {
+  reactor::clock::time_point t{std::chrono::seconds(1)};
+  std::chrono::nanoseconds step{1000};
+  std::function<void()> on_read;
+  std::function<reactor::clock::time_point()> fn() {
+    return [this] {
+      if (on_read) on_read();
+      return t += step;
+    };
+  }
+};
+
+struct byte_reader {
+  explicit byte_reader(pipe_fds& p) : p_(p) {}
+  void operator()() {
+    char c;
+    REQUIRE(::read(p_.fd[0], &c, 1) == 1);
+    ++read;
+  }
+  pipe_fds& p_;
+  int read = 0;
+};
+
+}  // namespace
+
+TEST_CASE("reactor spin: an idle loop blocks and never spins", "[loop][spin]") {
+  pipe_fds p;
+  reactor loop;
+  byte_reader r(p);
+  loop.add(p.fd[0], std::ref(r));
+  loop.set_spin(std::chrono::microseconds(1'000'000));  // the real clock, a window of a second
+  for (int i = 0; i < 20; ++i) CHECK(loop.run_once(1ms, false, {}) == 0);
+  CHECK(loop.polls().spinning == 0);
+  CHECK(loop.polls().blocking == 20);
+}
+
+TEST_CASE("reactor spin: after work at short gaps it spins for the window, then blocks", "[loop][spin]") {
+  pipe_fds p;
+  reactor loop;
+  byte_reader r(p);
+  loop.add(p.fd[0], std::ref(r));
+  fake_clock c;  // 1 us a reading: a 100 us window is about 100 polls
+  loop.set_spin(std::chrono::microseconds(100), c.fn());
+
+  // Two turns with work, a few microseconds apart: the second ends the "no gap known yet".
+  p.poke();
+  CHECK(loop.run_once(1000ms, false, {}) == 1);
+  p.poke();
+  CHECK(loop.run_once(1000ms, false, {}) == 1);
+  CHECK(loop.polls().spinning == 0);  // no spin before a short gap was seen
+  CHECK(r.read == 2);
+
+  SECTION("nothing comes: it spins through the window, then blocks (and the next wait does not spin)") {
+    const auto blocking = loop.polls().blocking;
+    CHECK(loop.run_once(1ms, false, {}) == 0);
+    CHECK(loop.polls().spinning >= 50);
+    CHECK(loop.polls().spinning <= 101);
+    CHECK(loop.polls().blocking == blocking + 1);
+    const auto spun = loop.polls().spinning;
+    CHECK(loop.run_once(1ms, false, {}) == 0);
+    CHECK(loop.polls().spinning == spun);  // the last turn did no work: straight to blocking
+    CHECK(loop.polls().blocking == blocking + 2);
+  }
+
+  SECTION("what comes while it spins is handled without blocking") {
+    int reads = 0;
+    c.on_read = [&] {
+      if (++reads == 10) p.poke();
+    };
+    const auto blocking = loop.polls().blocking;
+    CHECK(loop.run_once(1000ms, false, {}) == 1);
+    CHECK(r.read == 3);
+    CHECK(loop.polls().blocking == blocking);
+    CHECK(loop.polls().spinning >= 5);
+    CHECK(loop.polls().spinning < 50);
+  }
+
+  SECTION("holding a message: no spin") {
+    const auto blocking = loop.polls().blocking;
+    CHECK(loop.run_once(1ms, true, {}) == 0);
+    CHECK(loop.polls().spinning == 0);
+    CHECK(loop.polls().blocking == blocking + 1);
+  }
+
+  SECTION("gaps longer than the window stop the spinning within a few messages") {
+    c.step = std::chrono::nanoseconds(1);  // readings alone hardly move time now
+    std::vector<std::uint64_t> spun;
+    for (int i = 0; i < 12; ++i) {
+      c.t += 1000us;  // one message a millisecond, ten times the window
+      p.poke();
+      const auto before = loop.polls().spinning;
+      CHECK(loop.run_once(1000ms, false, {}) == 1);
+      spun.push_back(loop.polls().spinning - before);
+    }
+    CHECK(r.read == 14);
+    // The first wait still spun (it found the message at once); from the third on, none.
+    CHECK(spun.front() == 1);
+    for (std::size_t i = 2; i < spun.size(); ++i) CHECK(spun[i] == 0);
+  }
+}
+
+TEST_CASE("reactor spin: a window of 0 never spins", "[loop][spin]") {
+  pipe_fds p;
+  reactor loop;
+  byte_reader r(p);
+  loop.add(p.fd[0], std::ref(r));
+  fake_clock c;
+  loop.set_spin(std::chrono::microseconds(0), c.fn());
+  for (int i = 0; i < 5; ++i) {
+    p.poke();
+    CHECK(loop.run_once(1000ms, false, {}) == 1);
+  }
+  CHECK(loop.run_once(1ms, false, {}) == 0);
+  CHECK(loop.polls().spinning == 0);
+  CHECK(loop.polls().blocking == 6);
+}
+
+namespace {
+
+std::chrono::nanoseconds cpu_time(std::thread& t) {
+  clockid_t id;
+  REQUIRE(::pthread_getcpuclockid(t.native_handle(), &id) == 0);
+  timespec ts{};
+  REQUIRE(::clock_gettime(id, &ts) == 0);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+}  // namespace
+
+TEST_CASE("relay: once traffic stops, the relay's thread sleeps (it does not spin)", "[loop][spin]") {
+  zmq::context_t ctx;
+  auto cfg = zrelay::test::inproc_config();
+  cfg.spin = std::chrono::microseconds(200);
+  zrelay::relay r(ctx, cfg);
+  std::thread t([&] { r.run(); });
+  struct joiner {
+    zrelay::relay& r;
+    std::thread& t;
+    ~joiner() {
+      r.request_stop();
+      t.join();
+    }
+  } join{r, t};
+  zmq::socket_t pub(ctx, zmq::socket_type::pub), sub(ctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::subscribe, "");
+  sub.set(zmq::sockopt::rcvtimeo, 10);
+  sub.connect(r.endpoints().sub);
+  pub.connect(r.endpoints().pub);
+  // Ping-pong: each message after the previous one arrived, so they come at short gaps and the
+  // relay spins between them (the first ones also wait for the subscription to reach the publisher).
+  const auto until = std::chrono::steady_clock::now() + zrelay::test::deadline;
+  int got = 0;
+  while (got < 500 && std::chrono::steady_clock::now() < until) {
+    (void)pub.send(zmq::str_buffer("t"), zmq::send_flags::sndmore);
+    (void)pub.send(zmq::str_buffer("x"), zmq::send_flags::none);
+    zmq::message_t m;
+    if (!sub.recv(m)) continue;  // not subscribed yet: that one was dropped
+    while (m.more()) REQUIRE(sub.recv(m));
+    ++got;
+  }
+  REQUIRE(got >= 500);
+  // No traffic now: over 300 ms a spinning thread would use most of that CPU; a sleeping one
+  // wakes a few times (its 100 ms idle poll) and uses next to none.
+  const auto before = cpu_time(t);
+  std::this_thread::sleep_for(300ms);
+  const auto used = cpu_time(t) - before;
+  CHECK(used < 30ms);
 }

@@ -22,6 +22,10 @@ inline constexpr unsigned default_replay_port = 5562;
 /// clients connect to them.
 inline std::string default_endpoint(unsigned port) { return "tcp://127.0.0.1:" + std::to_string(port); }
 
+/// The relay's spin window (relay_config::spin, zrelay --spin), in microseconds, and its largest value.
+inline constexpr unsigned default_spin_us = 200;
+inline constexpr unsigned max_spin_us = 1'000'000;
+
 /// Largest message the relay accepts, and zpub sends, by default (0 would be no limit).
 inline constexpr std::size_t default_max_msg_size = std::size_t{1} << 20;
 

@@ -68,6 +68,9 @@ struct relay_config {
   std::chrono::milliseconds heartbeat{
       1000};  ///< ZeroMQ heartbeats to publishers, TCP keepalives to subscribers (0: none)
   journal_config journal;
+  /// After a turn with work, look for the next message without sleeping for up to this long, while
+  /// messages come at shorter gaps (lower latency for more CPU; an idle relay never spins; 0: never).
+  std::chrono::microseconds spin{default_spin_us};
 };
 
 /// The endpoints the relay actually bound (ephemeral ports resolved).
