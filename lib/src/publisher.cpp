@@ -80,7 +80,7 @@ zmq::pollitem_t publisher::poll_item() {
   return {sock_.handle(), 0, events, 0};
 }
 
-std::size_t publisher::outstanding() const { return inflight_msgs_ + cur_count_; }
+std::size_t publisher::outstanding() const { return inflight_msgs_ + open_msgs_; }
 
 std::chrono::milliseconds publisher::next_timeout() const {
   if (!acked() || inflight_.empty()) return std::chrono::milliseconds(1000);
@@ -107,43 +107,121 @@ void publisher::publish(std::string_view topic, std::string_view payload) {
     ++stats_.sent;
     return;
   }
-  if (cur_count_ > 0 &&
-      (topic != cur_topic_ || cur_body_.size() + wire::record_prefix_size + payload.size() > cfg_.max_batch_bytes))
-    flush();
-  if (cur_count_ == 0) cur_topic_.assign(topic.data(), topic.size());
-  wire::append_record(cur_body_, payload);
-  ++cur_count_;
-  if (cur_body_.size() >= cfg_.max_batch_bytes) flush();
+  const auto record = wire::record_prefix_size + payload.size();
+  auto i = find_open(topic);
+  if (i != npos && open_[i].body.size() + record > cfg_.max_batch_bytes) {
+    send_open(i);
+    i = npos;
+  }
+  // The bounds: room for this record among the open bytes, and for one more open batch.
+  while (open_count_ > 0 && open_bytes_ + record > cfg_.max_open_bytes) {
+    const auto oldest = oldest_;
+    send_open(oldest);
+    if (oldest == i) i = npos;
+  }
+  if (i == npos) {
+    while (open_count_ > 0 && open_count_ >= cfg_.max_open_batches) send_open(oldest_);
+    i = open_new(topic);
+  }
+  auto& o = open_[i];
+  const auto before = o.body.size();
+  wire::append_record(o.body, payload);
+  ++o.count;
+  ++open_msgs_;
+  open_bytes_ += o.body.size() - before;
+  if (o.body.size() >= cfg_.max_batch_bytes) send_open(i);
+}
+
+std::size_t publisher::find_open(std::string_view topic) {
+  if (open_count_ == 0) return npos;
+  if (last_ != npos && open_[last_].topic == topic) return last_;
+  const auto it = open_index_.find(topic);
+  if (it == open_index_.end()) return npos;
+  return last_ = it->second;
+}
+
+std::size_t publisher::open_new(std::string_view topic) {
+  std::size_t i = 0;
+  if (free_.empty()) {
+    i = open_.size();
+    open_.emplace_back();
+  } else {
+    i = free_.back();
+    free_.pop_back();
+  }
+  auto& o = open_[i];
+  o.topic.assign(topic.data(), topic.size());
+  o.count = 0;
+  // Room for a batch like the last one sent, but no more than a fair share of the open bytes: a
+  // body grown by doubling from nothing is reallocated many times over.
+  o.body.reserve(std::min(batch_hint_, cfg_.max_open_bytes / (open_count_ + 1)));
+  o.older = newest_;
+  o.newer = npos;
+  if (newest_ != npos) {
+    open_[newest_].newer = i;
+  } else {
+    oldest_ = i;
+  }
+  newest_ = i;
+  open_index_.emplace(std::string_view(o.topic), i);
+  ++open_count_;
+  last_ = i;
+  return i;
 }
 
 void publisher::flush() {
-  if (cur_count_ == 0) return;
-  const auto count = cur_count_;
+  while (oldest_ != npos) send_open(oldest_);
+}
+
+// Sends open batch i (taking its sequence numbers now, so that they are dense in the order sent)
+// and frees its slot.
+void publisher::send_open(std::size_t i) {
+  auto& o = open_[i];
+  const auto count = o.count;
   // Wait for room in the window first (always let one batch through, however large): if the
-  // wait throws, the batch is still whole and nothing has taken a sequence number.
+  // wait throws, the batch is still whole and open and nothing has taken a sequence number.
   if (acked()) {
     while (!inflight_.empty() &&
-           (inflight_msgs_ + count > cfg_.max_inflight || inflight_bytes_ + cur_body_.size() > cfg_.max_inflight_bytes))
+           (inflight_msgs_ + count > cfg_.max_inflight || inflight_bytes_ + o.body.size() > cfg_.max_inflight_bytes))
       wait_for_progress(next_timeout());
   }
-  auto& topic_seq = topic_seq_[cur_topic_];
+  auto& topic_seq = topic_seq_[o.topic];
   if (topic_seq == 0) topic_seq = 1;
   const auto seq = next_seq_;
   const auto first_topic_seq = topic_seq;
   next_seq_ += count;
   topic_seq += count;
-  cur_count_ = 0;
+  // Close the slot.
+  if (o.older != npos) {
+    open_[o.older].newer = o.newer;
+  } else {
+    oldest_ = o.newer;
+  }
+  if (o.newer != npos) {
+    open_[o.newer].older = o.older;
+  } else {
+    newest_ = o.older;
+  }
+  open_index_.erase(std::string_view(o.topic));
+  if (last_ == i) last_ = npos;
+  --open_count_;
+  open_msgs_ -= count;
+  open_bytes_ -= o.body.size();
+  batch_hint_ = o.body.size();
+  o.count = 0;
+  free_.push_back(i);
+  std::string body;
+  body.swap(o.body);  // the slot keeps no capacity: its next topic reserves what it needs
   if (!acked()) {
-    send_fire_and_forget(cur_topic_, cur_body_, count, seq, first_topic_seq);
-    cur_body_.clear();
+    send_fire_and_forget(o.topic, std::move(body), count, seq, first_topic_seq);
     return;
   }
   batch b;
   b.seq = seq;
   b.topic_seq = first_topic_seq;
   b.count = count;
-  b.topic = cur_topic_;
-  b.body.swap(cur_body_);  // b.body was empty, and so is cur_body_ now
+  b.topic = o.topic;
+  b.body = std::move(body);
   b.sent_at = clock::now();
   inflight_msgs_ += count;
   inflight_bytes_ += b.body.size();
@@ -151,8 +229,8 @@ void publisher::flush() {
   transmit_pending();
 }
 
-void publisher::send_fire_and_forget(const std::string& topic, const std::string& body, std::uint32_t count,
-                                     std::uint64_t seq, std::uint64_t topic_seq) {
+void publisher::send_fire_and_forget(std::string_view topic, std::string body, std::uint32_t count, std::uint64_t seq,
+                                     std::uint64_t topic_seq) {
   wire::batch_header h;
   h.count = count;
   h.publisher = id_;
@@ -161,7 +239,11 @@ void publisher::send_fire_and_forget(const std::string& topic, const std::string
   zmq::message_t t(topic.data(), topic.size());
   zmq::message_t hdr(wire::header_size);
   wire::encode_header(h, hdr.data());
-  zmq::message_t b(body.data(), body.size());
+  // The body is handed over, not copied; ZeroMQ frees it once sent.
+  auto held = std::make_unique<std::string>(std::move(body));
+  zmq::message_t b(
+      held->data(), held->size(), [](void*, void* hint) { delete static_cast<std::string*>(hint); }, held.get());
+  held.release();
   zmq::message_t m;
   while (sock_.recv(m, zmq::recv_flags::dontwait)) {}  // subscriptions: only their presence matters
   for (;;) {
