@@ -536,11 +536,20 @@ void run_publisher(const options& opt, const wiring& w, int index, const channel
 namespace {
 
 // The per-message accounting every subscriber kind shares: probes, loss and duplicates from the
-// sequence numbers, latency from the send stamp.
+// sequence numbers, latency from the send stamp. Order is only kept per topic (a publisher that
+// coalesces interleaved topics sends one topic's batch before another's), so the sequence is
+// followed per publisher and topic: message `seq` went to topic (seq / topic_run) % topics.
 class tally {
 public:
-  tally(std::size_t pubs, client_result& res)
-      : pubs_(pubs), next_(pubs, 1), sent_(pubs, 0), heard_(pubs, false), res_(res) {}
+  tally(std::size_t pubs, std::size_t topics, std::uint64_t topic_run, client_result& res)
+      : pubs_(pubs),
+        topics_(std::max<std::size_t>(topics, 1)),
+        run_(std::max<std::uint64_t>(topic_run, 1)),
+        last_(pubs * topics_, 0),
+        covered_(pubs, 0),
+        sent_(pubs, 0),
+        heard_(pubs, false),
+        res_(res) {}
 
   void on_payload(std::string_view payload) {
     if (payload.size() < stamp_size) return;
@@ -559,13 +568,18 @@ public:
     }
     const auto now = now_ns();
     if (first_ == 0) first_ = now;
-    last_ = now;
-    if (seq < next_[p]) {
+    last_rx_ = now;
+    const auto k = topic_of(seq);
+    auto& last = last_[p * topics_ + k];
+    if (seq <= last) {
       ++res_.duplicates;
       return;
     }
-    if (seq > next_[p]) res_.lost += seq - next_[p];
-    next_[p] = seq + 1;
+    // The topic's messages between the last one heard and this one never came.
+    const auto upto = before(k, seq + 1);  // this topic's messages up to and with seq
+    res_.lost += upto - before(k, last + 1) - 1;
+    covered_[p] += upto - before(k, last + 1);
+    last = seq;
     ++res_.received;
     res_.latency.record(now > t ? now - t : 0);
   }
@@ -576,26 +590,40 @@ public:
     std::istringstream in(counts);
     for (auto& s : sent_) in >> s;
   }
+  // Every message sent is heard or counted lost (each topic's last message came).
   bool complete() const {
     for (std::size_t p = 0; p < pubs_; ++p)
-      if (next_[p] <= sent_[p]) return false;
+      if (covered_[p] < sent_[p]) return false;
     return true;
   }
   std::uint64_t received() const { return res_.received; }
   /// Whatever never arrived counts as lost; the window is first to last receive.
   void finish() {
     for (std::size_t p = 0; p < pubs_; ++p)
-      if (next_[p] <= sent_[p]) res_.lost += sent_[p] - (next_[p] - 1);
+      if (covered_[p] < sent_[p]) res_.lost += sent_[p] - covered_[p];
     res_.start_ns = first_;
-    res_.end_ns = last_;
+    res_.end_ns = last_rx_;
   }
 
 private:
-  std::size_t pubs_;
-  std::vector<std::uint64_t> next_, sent_;
+  std::size_t topic_of(std::uint64_t seq) const { return static_cast<std::size_t>((seq / run_) % topics_); }
+  // How many of the sequence numbers 1 .. x-1 went to topic k.
+  std::uint64_t before(std::size_t k, std::uint64_t x) const {
+    const auto period = run_ * topics_;
+    const auto lo = static_cast<std::uint64_t>(k) * run_;
+    const auto rem = x % period;
+    const auto in_rem = rem > lo ? std::min(rem - lo, run_) : 0;
+    return (x / period) * run_ + in_rem - (k == 0 && x > 0 ? 1 : 0);  // 0 is no message
+  }
+
+  std::size_t pubs_, topics_;
+  std::uint64_t run_;
+  std::vector<std::uint64_t> last_;     // per publisher and topic: the latest seq heard
+  std::vector<std::uint64_t> covered_;  // per publisher: messages heard or counted lost so far
+  std::vector<std::uint64_t> sent_;
   std::vector<bool> heard_;
   std::size_t heard_count_ = 0;
-  std::uint64_t first_ = 0, last_ = 0;
+  std::uint64_t first_ = 0, last_rx_ = 0;
   client_result& res_;
 };
 
@@ -679,7 +707,7 @@ void run_subscriber(const options& opt, const wiring& w, int index, const channe
   res.role = "sub";
   res.index = index;
   try {
-    tally t(static_cast<std::size_t>(opt.pubs), res);
+    tally t(static_cast<std::size_t>(opt.pubs), static_cast<std::size_t>(opt.topics), opt.topic_run, res);
     if (nats_scenario(w.scenario)) {
       run_nats_subscriber(opt, w, index, ch, t);
       write_line(ch.to_parent, "result " + encode_result(res));
