@@ -108,119 +108,107 @@ void publisher::publish(std::string_view topic, std::string_view payload) {
     return;
   }
   const auto record = wire::record_prefix_size + payload.size();
-  auto i = find_open(topic);
-  if (i != npos && open_[i].body.size() + record > cfg_.max_batch_bytes) {
-    send_open(i);
-    i = npos;
+  auto* o = find_open(topic);
+  if (o && o->body.size() + record > cfg_.max_batch_bytes) {
+    send_open(o);
+    o = nullptr;
   }
   // The bounds: room for this record among the open bytes, and for one more open batch.
-  while (open_count_ > 0 && open_bytes_ + record > cfg_.max_open_bytes) {
-    const auto oldest = oldest_;
+  while (oldest_ && open_bytes_ + record > cfg_.max_open_bytes) {
+    auto* oldest = oldest_;
     send_open(oldest);
-    if (oldest == i) i = npos;
+    if (oldest == o) o = nullptr;
   }
-  if (i == npos) {
-    while (open_count_ > 0 && open_count_ >= cfg_.max_open_batches) send_open(oldest_);
-    i = open_new(topic);
+  if (!o) {
+    while (oldest_ && open_count_ >= cfg_.max_open_batches) send_open(oldest_);
+    o = open_new(topic);
   }
-  auto& o = open_[i];
-  const auto before = o.body.size();
-  wire::append_record(o.body, payload);
-  ++o.count;
+  const auto before = o->body.size();
+  wire::append_record(o->body, payload);
+  ++o->count;
   ++open_msgs_;
-  open_bytes_ += o.body.size() - before;
-  if (o.body.size() >= cfg_.max_batch_bytes) send_open(i);
+  open_bytes_ += o->body.size() - before;
+  if (o->body.size() >= cfg_.max_batch_bytes) send_open(o);
 }
 
-std::size_t publisher::find_open(std::string_view topic) {
-  if (open_count_ == 0) return npos;
-  if (last_ != npos && open_[last_].topic == topic) return last_;
+publisher::open_batch* publisher::find_open(std::string_view topic) {
+  if (last_ && last_->topic == topic) return last_;
+  if (open_count_ == 0) return nullptr;
   const auto it = open_index_.find(topic);
-  if (it == open_index_.end()) return npos;
+  if (it == open_index_.end()) return nullptr;
   return last_ = it->second;
 }
 
-std::size_t publisher::open_new(std::string_view topic) {
-  std::size_t i = 0;
+publisher::open_batch* publisher::open_new(std::string_view topic) {
+  open_batch* o = nullptr;
   if (free_.empty()) {
-    i = open_.size();
-    open_.emplace_back();
+    o = &open_.emplace_back();
   } else {
-    i = free_.back();
+    o = free_.back();
     free_.pop_back();
   }
-  auto& o = open_[i];
-  o.topic.assign(topic.data(), topic.size());
-  o.count = 0;
+  o->topic.assign(topic.data(), topic.size());
+  o->count = 0;
   // Room for a batch like the last one sent, but no more than a fair share of the open bytes: a
   // body grown by doubling from nothing is reallocated many times over.
-  o.body.reserve(std::min(batch_hint_, cfg_.max_open_bytes / (open_count_ + 1)));
-  o.older = newest_;
-  o.newer = npos;
-  if (newest_ != npos) {
-    open_[newest_].newer = i;
+  o->body.reserve(std::min(batch_hint_, cfg_.max_open_bytes / (open_count_ + 1)));
+  o->older = newest_;
+  o->newer = nullptr;
+  if (newest_) {
+    newest_->newer = o;
   } else {
-    oldest_ = i;
+    oldest_ = o;
   }
-  newest_ = i;
-  open_index_.emplace(std::string_view(o.topic), i);
+  newest_ = o;
+  open_index_.emplace(std::string_view(o->topic), o);
   ++open_count_;
-  last_ = i;
-  return i;
+  last_ = o;
+  return o;
 }
 
 void publisher::flush() {
-  while (oldest_ != npos) send_open(oldest_);
+  while (oldest_) send_open(oldest_);
 }
 
-// Sends open batch i (taking its sequence numbers now, so that they are dense in the order sent)
+// Sends open batch o (taking its sequence numbers now, so that they are dense in the order sent)
 // and frees its slot.
-void publisher::send_open(std::size_t i) {
-  auto& o = open_[i];
-  const auto count = o.count;
+void publisher::send_open(open_batch* o) {
+  const auto count = o->count;
   // Wait for room in the window first (always let one batch through, however large): if the
   // wait throws, the batch is still whole and open and nothing has taken a sequence number.
   if (acked()) {
     while (!inflight_.empty() &&
-           (inflight_msgs_ + count > cfg_.max_inflight || inflight_bytes_ + o.body.size() > cfg_.max_inflight_bytes))
+           (inflight_msgs_ + count > cfg_.max_inflight || inflight_bytes_ + o->body.size() > cfg_.max_inflight_bytes))
       wait_for_progress(next_timeout());
   }
-  auto& topic_seq = topic_seq_[o.topic];
+  auto& topic_seq = topic_seq_[o->topic];
   if (topic_seq == 0) topic_seq = 1;
   const auto seq = next_seq_;
   const auto first_topic_seq = topic_seq;
   next_seq_ += count;
   topic_seq += count;
   // Close the slot.
-  if (o.older != npos) {
-    open_[o.older].newer = o.newer;
-  } else {
-    oldest_ = o.newer;
-  }
-  if (o.newer != npos) {
-    open_[o.newer].older = o.older;
-  } else {
-    newest_ = o.older;
-  }
-  open_index_.erase(std::string_view(o.topic));
-  if (last_ == i) last_ = npos;
+  (o->older ? o->older->newer : oldest_) = o->newer;
+  (o->newer ? o->newer->older : newest_) = o->older;
+  open_index_.erase(std::string_view(o->topic));
+  if (last_ == o) last_ = nullptr;
   --open_count_;
   open_msgs_ -= count;
-  open_bytes_ -= o.body.size();
-  batch_hint_ = o.body.size();
-  o.count = 0;
-  free_.push_back(i);
+  open_bytes_ -= o->body.size();
+  batch_hint_ = o->body.size();
+  o->count = 0;
+  free_.push_back(o);
   std::string body;
-  body.swap(o.body);  // the slot keeps no capacity: its next topic reserves what it needs
+  body.swap(o->body);  // the slot keeps no capacity: its next topic reserves what it needs
   if (!acked()) {
-    send_fire_and_forget(o.topic, std::move(body), count, seq, first_topic_seq);
+    send_fire_and_forget(o->topic, std::move(body), count, seq, first_topic_seq);
     return;
   }
   batch b;
   b.seq = seq;
   b.topic_seq = first_topic_seq;
   b.count = count;
-  b.topic = o.topic;
+  b.topic = o->topic;
   b.body = std::move(body);
   b.sent_at = clock::now();
   inflight_msgs_ += count;

@@ -129,19 +129,19 @@ private:
     std::chrono::steady_clock::time_point sent_at;
   };
 
-  // A batch being built: one per topic at most, linked oldest first (an index into open_).
+  // A batch being built: one per topic at most, linked oldest first.
   struct open_batch {
     std::string topic;
     std::string body;
     std::uint32_t count = 0;
-    std::size_t older = npos, newer = npos;
+    open_batch* older = nullptr;
+    open_batch* newer = nullptr;
   };
-  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
   bool acked() const { return cfg_.mode == delivery::acked; }
-  std::size_t find_open(std::string_view topic);
-  std::size_t open_new(std::string_view topic);
-  void send_open(std::size_t i);
+  open_batch* find_open(std::string_view topic);
+  open_batch* open_new(std::string_view topic);
+  void send_open(open_batch* o);
   bool transmit(batch& b);
   void transmit_pending();
   void handle_reply(const zmq::message_t& m);
@@ -161,13 +161,14 @@ private:
   bool failed_ = false;
   std::string failure_;
 
-  // Open batches. A deque: a slot never moves, so the index's keys (views of slot topics) stay
-  // valid; a sent batch's slot goes to free_ for the next topic opened.
+  // Open batches. A deque: a slot never moves, so pointers to it and the index's keys (views of
+  // slot topics) stay valid; a sent batch's slot goes to free_ for the next topic opened.
   std::deque<open_batch> open_;
-  std::unordered_map<std::string_view, std::size_t> open_index_;
-  std::vector<std::size_t> free_;
-  std::size_t oldest_ = npos, newest_ = npos;
-  std::size_t last_ = npos;  // the slot the previous message went to: a run of one topic skips the lookup
+  std::unordered_map<std::string_view, open_batch*> open_index_;
+  std::vector<open_batch*> free_;
+  open_batch* oldest_ = nullptr;
+  open_batch* newest_ = nullptr;
+  open_batch* last_ = nullptr;  // where the previous message went: a run of one topic skips the lookup
   std::size_t open_count_ = 0;
   std::size_t open_msgs_ = 0;
   std::size_t open_bytes_ = 0;
