@@ -291,6 +291,31 @@ TEST_CASE("publisher without acks sends to the relay's XSUB: batches, or plain m
     CHECK(pub.stats().sent == 2);
     CHECK(pub.outstanding() == 0);
   }
+  SECTION("batched, interleaved topics: one batch per topic, dense sequence in the order sent") {
+    c.mode = delivery::batched;
+    publisher pub(ctx, c);
+    std::thread reader([&] { first = recv_parts(xsub); });
+    pub.connect();
+    pub.publish("t1", "a");
+    pub.publish("t2", "b");
+    pub.publish("t1", "c");
+    CHECK(pub.outstanding() == 3);
+    pub.flush();
+    CHECK(pub.outstanding() == 0);
+    reader.join();
+    const auto second = recv_parts(xsub);
+    REQUIRE((first.size() == 3 && second.size() == 3));
+    wire::batch_header h1, h2;
+    REQUIRE(wire::decode_header(first[1].data(), first[1].size(), h1) == wire::status::ok);
+    REQUIRE(wire::decode_header(second[1].data(), second[1].size(), h2) == wire::status::ok);
+    CHECK((first[0] == "t1" && h1.count == 2 && h1.seq == 1 && h1.topic_seq == 1));
+    CHECK((second[0] == "t2" && h2.count == 1 && h2.seq == 3 && h2.topic_seq == 1));
+    wire::record_reader rd(first[2].data(), first[2].size(), h1.count);
+    std::vector<std::string> records;
+    while (auto r = rd.next()) records.emplace_back(*r);
+    CHECK(records == std::vector<std::string>{"a", "c"});
+    CHECK(pub.stats().sent == 3);
+  }
   SECTION("plain") {
     c.mode = delivery::plain;
     publisher pub(ctx, c);
@@ -412,6 +437,42 @@ TEST_CASE("publisher window: publish waits while max_inflight messages are unack
   CHECK(pub.drain(deadline));
   acker.join();
   CHECK(pub.stats().acked == 5);
+}
+
+TEST_CASE("publisher window with interleaved topics: open batches wait their turn, the window holds", "[publisher]") {
+  zmq::context_t ctx;
+  fake_relay relay(ctx);
+  auto cfg = to_fake(relay);
+  cfg.max_inflight = 4;
+  cfg.ack_timeout = 60s;
+  publisher pub(ctx, cfg);
+  pub.connect();
+  std::uint64_t most_unacked = 0;
+  std::vector<std::string> order;
+  std::thread acker([&] {
+    std::uint64_t acked = 0;
+    while (acked < 20) {
+      auto b = relay.next();
+      if (!b) return;
+      most_unacked = std::max(most_unacked, b->header.seq + b->header.count - 1 - acked);
+      for (const auto& r : b->records) order.push_back(b->topic + "=" + r);
+      acked = b->header.seq + b->header.count - 1;
+      relay.reply(*b, wire::kind::ack, acked);
+    }
+  });
+  for (int r = 0; r < 4; ++r)
+    for (int t = 0; t < 5; ++t) pub.publish("t" + std::to_string(t), std::to_string(r));
+  CHECK(pub.outstanding() == 20);
+  CHECK(pub.drain(deadline));
+  acker.join();
+  CHECK(pub.stats().acked == 20);
+  CHECK(most_unacked <= 4);
+  // Five batches of four, each topic's in order.
+  REQUIRE(order.size() == 20);
+  CHECK(order[0] == "t0=0");
+  CHECK(order[3] == "t0=3");
+  CHECK(order[4] == "t1=0");
+  CHECK(order[19] == "t4=3");
 }
 
 TEST_CASE("publisher reports an unreachable relay", "[publisher]") {
