@@ -545,11 +545,21 @@ public:
       : pubs_(pubs),
         topics_(std::max<std::size_t>(topics, 1)),
         run_(std::max<std::uint64_t>(topic_run, 1)),
-        last_(pubs * topics_, 0),
-        covered_(pubs, 0),
+        streams_(pubs * topics_),
+        pubs_state_(pubs),
         sent_(pubs, 0),
         heard_(pubs, false),
-        res_(res) {}
+        res_(res) {
+    for (std::size_t k = 0; k < topics_; ++k) {
+      stream s;
+      s.expect = k * run_;
+      s.block_end = s.expect + run_;
+      if (s.expect == 0) s.expect = 1;  // 0 is the probe
+      step_block(s);
+      for (std::size_t p = 0; p < pubs; ++p) streams_[p * topics_ + k] = s;
+    }
+    for (auto& ps : pubs_state_) locate(ps, 1);
+  }
 
   void on_payload(std::string_view payload) {
     if (payload.size() < stamp_size) return;
@@ -568,18 +578,32 @@ public:
     }
     const auto now = now_ns();
     if (first_ == 0) first_ = now;
-    last_rx_ = now;
-    const auto k = topic_of(seq);
-    auto& last = last_[p * topics_ + k];
-    if (seq <= last) {
+    last_ = now;
+    // The topic of seq: followed without dividing while the publisher's messages come in the order
+    // sent (one topic, or runs of one), computed when they do not.
+    auto& ps = pubs_state_[p];
+    if (seq != ps.next) locate(ps, seq);
+    const auto k = ps.topic;
+    ps.next = seq + 1;
+    if (++ps.pos == run_) {
+      ps.pos = 0;
+      if (++ps.topic == topics_) ps.topic = 0;
+    }
+    auto& s = streams_[p * topics_ + k];
+    if (seq < s.expect) {
       ++res_.duplicates;
       return;
     }
-    // The topic's messages between the last one heard and this one never came.
-    const auto upto = before(k, seq + 1);  // this topic's messages up to and with seq
-    res_.lost += upto - before(k, last + 1) - 1;
-    covered_[p] += upto - before(k, last + 1);
-    last = seq;
+    if (seq > s.expect) {
+      // The topic's messages from the one expected up to this one never came.
+      const auto missed = before(k, seq) - before(k, s.expect);
+      res_.lost += missed;
+      ps.covered += missed;
+      s.block_end = (seq / run_ + 1) * run_;
+    }
+    s.expect = seq + 1;
+    step_block(s);
+    ++ps.covered;
     ++res_.received;
     res_.latency.record(now > t ? now - t : 0);
   }
@@ -593,20 +617,43 @@ public:
   // Every message sent is heard or counted lost (each topic's last message came).
   bool complete() const {
     for (std::size_t p = 0; p < pubs_; ++p)
-      if (covered_[p] < sent_[p]) return false;
+      if (pubs_state_[p].covered < sent_[p]) return false;
     return true;
   }
   std::uint64_t received() const { return res_.received; }
   /// Whatever never arrived counts as lost; the window is first to last receive.
   void finish() {
     for (std::size_t p = 0; p < pubs_; ++p)
-      if (covered_[p] < sent_[p]) res_.lost += sent_[p] - covered_[p];
+      if (pubs_state_[p].covered < sent_[p]) res_.lost += sent_[p] - pubs_state_[p].covered;
     res_.start_ns = first_;
-    res_.end_ns = last_rx_;
+    res_.end_ns = last_;
   }
 
 private:
-  std::size_t topic_of(std::uint64_t seq) const { return static_cast<std::size_t>((seq / run_) % topics_); }
+  // One publisher's messages of one topic: the seq expected next, and where its run ends.
+  struct stream {
+    std::uint64_t expect = 0, block_end = 0;
+  };
+  // One publisher: the seq that would come next in the order sent, its topic and place in its run;
+  // and how many of its messages were heard or counted lost so far.
+  struct publisher_state {
+    std::uint64_t next = 0, pos = 0, covered = 0;
+    std::size_t topic = 0;
+  };
+
+  void locate(publisher_state& ps, std::uint64_t seq) const {
+    const auto q = seq / run_;
+    ps.next = seq;
+    ps.pos = seq - q * run_;
+    ps.topic = static_cast<std::size_t>(q % topics_);
+  }
+  // Past the end of its run, a topic's next message is a round of the other topics later.
+  void step_block(stream& s) const {
+    if (s.expect == s.block_end) {
+      s.expect += run_ * (topics_ - 1);
+      s.block_end = s.expect + run_;
+    }
+  }
   // How many of the sequence numbers 1 .. x-1 went to topic k.
   std::uint64_t before(std::size_t k, std::uint64_t x) const {
     const auto period = run_ * topics_;
@@ -618,12 +665,12 @@ private:
 
   std::size_t pubs_, topics_;
   std::uint64_t run_;
-  std::vector<std::uint64_t> last_;     // per publisher and topic: the latest seq heard
-  std::vector<std::uint64_t> covered_;  // per publisher: messages heard or counted lost so far
+  std::vector<stream> streams_;  // per publisher and topic
+  std::vector<publisher_state> pubs_state_;
   std::vector<std::uint64_t> sent_;
   std::vector<bool> heard_;
   std::size_t heard_count_ = 0;
-  std::uint64_t first_ = 0, last_rx_ = 0;
+  std::uint64_t first_ = 0, last_ = 0;
   client_result& res_;
 };
 

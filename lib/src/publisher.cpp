@@ -198,12 +198,16 @@ void publisher::send_open(open_batch* o) {
   batch_hint_ = o->body.size();
   o->count = 0;
   free_.push_back(o);
-  std::string body;
-  body.swap(o->body);  // the slot keeps no capacity: its next topic reserves what it needs
   if (!acked()) {
-    send_fire_and_forget(o->topic, std::move(body), count, seq, first_topic_seq);
+    // Copied out: the slot keeps its capacity for the next batch, up to a fair share of the open
+    // bytes (one topic keeps a whole batch's; a thousand keep a thousandth each).
+    send_fire_and_forget(o->topic, o->body, count, seq, first_topic_seq);
+    o->body.clear();
+    if (o->body.capacity() > cfg_.max_open_bytes / (open_count_ + 1)) std::string().swap(o->body);
     return;
   }
+  std::string body;
+  body.swap(o->body);  // into the batch: the slot's next topic reserves what it needs
   batch b;
   b.seq = seq;
   b.topic_seq = first_topic_seq;
@@ -217,8 +221,8 @@ void publisher::send_open(open_batch* o) {
   transmit_pending();
 }
 
-void publisher::send_fire_and_forget(std::string_view topic, std::string body, std::uint32_t count, std::uint64_t seq,
-                                     std::uint64_t topic_seq) {
+void publisher::send_fire_and_forget(std::string_view topic, const std::string& body, std::uint32_t count,
+                                     std::uint64_t seq, std::uint64_t topic_seq) {
   wire::batch_header h;
   h.count = count;
   h.publisher = id_;
@@ -227,11 +231,7 @@ void publisher::send_fire_and_forget(std::string_view topic, std::string body, s
   zmq::message_t t(topic.data(), topic.size());
   zmq::message_t hdr(wire::header_size);
   wire::encode_header(h, hdr.data());
-  // The body is handed over, not copied; ZeroMQ frees it once sent.
-  auto held = std::make_unique<std::string>(std::move(body));
-  zmq::message_t b(
-      held->data(), held->size(), [](void*, void* hint) { delete static_cast<std::string*>(hint); }, held.get());
-  held.release();
+  zmq::message_t b(body.data(), body.size());
   zmq::message_t m;
   while (sock_.recv(m, zmq::recv_flags::dontwait)) {}  // subscriptions: only their presence matters
   for (;;) {

@@ -147,7 +147,7 @@ private:
   void handle_reply(const zmq::message_t& m);
   void acknowledge_through(std::uint64_t seq);
   void wait_for_progress(std::chrono::milliseconds limit);
-  void send_fire_and_forget(std::string_view topic, std::string body, std::uint32_t count, std::uint64_t seq,
+  void send_fire_and_forget(std::string_view topic, const std::string& body, std::uint32_t count, std::uint64_t seq,
                             std::uint64_t topic_seq);
   void wait_for_subscriptions();
 
