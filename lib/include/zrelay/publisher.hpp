@@ -55,7 +55,7 @@ struct publisher_config {
   int retries = 3;                                   ///< resends of one batch before giving up
   std::size_t max_batch_bytes = 64u << 10;           ///< a batch body is sent once it reaches this
   std::size_t max_open_batches = 4096;               ///< batches being built at once (one per topic)
-  std::size_t max_open_bytes = 4u << 20;             ///< their bodies' total; past either, the oldest is sent
+  std::size_t max_open_bytes = 16u << 20;            ///< their bodies' total; past either, the oldest is sent
   std::chrono::milliseconds connect_timeout{3000};   ///< 0: do not wait for the connection
   std::chrono::milliseconds subscription_wait{200};  ///< fire-and-forget: wait for subscriptions
   int hwm = 1000;
