@@ -149,6 +149,7 @@ publisher::open_batch* publisher::open_new(std::string_view topic) {
   }
   o->topic.assign(topic.data(), topic.size());
   o->count = 0;
+  o->body.clear();  // a fire-and-forget send interrupted mid-way freed the slot with its body in it
   // Room for a batch like the last one sent, but no more than a fair share of the open bytes: a
   // body grown by doubling from nothing is reallocated many times over.
   o->body.reserve(std::min(batch_hint_, cfg_.max_open_bytes / (open_count_ + 1)));
