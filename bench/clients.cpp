@@ -538,11 +538,30 @@ void run_publisher(const options& opt, const wiring& w, int index, const channel
 namespace {
 
 // The per-message accounting every subscriber kind shares: probes, loss and duplicates from the
-// sequence numbers, latency from the send stamp.
+// sequence numbers, latency from the send stamp. Order is only kept per topic (a publisher that
+// coalesces interleaved topics sends one topic's batch before another's), so the sequence is
+// followed per publisher and topic: message `seq` went to topic (seq / topic_run) % topics.
 class tally {
 public:
-  tally(std::size_t pubs, client_result& res)
-      : pubs_(pubs), next_(pubs, 1), sent_(pubs, 0), heard_(pubs, false), res_(res) {}
+  tally(std::size_t pubs, std::size_t topics, std::uint64_t topic_run, client_result& res)
+      : pubs_(pubs),
+        topics_(std::max<std::size_t>(topics, 1)),
+        run_(std::max<std::uint64_t>(topic_run, 1)),
+        streams_(pubs * topics_),
+        pubs_state_(pubs),
+        sent_(pubs, 0),
+        heard_(pubs, false),
+        res_(res) {
+    for (std::size_t k = 0; k < topics_; ++k) {
+      stream s;
+      s.expect = k * run_;
+      s.block_end = s.expect + run_;
+      if (s.expect == 0) s.expect = 1;  // 0 is the probe
+      step_block(s);
+      for (std::size_t p = 0; p < pubs; ++p) streams_[p * topics_ + k] = s;
+    }
+    for (auto& ps : pubs_state_) locate(ps, 1);
+  }
 
   void on_payload(std::string_view payload) {
     if (payload.size() < stamp_size) return;
@@ -562,12 +581,31 @@ public:
     const auto now = now_ns();
     if (first_ == 0) first_ = now;
     last_ = now;
-    if (seq < next_[p]) {
+    // The topic of seq: followed without dividing while the publisher's messages come in the order
+    // sent (one topic, or runs of one), computed when they do not.
+    auto& ps = pubs_state_[p];
+    if (seq != ps.next) locate(ps, seq);
+    const auto k = ps.topic;
+    ps.next = seq + 1;
+    if (++ps.pos == run_) {
+      ps.pos = 0;
+      if (++ps.topic == topics_) ps.topic = 0;
+    }
+    auto& s = streams_[p * topics_ + k];
+    if (seq < s.expect) {
       ++res_.duplicates;
       return;
     }
-    if (seq > next_[p]) res_.lost += seq - next_[p];
-    next_[p] = seq + 1;
+    if (seq > s.expect) {
+      // The topic's messages from the one expected up to this one never came.
+      const auto missed = before(k, seq) - before(k, s.expect);
+      res_.lost += missed;
+      ps.covered += missed;
+      s.block_end = (seq / run_ + 1) * run_;
+    }
+    s.expect = seq + 1;
+    step_block(s);
+    ++ps.covered;
     ++res_.received;
     res_.latency.record(now > t ? now - t : 0);
   }
@@ -578,23 +616,60 @@ public:
     std::istringstream in(counts);
     for (auto& s : sent_) in >> s;
   }
+  // Every message sent is heard or counted lost (each topic's last message came).
   bool complete() const {
     for (std::size_t p = 0; p < pubs_; ++p)
-      if (next_[p] <= sent_[p]) return false;
+      if (pubs_state_[p].covered < sent_[p]) return false;
     return true;
   }
   std::uint64_t received() const { return res_.received; }
   /// Whatever never arrived counts as lost; the window is first to last receive.
   void finish() {
     for (std::size_t p = 0; p < pubs_; ++p)
-      if (next_[p] <= sent_[p]) res_.lost += sent_[p] - (next_[p] - 1);
+      if (pubs_state_[p].covered < sent_[p]) res_.lost += sent_[p] - pubs_state_[p].covered;
     res_.start_ns = first_;
     res_.end_ns = last_;
   }
 
 private:
-  std::size_t pubs_;
-  std::vector<std::uint64_t> next_, sent_;
+  // One publisher's messages of one topic: the seq expected next, and where its run ends.
+  struct stream {
+    std::uint64_t expect = 0, block_end = 0;
+  };
+  // One publisher: the seq that would come next in the order sent, its topic and place in its run;
+  // and how many of its messages were heard or counted lost so far.
+  struct publisher_state {
+    std::uint64_t next = 0, pos = 0, covered = 0;
+    std::size_t topic = 0;
+  };
+
+  void locate(publisher_state& ps, std::uint64_t seq) const {
+    const auto q = seq / run_;
+    ps.next = seq;
+    ps.pos = seq - q * run_;
+    ps.topic = static_cast<std::size_t>(q % topics_);
+  }
+  // Past the end of its run, a topic's next message is a round of the other topics later.
+  void step_block(stream& s) const {
+    if (s.expect == s.block_end) {
+      s.expect += run_ * (topics_ - 1);
+      s.block_end = s.expect + run_;
+    }
+  }
+  // How many of the sequence numbers 1 .. x-1 went to topic k.
+  std::uint64_t before(std::size_t k, std::uint64_t x) const {
+    const auto period = run_ * topics_;
+    const auto lo = static_cast<std::uint64_t>(k) * run_;
+    const auto rem = x % period;
+    const auto in_rem = rem > lo ? std::min(rem - lo, run_) : 0;
+    return (x / period) * run_ + in_rem - (k == 0 && x > 0 ? 1 : 0);  // 0 is no message
+  }
+
+  std::size_t pubs_, topics_;
+  std::uint64_t run_;
+  std::vector<stream> streams_;  // per publisher and topic
+  std::vector<publisher_state> pubs_state_;
+  std::vector<std::uint64_t> sent_;
   std::vector<bool> heard_;
   std::size_t heard_count_ = 0;
   std::uint64_t first_ = 0, last_ = 0;
@@ -680,7 +755,7 @@ void run_subscriber(const options& opt, const wiring& w, int index, const channe
   res.role = "sub";
   res.index = index;
   try {
-    tally t(static_cast<std::size_t>(opt.pubs), res);
+    tally t(static_cast<std::size_t>(opt.pubs), static_cast<std::size_t>(opt.topics), opt.topic_run, res);
     if (nats_scenario(w.scenario)) {
       run_nats_subscriber(opt, w, index, ch, t);
       write_line(ch.to_parent, "result " + encode_result(res));

@@ -92,9 +92,12 @@ struct router {
 bool pump(int fd, const std::string& name, int sig_fd, publisher& pub,
           const std::function<void(std::string_view)>& chunk) {
   std::vector<char> buf(256 * 1024);
+  bool unflushed = false;
   for (;;) {
     zmq::pollitem_t items[] = {pub.poll_item(), {nullptr, fd, ZMQ_POLLIN, 0}, {nullptr, sig_fd, ZMQ_POLLIN, 0}};
-    zmq::poll(items, 3, pub.next_timeout());
+    // After a read, only look whether more input is there already: batches fill across reads
+    // while it keeps coming (many topics' batches take many reads to fill).
+    zmq::poll(items, 3, unflushed ? std::chrono::milliseconds(0) : pub.next_timeout());
     if (items[2].revents & ZMQ_POLLIN) return false;
     if (items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) {
       const auto n = ::read(fd, buf.data(), buf.size());
@@ -104,7 +107,10 @@ bool pump(int fd, const std::string& name, int sig_fd, publisher& pub,
         throw input_error("cannot read " + name + ": " + std::strerror(errno));
       }
       chunk(std::string_view(buf.data(), static_cast<std::size_t>(n)));
-      pub.flush();  // nothing waits in a batch while the input is quiet
+      unflushed = true;
+    } else if (unflushed) {
+      pub.flush();  // the input paused: nothing waits in a batch while it is quiet
+      unflushed = false;
     }
     pub.service();
   }

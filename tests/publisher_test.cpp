@@ -74,17 +74,19 @@ TEST_CASE("publisher coalesces consecutive messages of one topic into one batch"
     CHECK(b->records.front() == "m0");
     CHECK(b->records.back() == "m99");
   }
-  SECTION("a new topic starts a new batch, and each topic has its own sequence") {
+  SECTION("each topic has its own batch and its own sequence; flush sends them oldest first") {
     pub.publish("a", "1");
     pub.publish("a", "2");
     pub.publish("b", "3");
     pub.publish("a", "4");
+    CHECK(pub.outstanding() == 4);  // all of them in open batches
     pub.flush();
-    auto b1 = relay.next(), b2 = relay.next(), b3 = relay.next();
-    REQUIRE((b1 && b2 && b3));
-    CHECK((b1->topic == "a" && b1->header.count == 2 && b1->header.seq == 1 && b1->header.topic_seq == 1));
-    CHECK((b2->topic == "b" && b2->header.count == 1 && b2->header.seq == 3 && b2->header.topic_seq == 1));
-    CHECK((b3->topic == "a" && b3->header.count == 1 && b3->header.seq == 4 && b3->header.topic_seq == 3));
+    auto b1 = relay.next(), b2 = relay.next();
+    REQUIRE((b1 && b2));
+    CHECK((b1->topic == "a" && b1->header.count == 3 && b1->header.seq == 1 && b1->header.topic_seq == 1));
+    CHECK(b1->records == std::vector<std::string>{"1", "2", "4"});
+    CHECK((b2->topic == "b" && b2->header.count == 1 && b2->header.seq == 4 && b2->header.topic_seq == 1));
+    CHECK(!relay.next(50ms));
   }
   SECTION("a batch is sent once it reaches max_batch_bytes") {
     publisher_config c = to_fake(relay);
@@ -96,6 +98,154 @@ TEST_CASE("publisher coalesces consecutive messages of one topic into one batch"
     auto b = relay.next();
     REQUIRE(b);
     CHECK(b->header.count == 2);
+  }
+}
+
+TEST_CASE("publisher coalesces interleaved topics: one batch per topic, order and dense sequence kept", "[publisher]") {
+  zmq::context_t ctx;
+  fake_relay relay(ctx);
+  auto cfg = to_fake(relay);
+  cfg.ack_timeout = 50ms;
+  publisher pub(ctx, cfg);
+  pub.connect();
+  constexpr int topics = 100, rounds = 10;
+  const std::vector<std::string> in_order{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+  for (int r = 0; r < rounds; ++r)
+    for (int t = 0; t < topics; ++t) pub.publish("topic." + std::to_string(t), std::to_string(r));
+  CHECK(pub.outstanding() == topics * rounds);
+  CHECK(pub.stats().sent == 0);  // nothing full, no bound reached: all still open
+  pub.flush();
+  CHECK(pub.outstanding() == topics * rounds);  // sent, not acknowledged yet
+  std::vector<fake_relay::received> got;
+  for (int t = 0; t < topics; ++t) {
+    auto b = relay.next();
+    REQUIRE(b);
+    got.push_back(*b);
+  }
+  CHECK(!relay.next(50ms));  // 100 ZeroMQ messages for 1000 messages, no more
+  std::uint64_t next_seq = 1;
+  for (int t = 0; t < topics; ++t) {
+    const auto& b = got[static_cast<std::size_t>(t)];
+    CHECK(b.topic == "topic." + std::to_string(t));  // oldest opened first: topics as they first came
+    CHECK(b.header.seq == next_seq);                 // dense across topics, in the order sent
+    CHECK(b.header.topic_seq == 1);
+    CHECK(b.records == in_order);
+    next_seq += b.header.count;
+  }
+  CHECK(next_seq == topics * rounds + 1);
+  SECTION("the next messages of a topic continue its sequence") {
+    pub.publish("topic.7", "10");
+    pub.publish("topic.3", "10");
+    pub.publish("topic.7", "11");
+    pub.flush();
+    auto b1 = relay.next(), b2 = relay.next();
+    REQUIRE((b1 && b2));
+    CHECK((b1->topic == "topic.7" && b1->header.seq == 1001 && b1->header.topic_seq == 11));
+    CHECK(b1->records == std::vector<std::string>{"10", "11"});
+    CHECK((b2->topic == "topic.3" && b2->header.seq == 1003 && b2->header.topic_seq == 11));
+    relay.reply(*b2, wire::kind::ack, 1003);
+    REQUIRE(pub.drain(deadline));
+    CHECK(pub.stats().acked == 1003);
+  }
+  SECTION("a timeout resends every topic's batch with the same numbers, in the same order") {
+    for (int t = 0; t < topics; ++t) {
+      std::optional<fake_relay::received> again;
+      while (!again) {
+        pub.service();
+        again = relay.next(10ms);
+      }
+      const auto& first = got[static_cast<std::size_t>(t)];
+      CHECK(again->topic == first.topic);
+      CHECK(again->header.seq == first.header.seq);
+      CHECK(again->header.topic_seq == first.header.topic_seq);
+      CHECK(again->records == first.records);
+    }
+    relay.reply(got.back(), wire::kind::ack, topics * rounds);
+    REQUIRE(pub.drain(deadline));
+    CHECK(pub.stats().acked == topics * rounds);
+    CHECK(pub.stats().retried == topics * rounds);
+    CHECK(pub.outstanding() == 0);
+  }
+  SECTION("an EXPECT resends from the batch the relay names, whatever its topic") {
+    relay.reply(got.back(), wire::kind::expect, got[50].header.seq);
+    std::optional<fake_relay::received> resent;
+    while (!resent) {
+      pub.service();
+      resent = relay.next(10ms);
+    }
+    CHECK(resent->topic == "topic.50");
+    CHECK(resent->header.seq == got[50].header.seq);
+    CHECK(pub.outstanding() == 500);  // 0-49 are acknowledged by the EXPECT
+    relay.reply(got.back(), wire::kind::ack, topics * rounds);
+    REQUIRE(pub.drain(deadline));
+    CHECK(pub.stats().acked == topics * rounds);
+  }
+  SECTION("a NACK counts against the batch that holds its sequence") {
+    relay.reply(got[20], wire::kind::nack, got[20].header.seq + 3, 1, wire::reason::too_large);
+    relay.reply(got.back(), wire::kind::ack, topics * rounds);
+    REQUIRE(pub.drain(deadline));
+    CHECK(pub.stats().nacked == 1);
+    CHECK(pub.stats().acked == topics * rounds - 1);
+  }
+}
+
+TEST_CASE("publisher bounds its open batches: past max_open_batches or max_open_bytes the oldest is sent",
+          "[publisher]") {
+  zmq::context_t ctx;
+  fake_relay relay(ctx);
+  auto cfg = to_fake(relay);
+  SECTION("count") {
+    cfg.max_open_batches = 3;
+    publisher pub(ctx, cfg);
+    pub.connect();
+    pub.publish("a", "1");
+    pub.publish("b", "2");
+    pub.publish("c", "3");
+    pub.publish("a", "4");  // a is open: no new batch
+    CHECK(!relay.next(50ms));
+    pub.publish("d", "5");  // a fourth: the oldest (a) goes
+    auto b = relay.next();
+    REQUIRE(b);
+    CHECK((b->topic == "a" && b->header.seq == 1 && b->records == std::vector<std::string>{"1", "4"}));
+    CHECK(!relay.next(50ms));
+    CHECK(pub.outstanding() == 5);
+    pub.publish("e", "6");  // then b
+    b = relay.next();
+    REQUIRE(b);
+    CHECK((b->topic == "b" && b->header.seq == 3));
+    pub.flush();
+    for (const auto* t : {"c", "d", "e"}) {
+      b = relay.next();
+      REQUIRE(b);
+      CHECK(b->topic == t);
+    }
+    CHECK(b->header.seq == 6);
+  }
+  SECTION("bytes") {
+    cfg.max_open_bytes = 100;  // a record of 30 bytes takes 34: two fit, a third does not
+    publisher pub(ctx, cfg);
+    pub.connect();
+    const std::string x(30, 'x');
+    pub.publish("a", x);
+    pub.publish("b", x);
+    CHECK(!relay.next(50ms));
+    pub.publish("a", x);  // 102 bytes would be open: the oldest (a) goes first, then takes this one
+    auto b = relay.next();
+    REQUIRE(b);
+    CHECK((b->topic == "a" && b->header.count == 1 && b->header.seq == 1));
+    CHECK(!relay.next(50ms));
+    pub.publish("c", x);  // b is the oldest now
+    b = relay.next();
+    REQUIRE(b);
+    CHECK((b->topic == "b" && b->header.seq == 2));
+    CHECK(pub.outstanding() == 4);
+    pub.flush();
+    b = relay.next();
+    REQUIRE(b);
+    CHECK((b->topic == "a" && b->header.seq == 3 && b->header.topic_seq == 2));
+    b = relay.next();
+    REQUIRE(b);
+    CHECK((b->topic == "c" && b->header.seq == 4));
   }
 }
 
@@ -140,6 +290,31 @@ TEST_CASE("publisher without acks sends to the relay's XSUB: batches, or plain m
     CHECK(records == std::vector<std::string>{"a", "b"});
     CHECK(pub.stats().sent == 2);
     CHECK(pub.outstanding() == 0);
+  }
+  SECTION("batched, interleaved topics: one batch per topic, dense sequence in the order sent") {
+    c.mode = delivery::batched;
+    publisher pub(ctx, c);
+    std::thread reader([&] { first = recv_parts(xsub); });
+    pub.connect();
+    pub.publish("t1", "a");
+    pub.publish("t2", "b");
+    pub.publish("t1", "c");
+    CHECK(pub.outstanding() == 3);
+    pub.flush();
+    CHECK(pub.outstanding() == 0);
+    reader.join();
+    const auto second = recv_parts(xsub);
+    REQUIRE((first.size() == 3 && second.size() == 3));
+    wire::batch_header h1, h2;
+    REQUIRE(wire::decode_header(first[1].data(), first[1].size(), h1) == wire::status::ok);
+    REQUIRE(wire::decode_header(second[1].data(), second[1].size(), h2) == wire::status::ok);
+    CHECK((first[0] == "t1" && h1.count == 2 && h1.seq == 1 && h1.topic_seq == 1));
+    CHECK((second[0] == "t2" && h2.count == 1 && h2.seq == 3 && h2.topic_seq == 1));
+    wire::record_reader rd(first[2].data(), first[2].size(), h1.count);
+    std::vector<std::string> records;
+    while (auto r = rd.next()) records.emplace_back(*r);
+    CHECK(records == std::vector<std::string>{"a", "c"});
+    CHECK(pub.stats().sent == 3);
   }
   SECTION("plain") {
     c.mode = delivery::plain;
@@ -262,6 +437,42 @@ TEST_CASE("publisher window: publish waits while max_inflight messages are unack
   CHECK(pub.drain(deadline));
   acker.join();
   CHECK(pub.stats().acked == 5);
+}
+
+TEST_CASE("publisher window with interleaved topics: open batches wait their turn, the window holds", "[publisher]") {
+  zmq::context_t ctx;
+  fake_relay relay(ctx);
+  auto cfg = to_fake(relay);
+  cfg.max_inflight = 4;
+  cfg.ack_timeout = 60s;
+  publisher pub(ctx, cfg);
+  pub.connect();
+  std::uint64_t most_unacked = 0;
+  std::vector<std::string> order;
+  std::thread acker([&] {
+    std::uint64_t acked = 0;
+    while (acked < 20) {
+      auto b = relay.next();
+      if (!b) return;
+      most_unacked = std::max(most_unacked, b->header.seq + b->header.count - 1 - acked);
+      for (const auto& r : b->records) order.push_back(b->topic + "=" + r);
+      acked = b->header.seq + b->header.count - 1;
+      relay.reply(*b, wire::kind::ack, acked);
+    }
+  });
+  for (int r = 0; r < 4; ++r)
+    for (int t = 0; t < 5; ++t) pub.publish("t" + std::to_string(t), std::to_string(r));
+  CHECK(pub.outstanding() == 20);
+  CHECK(pub.drain(deadline));
+  acker.join();
+  CHECK(pub.stats().acked == 20);
+  CHECK(most_unacked <= 4);
+  // Five batches of four, each topic's in order.
+  REQUIRE(order.size() == 20);
+  CHECK(order[0] == "t0=0");
+  CHECK(order[3] == "t0=3");
+  CHECK(order[4] == "t1=0");
+  CHECK(order[19] == "t4=3");
 }
 
 TEST_CASE("publisher reports an unreachable relay", "[publisher]") {

@@ -80,7 +80,7 @@ zmq::pollitem_t publisher::poll_item() {
   return {sock_.handle(), 0, events, 0};
 }
 
-std::size_t publisher::outstanding() const { return inflight_msgs_ + cur_count_; }
+std::size_t publisher::outstanding() const { return inflight_msgs_ + open_msgs_; }
 
 std::chrono::milliseconds publisher::next_timeout() const {
   if (!acked() || inflight_.empty()) return std::chrono::milliseconds(1000);
@@ -107,43 +107,114 @@ void publisher::publish(std::string_view topic, std::string_view payload) {
     ++stats_.sent;
     return;
   }
-  if (cur_count_ > 0 &&
-      (topic != cur_topic_ || cur_body_.size() + wire::record_prefix_size + payload.size() > cfg_.max_batch_bytes))
-    flush();
-  if (cur_count_ == 0) cur_topic_.assign(topic.data(), topic.size());
-  wire::append_record(cur_body_, payload);
-  ++cur_count_;
-  if (cur_body_.size() >= cfg_.max_batch_bytes) flush();
+  const auto record = wire::record_prefix_size + payload.size();
+  auto* o = find_open(topic);
+  if (o && o->body.size() + record > cfg_.max_batch_bytes) {
+    send_open(o);
+    o = nullptr;
+  }
+  // The bounds: room for this record among the open bytes, and for one more open batch.
+  while (oldest_ && open_bytes_ + record > cfg_.max_open_bytes) {
+    auto* oldest = oldest_;
+    send_open(oldest);
+    if (oldest == o) o = nullptr;
+  }
+  if (!o) {
+    while (oldest_ && open_count_ >= cfg_.max_open_batches) send_open(oldest_);
+    o = open_new(topic);
+  }
+  const auto before = o->body.size();
+  wire::append_record(o->body, payload);
+  ++o->count;
+  ++open_msgs_;
+  open_bytes_ += o->body.size() - before;
+  if (o->body.size() >= cfg_.max_batch_bytes) send_open(o);
+}
+
+publisher::open_batch* publisher::find_open(std::string_view topic) {
+  if (last_ && last_->topic == topic) return last_;
+  if (open_count_ == 0) return nullptr;
+  const auto it = open_index_.find(topic);
+  if (it == open_index_.end()) return nullptr;
+  return last_ = it->second;
+}
+
+publisher::open_batch* publisher::open_new(std::string_view topic) {
+  open_batch* o = nullptr;
+  if (free_.empty()) {
+    o = &open_.emplace_back();
+  } else {
+    o = free_.back();
+    free_.pop_back();
+  }
+  o->topic.assign(topic.data(), topic.size());
+  o->count = 0;
+  o->body.clear();  // a fire-and-forget send interrupted mid-way freed the slot with its body in it
+  // Room for a batch like the last one sent, but no more than a fair share of the open bytes: a
+  // body grown by doubling from nothing is reallocated many times over.
+  o->body.reserve(std::min(batch_hint_, cfg_.max_open_bytes / (open_count_ + 1)));
+  o->older = newest_;
+  o->newer = nullptr;
+  if (newest_) {
+    newest_->newer = o;
+  } else {
+    oldest_ = o;
+  }
+  newest_ = o;
+  open_index_.emplace(std::string_view(o->topic), o);
+  ++open_count_;
+  last_ = o;
+  return o;
 }
 
 void publisher::flush() {
-  if (cur_count_ == 0) return;
-  const auto count = cur_count_;
+  while (oldest_) send_open(oldest_);
+}
+
+// Sends open batch o (taking its sequence numbers now, so that they are dense in the order sent)
+// and frees its slot.
+void publisher::send_open(open_batch* o) {
+  const auto count = o->count;
   // Wait for room in the window first (always let one batch through, however large): if the
-  // wait throws, the batch is still whole and nothing has taken a sequence number.
+  // wait throws, the batch is still whole and open and nothing has taken a sequence number.
   if (acked()) {
     while (!inflight_.empty() &&
-           (inflight_msgs_ + count > cfg_.max_inflight || inflight_bytes_ + cur_body_.size() > cfg_.max_inflight_bytes))
+           (inflight_msgs_ + count > cfg_.max_inflight || inflight_bytes_ + o->body.size() > cfg_.max_inflight_bytes))
       wait_for_progress(next_timeout());
   }
-  auto& topic_seq = topic_seq_[cur_topic_];
+  auto& topic_seq = topic_seq_[o->topic];
   if (topic_seq == 0) topic_seq = 1;
   const auto seq = next_seq_;
   const auto first_topic_seq = topic_seq;
   next_seq_ += count;
   topic_seq += count;
-  cur_count_ = 0;
+  // Close the slot.
+  (o->older ? o->older->newer : oldest_) = o->newer;
+  (o->newer ? o->newer->older : newest_) = o->older;
+  open_index_.erase(std::string_view(o->topic));
+  if (last_ == o) last_ = nullptr;
+  --open_count_;
+  open_msgs_ -= count;
+  open_bytes_ -= o->body.size();
+  batch_hint_ = o->body.size();
+  o->count = 0;
+  free_.push_back(o);
   if (!acked()) {
-    send_fire_and_forget(cur_topic_, cur_body_, count, seq, first_topic_seq);
-    cur_body_.clear();
+    // Copied out: the slot keeps its capacity for the next batch, up to a fair share of the open
+    // bytes (one topic keeps a whole batch's; a thousand keep a thousandth each).
+    send_fire_and_forget(o->topic, o->body, count, seq, first_topic_seq);
+    o->body.clear();
+    if (o->body.capacity() > cfg_.max_open_bytes / (open_count_ + 1)) std::string().swap(o->body);
     return;
   }
+  std::string body;
+  body.swap(o->body);  // into the batch: the slot's next topic reserves what it needs
   batch b;
   b.seq = seq;
   b.topic_seq = first_topic_seq;
   b.count = count;
-  b.topic = cur_topic_;
-  b.body.swap(cur_body_);  // b.body was empty, and so is cur_body_ now
+  b.topic = o->topic;
+  b.body = std::move(body);
   b.sent_at = clock::now();
   inflight_msgs_ += count;
   inflight_bytes_ += b.body.size();
@@ -151,7 +222,7 @@ void publisher::flush() {
   transmit_pending();
 }
 
-void publisher::send_fire_and_forget(const std::string& topic, const std::string& body, std::uint32_t count,
+void publisher::send_fire_and_forget(std::string_view topic, const std::string& body, std::uint32_t count,
                                      std::uint64_t seq, std::uint64_t topic_seq) {
   wire::batch_header h;
   h.count = count;

@@ -1,7 +1,8 @@
 #pragma once
-// The publisher: coalesces consecutive messages of one topic into batches and sends them acked
-// (DEALER -> relay ROUTER, windowed, resent on timeout) or fire-and-forget (XPUB -> relay XSUB);
-// or sends each message plain, [topic][payload], to the XSUB (see `delivery`).
+// The publisher: coalesces messages into one batch per topic (many topics' batches open at once,
+// interleaved topics included) and sends them acked (DEALER -> relay ROUTER, windowed, resent on
+// timeout) or fire-and-forget (XPUB -> relay XSUB); or sends each message plain, [topic][payload],
+// to the XSUB (see `delivery`). Order is kept per topic, not across topics.
 
 #include <chrono>
 #include <cstddef>
@@ -13,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -52,6 +54,8 @@ struct publisher_config {
   std::chrono::milliseconds ack_timeout{3000};       ///< resend when the oldest batch waits this long
   int retries = 3;                                   ///< resends of one batch before giving up
   std::size_t max_batch_bytes = 64u << 10;           ///< a batch body is sent once it reaches this
+  std::size_t max_open_batches = 4096;               ///< batches being built at once (one per topic)
+  std::size_t max_open_bytes = 16u << 20;            ///< their bodies' total; past either, the oldest is sent
   std::chrono::milliseconds connect_timeout{3000};   ///< 0: do not wait for the connection
   std::chrono::milliseconds subscription_wait{200};  ///< fire-and-forget: wait for subscriptions
   int hwm = 1000;
@@ -85,10 +89,12 @@ public:
 
   /// Connects and waits for the relay (connect_timeout); throws connect_error.
   void connect();
-  /// Adds a message to the current batch; sends batches as they fill, waiting while the window
-  /// is full. Throws delivery_error, interrupted.
+  /// Adds a message to its topic's open batch; sends batches as they fill (or, past
+  /// max_open_batches or max_open_bytes, the oldest open one), waiting while the window is full.
+  /// Order is kept per topic only: messages of different topics may be sent in another order.
+  /// Throws delivery_error, interrupted.
   void publish(std::string_view topic, std::string_view payload);
-  /// Sends the batch being built now (call when input pauses so nothing waits in a batch).
+  /// Sends every open batch, oldest first (call when input pauses so nothing waits in a batch).
   void flush();
   /// Flushes, then waits up to max_wait for every acknowledgment. True when nothing is
   /// outstanding. Throws delivery_error, interrupted.
@@ -99,7 +105,7 @@ public:
   zmq::pollitem_t poll_item();
   /// How long the caller may sleep before service() has work to do.
   std::chrono::milliseconds next_timeout() const;
-  /// Messages sent and not yet acknowledged (plus the batch being built).
+  /// Messages sent and not yet acknowledged (plus those in open batches).
   std::size_t outstanding() const;
   /// Counters so far.
   const publisher_stats& stats() const { return stats_; }
@@ -123,13 +129,25 @@ private:
     std::chrono::steady_clock::time_point sent_at;
   };
 
+  // A batch being built: one per topic at most, linked oldest first.
+  struct open_batch {
+    std::string topic;
+    std::string body;
+    std::uint32_t count = 0;
+    open_batch* older = nullptr;
+    open_batch* newer = nullptr;
+  };
+
   bool acked() const { return cfg_.mode == delivery::acked; }
+  open_batch* find_open(std::string_view topic);
+  open_batch* open_new(std::string_view topic);
+  void send_open(open_batch* o);
   bool transmit(batch& b);
   void transmit_pending();
   void handle_reply(const zmq::message_t& m);
   void acknowledge_through(std::uint64_t seq);
   void wait_for_progress(std::chrono::milliseconds limit);
-  void send_fire_and_forget(const std::string& topic, const std::string& body, std::uint32_t count, std::uint64_t seq,
+  void send_fire_and_forget(std::string_view topic, const std::string& body, std::uint32_t count, std::uint64_t seq,
                             std::uint64_t topic_seq);
   void wait_for_subscriptions();
 
@@ -143,9 +161,18 @@ private:
   bool failed_ = false;
   std::string failure_;
 
-  std::string cur_topic_;
-  std::string cur_body_;
-  std::uint32_t cur_count_ = 0;
+  // Open batches. A deque: a slot never moves, so pointers to it and the index's keys (views of
+  // slot topics) stay valid; a sent batch's slot goes to free_ for the next topic opened.
+  std::deque<open_batch> open_;
+  std::unordered_map<std::string_view, open_batch*> open_index_;
+  std::vector<open_batch*> free_;
+  open_batch* oldest_ = nullptr;
+  open_batch* newest_ = nullptr;
+  open_batch* last_ = nullptr;  // where the previous message went: a run of one topic skips the lookup
+  std::size_t open_count_ = 0;
+  std::size_t open_msgs_ = 0;
+  std::size_t open_bytes_ = 0;
+  std::size_t batch_hint_ = 0;  // size of the latest batch sent: what a new one reserves
   std::unordered_map<std::string, std::uint64_t> topic_seq_;
 
   std::deque<batch> inflight_;
