@@ -38,7 +38,10 @@ public:
   bool send(zmq::message_t* frames, std::size_t n, std::uint64_t msgs, std::uint64_t bytes, std::uint64_t tag);
   /// Sends what is held, oldest first. Under the drop policy a full subscriber gets full_wait to make
   /// room; then the message goes to everyone else and counts as dropped (the subscriber sees the gap
-  /// in the sequence numbers). True once nothing is held.
+  /// in the sequence numbers). A subscriber found full again within full_wait of the last message
+  /// sent past one gets no new wait: its messages go past it at once (each counted), so a
+  /// subscriber that keeps falling behind holds the others up once, not at every turn. True once
+  /// nothing is held.
   bool retry();
   /// Shutting down: sends everything held to whoever has room. What a full subscriber misses
   /// counts as dropped, and every message from then on is `uncertain`.
@@ -58,6 +61,10 @@ private:
 
   bool try_send(zmq::message_t* frames, std::size_t n);
   void send_dropping(zmq::message_t* frames, std::size_t n);
+  // Drop policy: whether a message a full subscriber has no room for goes past it without a wait.
+  bool pass_at_once() const;
+  // Sends past a full subscriber and counts the drop.
+  void pass_by(zmq::message_t* frames, std::size_t n, std::uint64_t msgs);
   void out(std::uint64_t msgs, std::uint64_t bytes, std::uint64_t tag, outcome o);
   bool flush_held(bool give_up);
 
@@ -71,6 +78,8 @@ private:
   done_fn done_;
   std::deque<held_message> held_;
   clock::time_point held_since_;
+  bool passed_ = false;  // a message went past a full subscriber, the last one at passed_at_
+  clock::time_point passed_at_;
   detail::once_per_kind<warning> warned_;
 };
 
