@@ -584,14 +584,17 @@ struct relay::impl {
     try {
       while (!stop.load(std::memory_order_relaxed)) {
         const bool blocked = out.holding() || (jr && jr->full());
-        auto timeout = blocked ? std::chrono::milliseconds(1) : idle_poll;
+        // Held: the loop only looks at the other sockets; the fanout's retry waits for room below.
+        auto timeout = blocked && out.holding() ? std::chrono::milliseconds(0)
+                       : blocked                ? std::chrono::milliseconds(1)
+                                                : idle_poll;
         if (tick && !blocked) {
           const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - clock::now());
           timeout = std::clamp(until, std::chrono::milliseconds(0), timeout);
         }
         loop.run_once(timeout, blocked, may_read);
         if (stop.load(std::memory_order_relaxed)) break;
-        if (out.holding()) (void)out.retry();
+        if (out.holding()) (void)out.retry(true);
         if (jr) {
           if (!out.holding()) release(stored);  // what the fanout could not take before
           jr->flush();
