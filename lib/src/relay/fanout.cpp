@@ -51,15 +51,9 @@ void fanout::out(std::uint64_t msgs, std::uint64_t bytes, std::uint64_t tag, out
   if (tag != 0 && done_) done_(tag, o);
 }
 
-bool fanout::pass_at_once() const {
-  return policy_ == full_policy::drop && passed_ && clock::now() - passed_at_ < full_wait_;
-}
-
 void fanout::pass_by(zmq::message_t* frames, std::size_t n, std::uint64_t msgs) {
   send_dropping(frames, n);
   relay_stats::add(stats_.dropped, msgs);
-  passed_ = true;
-  passed_at_ = clock::now();
   // Once, verbose or not: the drops themselves are counted.
   if (warned_.first(warning::not_keeping_up))
     log_.line("warning: a subscriber is not keeping up; messages it misses are dropped and counted (it sees the "
@@ -70,11 +64,6 @@ bool fanout::send(zmq::message_t* frames, std::size_t n, std::uint64_t msgs, std
   if (held_.empty()) {
     if (try_send(frames, n)) {
       out(msgs, bytes, tag, outcome::sent);
-      return true;
-    }
-    if (pass_at_once()) {
-      pass_by(frames, n, msgs);
-      out(msgs, bytes, tag, outcome::dropped);
       return true;
     }
     held_since_ = clock::now();
@@ -106,7 +95,7 @@ bool fanout::flush_held(bool give_up, bool wait) {
     if (!sent) {
       if (!give_up) {
         if (policy_ == full_policy::block) return false;
-        if (clock::now() - held_since_ < full_wait_ && !pass_at_once()) return false;
+        if (clock::now() - held_since_ < full_wait_) return false;
       }
       pass_by(h.frames.data(), h.frames.size(), h.msgs);
       o = outcome::dropped;

@@ -38,11 +38,8 @@ public:
   bool send(zmq::message_t* frames, std::size_t n, std::uint64_t msgs, std::uint64_t bytes, std::uint64_t tag);
   /// Sends what is held, oldest first. Under the drop policy a full subscriber gets full_wait to make
   /// room; then the message goes to everyone else and counts as dropped (the subscriber sees the gap
-  /// in the sequence numbers). A subscriber found full again within full_wait of the last message
-  /// sent past one gets no new wait: its messages go past it at once (each counted), so a
-  /// subscriber that keeps falling behind holds the others up once, not at every turn. True once
-  /// nothing is held. With `wait`, the oldest message waits up to hold_wait for room, and goes the
-  /// moment there is some (as zmq_proxy's blocking send does) instead of at the caller's next turn.
+  /// in the sequence numbers). True once nothing is held. With `wait`, the oldest message waits up to hold_wait for
+  /// room, and goes the moment there is some (as zmq_proxy's blocking send does) instead of at the caller's next turn.
   bool retry(bool wait = false);
   /// The longest retry(true) waits.
   static constexpr std::chrono::milliseconds hold_wait{1};
@@ -64,8 +61,6 @@ private:
 
   bool try_send(zmq::message_t* frames, std::size_t n, bool wait = false);
   void send_dropping(zmq::message_t* frames, std::size_t n);
-  // Drop policy: whether a message a full subscriber has no room for goes past it without a wait.
-  bool pass_at_once() const;
   // Sends past a full subscriber and counts the drop.
   void pass_by(zmq::message_t* frames, std::size_t n, std::uint64_t msgs);
   void out(std::uint64_t msgs, std::uint64_t bytes, std::uint64_t tag, outcome o);
@@ -81,8 +76,6 @@ private:
   done_fn done_;
   std::deque<held_message> held_;
   clock::time_point held_since_;
-  bool passed_ = false;  // a message went past a full subscriber, the last one at passed_at_
-  clock::time_point passed_at_;
   detail::once_per_kind<warning> warned_;
 };
 
