@@ -272,18 +272,27 @@ struct relay::impl {
     bool more = true;
     std::uint64_t bytes = 0;
     while (more && n < xframes.size()) {
-      if (!s.xsub.recv(xframes[n], zmq::recv_flags::dontwait)) {
+      auto& frame = xframes[n];
+      const auto got = s.xsub.recv(frame, zmq::recv_flags::dontwait);
+      if (!got) {
         if (n == 0) return step::empty;
         continue;  // later frames of a message are always there once the first is
       }
-      more = xframes[n].more();
-      bytes += xframes[n].size();
-      xviews[n] = view(xframes[n]);
+      more = frame.more();
+      bytes += *got;
+      xviews[n] = {static_cast<const char*>(frame.data()), *got};
       ++n;
     }
     relay_stats::add(stats.bytes_in, bytes);
     if (more) drain(s.xsub);
-    ingress::judge_fire_and_forget({xviews.data(), n, more}, limits, v);
+    const ingress::frames_view m{xviews.data(), n, more};
+    // What a PUB socket sends, [topic][payload] within the limits, goes as it came; without a
+    // journal nothing else is to be done with it.
+    if (!jr && ingress::plain_within_limits(m, limits)) {
+      relay_stats::add(stats.msgs_in);
+      return out.send(xframes.data(), n, 1, bytes, 0) ? step::next : step::held;
+    }
+    ingress::judge_fire_and_forget(m, limits, v);
     count(v);
     for (const auto& r : v.refusals)
       log.warn_once(warned_drop, r.broken, [&] {
@@ -576,14 +585,17 @@ struct relay::impl {
     try {
       while (!stop.load(std::memory_order_relaxed)) {
         const bool blocked = out.holding() || (jr && jr->full());
-        auto timeout = blocked ? std::chrono::milliseconds(1) : idle_poll;
+        // Held: the loop only looks at the other sockets; the fanout's retry waits for room below.
+        auto timeout = blocked && out.holding() ? std::chrono::milliseconds(0)
+                       : blocked                ? std::chrono::milliseconds(1)
+                                                : idle_poll;
         if (tick && !blocked) {
           const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - clock::now());
           timeout = std::clamp(until, std::chrono::milliseconds(0), timeout);
         }
         loop.run_once(timeout, blocked, may_read);
         if (stop.load(std::memory_order_relaxed)) break;
-        if (out.holding()) (void)out.retry();
+        if (out.holding()) (void)out.retry(true);
         if (jr) {
           if (!out.holding()) release(stored);  // what the fanout could not take before
           jr->flush();

@@ -157,3 +157,41 @@ TEST_CASE("fanout giving up at shutdown reports everything after the first drop 
   CHECK(stats.snapshot().dropped >= 1);
   CHECK(drain(b.sub) > 0);
 }
+
+TEST_CASE("fanout under block never passes a full subscriber by, however long it was full", "[fanout]") {
+  fixture x(full_policy::block, 0ms);
+  auto [f, b, stats, outcomes] = std::tie(x.f, x.b, x.stats, x.seen);
+  REQUIRE(fill(f) > 0);
+  for (int i = 0; i < 3; ++i) CHECK_FALSE(f.retry());
+  CHECK_FALSE(send_one(f, "behind", 9));
+  CHECK(f.held() == 2);
+  CHECK(stats.snapshot().dropped == 0);
+  CHECK(outcomes.empty());
+}
+
+TEST_CASE("fanout retry that waits for room returns without it, and sends as soon as the subscriber reads",
+          "[fanout]") {
+  fixture x(full_policy::block, 0ms);
+  auto [f, b, stats, outcomes] = std::tie(x.f, x.b, x.stats, x.seen);
+  const int before = fill(f);
+  REQUIRE(before > 0);
+  CHECK_FALSE(send_one(f, "tagged", 3));
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK_FALSE(f.retry(true));  // no room: back after hold_wait, nothing lost
+  CHECK(std::chrono::steady_clock::now() - t0 < zrelay::test::deadline);
+  CHECK(f.held() == 2);
+  std::vector<std::string> got;
+  const auto until = std::chrono::steady_clock::now() + zrelay::test::deadline;
+  while ((f.holding() || got.size() < static_cast<std::size_t>(before) + 2) &&
+         std::chrono::steady_clock::now() < until) {
+    const auto parts = zrelay::test::recv_parts(b.sub, 0ms);
+    if (parts.size() == 2) got.push_back(parts[1]);
+    else (void)f.retry(true);
+  }
+  REQUIRE(got.size() == static_cast<std::size_t>(before) + 2);
+  CHECK(got[static_cast<std::size_t>(before)] == "fill-" + std::to_string(before));
+  CHECK(got.back() == "tagged");
+  REQUIRE(outcomes.size() == 1);
+  CHECK(outcomes[0] == std::make_pair(std::uint64_t{3}, fanout::outcome::sent));
+  CHECK(stats.snapshot().dropped == 0);
+}

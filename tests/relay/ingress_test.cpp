@@ -104,10 +104,15 @@ verdict in_session(const std::vector<std::string>& frames, std::uint64_t next, c
   return v;
 }
 
+// The verdict on a publisher-socket message; on every message judged here, the plain path's quick
+// test agrees with it: it passes exactly what would be forwarded whole as one plain message.
 verdict fire_and_forget(const std::vector<std::string>& frames, const limits& l = lim, bool truncated = false) {
   const auto f = views_of(frames);
   verdict v;
-  judge_fire_and_forget({f.data(), f.size(), truncated}, l, v);
+  const frames_view m{f.data(), f.size(), truncated};
+  judge_fire_and_forget(m, l, v);
+  const bool plain_forward = v.what == action::forward && v.whole && !v.batch && v.msgs == 1 && v.refusals.empty();
+  CHECK(plain_within_limits(m, l) == plain_forward);
   return v;
 }
 

@@ -38,8 +38,11 @@ public:
   bool send(zmq::message_t* frames, std::size_t n, std::uint64_t msgs, std::uint64_t bytes, std::uint64_t tag);
   /// Sends what is held, oldest first. Under the drop policy a full subscriber gets full_wait to make
   /// room; then the message goes to everyone else and counts as dropped (the subscriber sees the gap
-  /// in the sequence numbers). True once nothing is held.
-  bool retry();
+  /// in the sequence numbers). True once nothing is held. With `wait`, the oldest message waits up to hold_wait for
+  /// room, and goes the moment there is some (as zmq_proxy's blocking send does) instead of at the caller's next turn.
+  bool retry(bool wait = false);
+  /// The longest retry(true) waits.
+  static constexpr std::chrono::milliseconds hold_wait{1};
   /// Shutting down: sends everything held to whoever has room. What a full subscriber misses
   /// counts as dropped, and every message from then on is `uncertain`.
   void give_up();
@@ -56,10 +59,12 @@ private:
     std::uint64_t tag = 0;
   };
 
-  bool try_send(zmq::message_t* frames, std::size_t n);
+  bool try_send(zmq::message_t* frames, std::size_t n, bool wait = false);
   void send_dropping(zmq::message_t* frames, std::size_t n);
+  // Sends past a full subscriber and counts the drop.
+  void pass_by(zmq::message_t* frames, std::size_t n, std::uint64_t msgs);
   void out(std::uint64_t msgs, std::uint64_t bytes, std::uint64_t tag, outcome o);
-  bool flush_held(bool give_up);
+  bool flush_held(bool give_up, bool wait = false);
 
   enum class warning { not_keeping_up, count_ };
 

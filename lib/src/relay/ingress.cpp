@@ -273,6 +273,17 @@ void judge_in_session(std::string_view topic, std::string_view body, std::uint64
   for (const auto& run : over) out.refusals.push_back(oversized(h, run));
 }
 
+bool plain_within_limits(const frames_view& m, const limits& l) {
+  const auto* f = m.frames;
+  if (m.truncated || m.n == 0 || (m.n == 3 && wire::looks_like_header(f[1].data(), f[1].size()))) return false;
+  // The rules of judge_fire_and_forget's plain part below.
+  if (m.n >= 2 && f[0].size() > l.max_topic) return false;
+  if (l.max_msg_size == 0) return true;
+  std::size_t payload = 0;
+  for (std::size_t i = m.n == 1 ? 0 : 1; i < m.n; ++i) payload += f[i].size();
+  return payload <= l.max_msg_size;
+}
+
 void judge_fire_and_forget(const frames_view& m, const limits& l, verdict& out) {
   out.reset();
   // A refusal of something it cannot read is one malformed message; of what it will not forward

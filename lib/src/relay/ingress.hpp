@@ -123,6 +123,11 @@ void judge_in_session(std::string_view topic, std::string_view body, std::uint64
 /// verdict is refuse (dropped whole) or forward.
 void judge_fire_and_forget(const frames_view& m, const limits& l, verdict& out);
 
+/// Whether a message from the publisher socket is plain (not a batch) and within the limits: what
+/// judge_fire_and_forget would forward whole as one message, refusing nothing. A quick test for the
+/// plain path, asked first; false says nothing (ask judge_fire_and_forget).
+bool plain_within_limits(const frames_view& m, const limits& l);
+
 /// Splits a body that wire::validate_body accepted into runs of records kept and runs refused for
 /// their size.
 void split_runs(std::string_view body, std::uint32_t count, std::size_t max_msg_size, std::vector<record_run>& kept,
