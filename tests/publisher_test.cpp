@@ -194,6 +194,7 @@ TEST_CASE("publisher bounds its open batches: past max_open_batches or max_open_
   zmq::context_t ctx;
   fake_relay relay(ctx);
   auto cfg = to_fake(relay);
+  cfg.max_batch_delay = std::chrono::hours(1);  // only the bounds under test send (the waits below take 50 ms)
   SECTION("count") {
     cfg.max_open_batches = 3;
     publisher pub(ctx, cfg);
@@ -548,4 +549,30 @@ TEST_CASE("an acked publisher closes at once, not lingering over what the relay 
   pub.reset();
   ctx.close();
   CHECK(std::chrono::steady_clock::now() - started < deadline);
+}
+
+TEST_CASE("publisher sends a batch open longer than max_batch_delay when the next batch opens, though input goes on",
+          "[publisher]") {
+  zmq::context_t ctx;
+  fake_relay relay(ctx);
+  auto cfg = to_fake(relay);
+  cfg.max_batch_delay = std::chrono::milliseconds(0);  // every open batch is old by the next one
+  publisher pub(ctx, cfg);
+  pub.connect();
+  pub.publish("quiet", "1");
+  pub.publish("busy", "2");  // opens a batch: "quiet" is old, and goes
+  auto b = relay.next();
+  REQUIRE(b);
+  CHECK((b->topic == "quiet" && b->header.seq == 1 && b->records == std::vector<std::string>{"1"}));
+  pub.publish("busy", "3");  // no batch opens: nothing is looked at, nothing goes
+  CHECK(!relay.next(50ms));
+  CHECK(pub.outstanding() == 3);
+  pub.publish("quiet", "4");  // opens one: "busy" goes, with both its records
+  b = relay.next();
+  REQUIRE(b);
+  CHECK((b->topic == "busy" && b->header.seq == 2 && b->records == std::vector<std::string>{"2", "3"}));
+  pub.flush();
+  b = relay.next();
+  REQUIRE(b);
+  CHECK((b->topic == "quiet" && b->header.seq == 4 && b->header.topic_seq == 2));
 }

@@ -121,7 +121,12 @@ void publisher::publish(std::string_view topic, std::string_view payload) {
   }
   if (!o) {
     while (oldest_ && open_count_ >= cfg_.max_open_batches) send_open(oldest_);
+    // The time bound, looked at once per batch opened (not per message): input that never pauses
+    // still opens batches, so an old one beside them goes within about max_batch_delay.
+    const auto now = clock::now();
+    while (oldest_ && now - oldest_->opened >= cfg_.max_batch_delay) send_open(oldest_);
     o = open_new(topic);
+    o->opened = now;
   }
   const auto before = o->body.size();
   wire::append_record(o->body, payload);
@@ -149,10 +154,9 @@ publisher::open_batch* publisher::open_new(std::string_view topic) {
   }
   o->topic.assign(topic.data(), topic.size());
   o->count = 0;
-  o->body.clear();  // a fire-and-forget send interrupted mid-way freed the slot with its body in it
-  // Room for a batch like the last one sent, but no more than a fair share of the open bytes: a
-  // body grown by doubling from nothing is reallocated many times over.
-  o->body.reserve(std::min(batch_hint_, cfg_.max_open_bytes / (open_count_ + 1)));
+  // Room for a batch like the last one sent (a body grown by doubling from nothing is reallocated
+  // many times over), within slot_capacity().
+  o->body.reserve(std::min(batch_hint_, slot_capacity()));
   o->older = newest_;
   o->newer = nullptr;
   if (newest_) {
@@ -165,6 +169,15 @@ publisher::open_batch* publisher::open_new(std::string_view topic) {
   ++open_count_;
   last_ = o;
   return o;
+}
+
+// What an open batch's slot may reserve or keep: a whole batch while it is the only one open; with
+// others, an equal share of max_open_bytes among max_open_batches, so that what is reserved beyond
+// the bytes written (which max_open_bytes counts) stays within about max_open_bytes however many
+// topics open.
+std::size_t publisher::slot_capacity() const {
+  if (open_count_ == 0) return cfg_.max_batch_bytes;
+  return std::min(cfg_.max_batch_bytes, cfg_.max_open_bytes / std::max<std::size_t>(cfg_.max_open_batches, 1));
 }
 
 void publisher::flush() {
@@ -186,6 +199,9 @@ void publisher::send_open(open_batch* o) {
   if (topic_seq == 0) topic_seq = 1;
   const auto seq = next_seq_;
   const auto first_topic_seq = topic_seq;
+  // Fire and forget sends before anything changes: if the send throws (interrupted), the batch is
+  // still whole and open.
+  if (!acked()) send_fire_and_forget(o->topic, o->body, count, seq, first_topic_seq);
   next_seq_ += count;
   topic_seq += count;
   // Close the slot.
@@ -200,11 +216,9 @@ void publisher::send_open(open_batch* o) {
   o->count = 0;
   free_.push_back(o);
   if (!acked()) {
-    // Copied out: the slot keeps its capacity for the next batch, up to a fair share of the open
-    // bytes (one topic keeps a whole batch's; a thousand keep a thousandth each).
-    send_fire_and_forget(o->topic, o->body, count, seq, first_topic_seq);
+    // Sent (copied out) above: the slot keeps its capacity for the next batch, within slot_capacity().
     o->body.clear();
-    if (o->body.capacity() > cfg_.max_open_bytes / (open_count_ + 1)) std::string().swap(o->body);
+    if (o->body.capacity() > slot_capacity()) std::string().swap(o->body);
     return;
   }
   std::string body;

@@ -49,13 +49,16 @@ struct publisher_config {
   std::string ack_endpoint = default_endpoint(default_ack_port);  ///< used when acked
   std::string pub_endpoint = default_endpoint(default_pub_port);  ///< used when batched or plain
   delivery mode = delivery::acked;
-  std::size_t max_inflight = 50000;                  ///< messages sent and not yet acknowledged
-  std::size_t max_inflight_bytes = 64u << 20;        ///< the same bound in bytes
-  std::chrono::milliseconds ack_timeout{3000};       ///< resend when the oldest batch waits this long
-  int retries = 3;                                   ///< resends of one batch before giving up
-  std::size_t max_batch_bytes = 64u << 10;           ///< a batch body is sent once it reaches this
-  std::size_t max_open_batches = 4096;               ///< batches being built at once (one per topic)
-  std::size_t max_open_bytes = 16u << 20;            ///< their bodies' total; past either, the oldest is sent
+  std::size_t max_inflight = 50000;             ///< messages sent and not yet acknowledged
+  std::size_t max_inflight_bytes = 64u << 20;   ///< the same bound in bytes
+  std::chrono::milliseconds ack_timeout{3000};  ///< resend when the oldest batch waits this long
+  int retries = 3;                              ///< resends of one batch before giving up
+  std::size_t max_batch_bytes = 64u << 10;      ///< a batch body is sent once it reaches this
+  std::size_t max_open_batches = 4096;          ///< batches being built at once (one per topic)
+  std::size_t max_open_bytes = 16u << 20;       ///< their bodies' total; past either, the oldest is sent
+  /// The longest a batch stays open while input keeps coming (flush() sends at once when it pauses):
+  /// older batches are sent when the next batch opens, so a quiet topic beside a busy one is not held.
+  std::chrono::milliseconds max_batch_delay{10};
   std::chrono::milliseconds connect_timeout{3000};   ///< 0: do not wait for the connection
   std::chrono::milliseconds subscription_wait{200};  ///< fire-and-forget: wait for subscriptions
   int hwm = 1000;
@@ -134,6 +137,7 @@ private:
     std::string topic;
     std::string body;
     std::uint32_t count = 0;
+    std::chrono::steady_clock::time_point opened;
     open_batch* older = nullptr;
     open_batch* newer = nullptr;
   };
@@ -142,6 +146,7 @@ private:
   open_batch* find_open(std::string_view topic);
   open_batch* open_new(std::string_view topic);
   void send_open(open_batch* o);
+  std::size_t slot_capacity() const;
   bool transmit(batch& b);
   void transmit_pending();
   void handle_reply(const zmq::message_t& m);
