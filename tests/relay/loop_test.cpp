@@ -222,6 +222,23 @@ TEST_CASE("reactor spin: after work at short gaps it spins for the window, then 
   }
 }
 
+TEST_CASE("reactor spin: a timeout shorter than the window ends the spin at the timeout", "[loop][spin]") {
+  pipe_fds p;
+  reactor loop;
+  byte_reader r(p);
+  loop.add(p.fd[0], std::ref(r));
+  fake_clock c;  // 1 us a reading
+  loop.set_spin(std::chrono::microseconds(5000), c.fn());
+  p.poke();
+  CHECK(loop.run_once(1000ms, false, {}) == 1);
+  p.poke();
+  CHECK(loop.run_once(1000ms, false, {}) == 1);
+  const auto spun = loop.polls().spinning;
+  CHECK(loop.run_once(1ms, false, {}) == 0);  // the relay's next tick is 1 ms away
+  CHECK(loop.polls().spinning - spun >= 500);
+  CHECK(loop.polls().spinning - spun <= 1001);  // not the 5 000 of the window
+}
+
 TEST_CASE("reactor spin: a window of 0 never spins", "[loop][spin]") {
   pipe_fds p;
   reactor loop;

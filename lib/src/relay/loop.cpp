@@ -19,8 +19,9 @@ void reactor::set_spin(std::chrono::microseconds window, std::function<clock::ti
 }
 
 // Polls without sleeping, and without holding on to the core, until something is readable or the window ends.
-bool reactor::spin() {
-  const auto until = now() + window_;
+bool reactor::spin(std::chrono::milliseconds timeout) {
+  // Never past the caller's timeout: the relay's tick, sweep and stop flag come due on time.
+  const auto until = now() + std::min<std::chrono::nanoseconds>(window_, timeout);
   do {
     ++polls_.spinning;
     if (zmq::poll(items_.data(), items_.size(), std::chrono::milliseconds(0)) > 0) return true;
@@ -53,7 +54,7 @@ int reactor::run_once(std::chrono::milliseconds timeout, bool holding, const std
   }
   const bool may_spin = worked_ && !holding && window_.count() > 0 && gap_ <= window_ && timeout.count() > 0;
   worked_ = false;
-  if (!(may_spin && spin())) {
+  if (!(may_spin && spin(timeout))) {
     if (timeout.count() != 0) ++polls_.blocking;
     else ++polls_.spinning;
     if (zmq::poll(items_.data(), items_.size(), timeout) <= 0) return 0;

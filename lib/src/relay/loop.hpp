@@ -59,8 +59,8 @@ private:
     when_held held = when_held::read;
   };
   clock::time_point now() const { return now_ ? now_() : clock::now(); }
-  // Whether something became readable within the window.
-  bool spin();
+  // Whether something became readable within the window (and the timeout).
+  bool spin(std::chrono::milliseconds timeout);
   void note_work();
 
   std::vector<entry> entries_;
