@@ -19,11 +19,12 @@ bool fanout::try_send(zmq::message_t* frames, std::size_t n, bool wait) {
     if (i == 0 && wait) {
       try {
         if (!xpub_.send(frames[0], more)) return false;  // hold_wait passed without room
+        continue;
       } catch (const zmq::error_t& e) {
         if (e.num() != EINTR) throw;
-        return false;  // a signal: the caller's loop looks at its stop flag
+        // A signal cut the wait short: the send below finds whether there is room now, and the
+        // policy decides as for any held message (the caller's loop looks at its stop flag).
       }
-      continue;
     }
     if (!xpub_.send(frames[i], more | zmq::send_flags::dontwait)) {
       if (i == 0) return false;
