@@ -273,15 +273,24 @@ void judge_in_session(std::string_view topic, std::string_view body, std::uint64
   for (const auto& run : over) out.refusals.push_back(oversized(h, run));
 }
 
+// A message of one frame is all topic as far as prefix matching goes: only a separate topic frame
+// is held to the limit. Its payload is what a subscriber prints: the frame itself, or the frames
+// after the topic.
+static bool plain_topic_too_long(const frames_view& m, const limits& l) {
+  return m.n >= 2 && m.frames[0].size() > l.max_topic;
+}
+static std::size_t plain_payload(const frames_view& m) {
+  std::size_t payload = 0;
+  for (std::size_t i = m.n == 1 ? 0 : 1; i < m.n; ++i) payload += m.frames[i].size();
+  return payload;
+}
+
 bool plain_within_limits(const frames_view& m, const limits& l) {
   const auto* f = m.frames;
   if (m.truncated || m.n == 0 || (m.n == 3 && wire::looks_like_header(f[1].data(), f[1].size()))) return false;
   // The rules of judge_fire_and_forget's plain part below.
-  if (m.n >= 2 && f[0].size() > l.max_topic) return false;
-  if (l.max_msg_size == 0) return true;
-  std::size_t payload = 0;
-  for (std::size_t i = m.n == 1 ? 0 : 1; i < m.n; ++i) payload += f[i].size();
-  return payload <= l.max_msg_size;
+  if (plain_topic_too_long(m, l)) return false;
+  return l.max_msg_size == 0 || plain_payload(m) <= l.max_msg_size;
 }
 
 void judge_fire_and_forget(const frames_view& m, const limits& l, verdict& out) {
@@ -351,18 +360,14 @@ void judge_fire_and_forget(const frames_view& m, const limits& l, verdict& out) 
     return;
   }
   out.msgs = 1;
-  // A message of one frame is all topic as far as prefix matching goes: only a separate topic
-  // frame is held to the limit. Its payload is what a subscriber prints: the frame itself, or the
-  // frames after the topic.
-  if (m.n >= 2 && f[0].size() > l.max_topic) {
+  if (plain_topic_too_long(m, l)) {
     out.what = verdict::action::refuse;
     auto r = make(rule::long_topic, {}, 1, 1);
     r.size = f[0].size();
     drop(r);
     return;
   }
-  std::size_t payload = 0;
-  for (std::size_t i = m.n == 1 ? 0 : 1; i < m.n; ++i) payload += f[i].size();
+  const auto payload = plain_payload(m);
   if (l.max_msg_size != 0 && payload > l.max_msg_size) {
     out.what = verdict::action::refuse;
     auto r = make(rule::too_large, {}, 1, 1);
