@@ -94,7 +94,9 @@ public:
 class library_sender : public sender {
 public:
   library_sender(zmq::context_t& ctx, const zrelay::publisher_config& cfg)
-      : pub_(ctx, cfg), acked_(cfg.mode == zrelay::delivery::acked), clock_(cfg.max_inflight + 65536) {
+      : pub_(ctx, cfg),
+        acked_(cfg.mode == zrelay::delivery::acked),
+        clock_(cfg.max_inflight + cfg.max_open_bytes / (zrelay::wire::record_prefix_size + stamp_size) + 65536) {
     pub_.connect();
   }
   void send(const std::string& topic, std::string_view payload, std::uint64_t seq, std::uint64_t t) override {
@@ -158,8 +160,12 @@ public:
   }
 
 private:
-  // The publisher finishes its messages (acknowledged or refused for good) in the order they were
-  // published, so the first published() - outstanding() of them are done.
+  // published() - outstanding() messages are done (acknowledged or refused for good). With one
+  // topic they finish in the order they were published, so those are the first ones; with
+  // interleaved topics (one open batch per topic) a topic's batch may go before an older message
+  // of another, and the k-th acknowledgment is credited to the k-th message sent: the latency
+  // distribution by completion order, not exact per message. The ring holds the window and
+  // every message the open batches can hold (records of stamp_size bytes at least).
   void note_acks() {
     if (!acked_ || last_sent_ == 0) return;
     const auto done = pub_.stats().published - pub_.outstanding();

@@ -39,7 +39,7 @@ Scenarios (--scenario, comma-separated, or "all"):
               directory, see --journal-dir), one stream with file storage on the bench subjects;
               every PUB carries a reply subject and JetStream acknowledges it once stored, with at
               most --max-inflight publishes waiting (NATS's asynchronous publishing); core
-              subscribers on bench.*, as in nats. nats-server 2.9 syncs its files every
+              subscribers with nats' one subscription, as in nats. nats-server 2.9 syncs its files every
               2 minutes, not before acknowledging. Not part of "all" either.
 
 Acked scenarios (relay-ack, relay-journal, nats-js) also report the acknowledgments: their rate
