@@ -206,6 +206,10 @@ void fuzz_acked(const std::array<std::string_view, 3>& frames, std::size_t seen,
 void fuzz_fire_and_forget(const std::string_view* frames, std::size_t n, bool truncated, const limits& l, verdict& v) {
   judge_fire_and_forget({frames, n, truncated}, l, v);
   check_common(v, l);
+  // The relay's quick test for plain messages takes exactly what the full rules forward whole as
+  // one plain message (of at least one frame: the relay never judges none).
+  const bool plain_forward = v.what == action::forward && v.whole && !v.batch && v.msgs == 1 && v.refusals.empty();
+  INGRESS_CHECK(n == 0 || plain_within_limits({frames, n, truncated}, l) == plain_forward);
   INGRESS_CHECK(v.what == action::refuse || v.what == action::forward);
   INGRESS_CHECK(v.malformed <= 1 && v.malformed + v.refused <= v.msgs);
   // Each refusal counts as one malformed message, or as the messages it drops for their size.
