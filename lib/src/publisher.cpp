@@ -154,8 +154,7 @@ publisher::open_batch* publisher::open_new(std::string_view topic) {
   }
   o->topic.assign(topic.data(), topic.size());
   o->count = 0;
-  // Room for a batch like the last one sent (a body grown by doubling from nothing is reallocated
-  // many times over), within slot_capacity().
+  // Room for a batch like the last one sent, within slot_capacity().
   o->body.reserve(std::min(batch_hint_, slot_capacity()));
   o->older = newest_;
   o->newer = nullptr;
@@ -171,13 +170,12 @@ publisher::open_batch* publisher::open_new(std::string_view topic) {
   return o;
 }
 
-// What an open batch's slot may reserve or keep: a whole batch while it is the only one open; with
-// others, an equal share of max_open_bytes among max_open_batches, so that what is reserved beyond
-// the bytes written (which max_open_bytes counts) stays within about max_open_bytes however many
-// topics open.
+// What an open batch's slot may reserve or keep: no more than a batch, and no more than an equal
+// share of max_open_bytes among the batches open. (Reserves beyond the bytes written, which
+// max_open_bytes counts, stay within a few times max_open_bytes however many topics open; a body
+// grown by doubling from nothing instead is reallocated many times over.)
 std::size_t publisher::slot_capacity() const {
-  if (open_count_ == 0) return cfg_.max_batch_bytes;
-  return std::min(cfg_.max_batch_bytes, cfg_.max_open_bytes / std::max<std::size_t>(cfg_.max_open_batches, 1));
+  return std::min(cfg_.max_batch_bytes, cfg_.max_open_bytes / (open_count_ + 1));
 }
 
 void publisher::flush() {

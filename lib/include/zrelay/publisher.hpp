@@ -58,7 +58,7 @@ struct publisher_config {
   std::size_t max_open_bytes = 16u << 20;       ///< their bodies' total; past either, the oldest is sent
   /// The longest a batch stays open while input keeps coming (flush() sends at once when it pauses):
   /// older batches are sent when the next batch opens, so a quiet topic beside a busy one is not held.
-  std::chrono::milliseconds max_batch_delay{10};
+  std::chrono::milliseconds max_batch_delay{100};
   std::chrono::milliseconds connect_timeout{3000};   ///< 0: do not wait for the connection
   std::chrono::milliseconds subscription_wait{200};  ///< fire-and-forget: wait for subscriptions
   int hwm = 1000;
