@@ -45,11 +45,16 @@ Scenarios (--scenario, comma-separated, or "all"):
 Acked scenarios (relay-ack, relay-journal, nats-js) also report the acknowledgments: their rate
 (first send to last acknowledgment) and latency (send time to the acknowledgment, as the
 publisher sees it; under --rate it looks for them between sends, so up to one interval late).
+With --topics and a short --topic-run the publisher keeps a batch open per topic and a topic's
+batch may be acknowledged before an older message of another: the k-th acknowledgment is then
+credited to the k-th message sent (latency by completion order, not exactly per message).
 
 Every message carries its send time and a sequence number: "lost" is counted from the sequence
 numbers (and the count each publisher reports), latency is one-way from the send time (with
 --rate, from the time the message was due, so a stall is not hidden). msgs/s is messages received
-by all subscribers together per second, from the first send to the last receive.
+by all subscribers together per second, from the first send to the last receive. The plain
+scenarios (relay-plain, direct, zmq-proxy) lose messages at full speed (a PUB drops at its
+high-water mark): compare their rates with their loss beside them.
 
 Examples:
   zbench --scenario all --msgs 2000000 --size 64 --runs 3

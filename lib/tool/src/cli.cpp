@@ -240,7 +240,7 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
       ("max-topic", "longest topic (" + size_text(min_max_topic, arg_units) + " to " + size_text(max_topic_limit, arg_units) + "): a message with a longer topic frame is refused (acked publishers get a NACK) and counted; a subscriber sending a longer subscription is disconnected by ZeroMQ", cxxopts::value<std::string>()->default_value(std::to_string(default_max_topic)), "BYTES")
       ("heartbeat", "ZeroMQ heartbeat interval to publishers (one silent for 3 intervals is dropped) and TCP keepalive interval to subscribers (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
       ("stats-interval", "print the counters on stderr every SECONDS (a final line is always printed)", cxxopts::value<std::string>()->default_value("0"), "SECONDS")
-      ("spin", "after handling a message, look for the next one without sleeping for up to US microseconds while messages come that often: lower latency for CPU (an idle relay never spins; 0: never)", cxxopts::value<std::string>()->default_value(std::to_string(default_spin_us)), "US")
+      ("spin", "after handling a message, look for the next one without sleeping for up to US microseconds while messages come that often: lower latency for CPU (0 to 1000000; an idle relay never spins; 0: never)", cxxopts::value<std::string>()->default_value(std::to_string(default_spin_us)), "US")
       ("v,verbose", "log subscriptions, new publishers, publisher connections that end and every refused message")
       ("h,help", "print this help")
       ("version", "print the version");
