@@ -4,8 +4,10 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <ctime>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -272,6 +274,15 @@ TEST_CASE("relay: once traffic stops, the relay's thread sleeps (it does not spi
   auto cfg = zrelay::test::inproc_config();
   cfg.spin = std::chrono::microseconds(200);
   zrelay::relay r(ctx, cfg);
+  // The relay's own ticks mark the idle time measured below (no sleep in the test).
+  std::mutex mu;
+  std::condition_variable cv;
+  int ticks = 0;
+  r.on_tick(100ms, [&](const zrelay::relay_counters&) {
+    std::lock_guard<std::mutex> lock(mu);
+    ++ticks;
+    cv.notify_all();
+  });
   std::thread t([&] { r.run(); });
   struct joiner {
     zrelay::relay& r;
@@ -299,10 +310,14 @@ TEST_CASE("relay: once traffic stops, the relay's thread sleeps (it does not spi
     ++got;
   }
   REQUIRE(got >= 500);
-  // No traffic now: over 300 ms a spinning thread would use most of that CPU; a sleeping one
-  // wakes a few times (its 100 ms idle poll) and uses next to none.
+  // No traffic now: over three of its 100 ms ticks a spinning thread would use most of that CPU;
+  // a sleeping one wakes a few times and uses next to none.
   const auto before = cpu_time(t);
-  std::this_thread::sleep_for(300ms);
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    const int from = ticks;
+    REQUIRE(cv.wait_for(lock, zrelay::test::deadline, [&] { return ticks >= from + 3; }));
+  }
   const auto used = cpu_time(t) - before;
   CHECK(used < 30ms);
 }
