@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <thread>
 
 // Heap in use is measurable with glibc, not under a sanitizer's own allocator.
 #if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
@@ -436,6 +438,55 @@ TEST_CASE("relay run() serves until request_stop or a readable stop descriptor, 
   ::close(fds[1]);
   REQUIRE(parts.size() == 1);
   CHECK(reply_of(parts[0]).type == wire::kind::ack);
+  CHECK(in_time);
+}
+
+TEST_CASE("relay runs a watched descriptor's and socket's handlers in its thread while running", "[relay]") {
+  zmq::context_t ctx;
+  relay rl(ctx, inproc_config());
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  zmq::socket_t control(ctx, zmq::socket_type::rep);
+  control.bind("inproc://watched-control");
+  std::atomic<int> fd_reads{0};
+  std::thread::id fd_thread, socket_thread;
+  rl.watch(fds[0], [&] {
+    char c = 0;
+    if (::read(fds[0], &c, 1) == 1) ++fd_reads;
+    fd_thread = std::this_thread::get_id();
+  });
+  rl.watch(control, [&] {
+    zmq::message_t m;
+    if (!control.recv(m, zmq::recv_flags::dontwait)) return;
+    socket_thread = std::this_thread::get_id();
+    (void)control.send(zmq::buffer(std::string("got ") + m.to_string()), zmq::send_flags::dontwait);
+  });
+  std::thread::id run_thread;
+  auto returned = std::async(std::launch::async, [&] {
+    run_thread = std::this_thread::get_id();
+    rl.run();
+  });
+  zmq::socket_t req(ctx, zmq::socket_type::req);
+  req.set(zmq::sockopt::rcvtimeo, static_cast<int>(deadline.count()));
+  req.connect("inproc://watched-control");
+  REQUIRE(req.send(zmq::buffer(std::string("ping")), zmq::send_flags::none));
+  zmq::message_t answer;
+  const bool answered = req.recv(answer).has_value();
+  REQUIRE(::write(fds[1], "x", 1) == 1);
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (fd_reads.load() == 0 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  const int reads = fd_reads.load();
+  rl.request_stop();
+  const bool in_time = returned.wait_for(deadline) == std::future_status::ready;
+  if (!in_time) ctx.shutdown();
+  returned.get();
+  ::close(fds[0]);
+  ::close(fds[1]);
+  REQUIRE(answered);
+  CHECK(answer.to_string() == "got ping");
+  CHECK(reads == 1);
+  CHECK(fd_thread == run_thread);
+  CHECK(socket_thread == run_thread);
   CHECK(in_time);
 }
 

@@ -80,6 +80,25 @@ TEST_CASE("signal_watch remembers the first signal", "[signals]") {
   CHECK(readable(w.fd(), 0ms));  // the second is left on the descriptor, unread
 }
 
+TEST_CASE("signal_watch take() returns each signal once, in turn, and 0 when none waits", "[signals]") {
+  restore_signals restore;
+  signal_watch w({SIGHUP});
+  CHECK(w.take() == 0);
+  REQUIRE(std::raise(SIGHUP) == 0);
+  REQUIRE(readable(w.fd(), deadline));
+  CHECK(w.take() == SIGHUP);
+  CHECK(w.take() == 0);  // one SIGHUP, read once
+  REQUIRE(std::raise(SIGHUP) == 0);
+  REQUIRE(std::raise(SIGTERM) == 0);
+  REQUIRE(readable(w.fd(), deadline));
+  const int first = w.take(), second = w.take();
+  // A signalfd hands pending signals over lowest number first.
+  CHECK(first == SIGHUP);
+  CHECK(second == SIGTERM);
+  CHECK(w.signal_number() == SIGTERM);
+  CHECK(w.take() == 0);
+}
+
 TEST_CASE("signal_watch also watches the signals it is given, in threads started after it", "[signals]") {
   restore_signals restore;
   const bool hup_before = blocked_here(SIGHUP);

@@ -548,6 +548,11 @@ struct relay::impl {
     if (jr) loop.add(jr->notify_fd(), [this] { handle_journal(); });
     loop.add(xsub_watch.reader(), [this] { handle_disconnects(xsub_watch, "publisher"); });
     loop.add(router_watch.reader(), [this] { handle_disconnects(router_watch, "ack"); });
+    for (auto& w : watched) {
+      if (w.socket) loop.add(*w.socket, std::move(w.fn));
+      else loop.add(w.fd, std::move(w.fn));
+    }
+    watched.clear();
     loop.add(
         s.xsub,
         [this] {
@@ -666,6 +671,12 @@ struct relay::impl {
   std::atomic<bool> stop{false};
   tick_fn tick;
   std::chrono::milliseconds tick_every{1000};
+  struct watched_reader {
+    zmq::socket_t* socket = nullptr;
+    int fd = -1;
+    std::function<void()> fn;
+  };
+  std::vector<watched_reader> watched;  // relay::watch(), until run() registers them
 };
 
 relay::relay(zmq::context_t& ctx, relay_config cfg) : impl_(std::make_unique<impl>(ctx, std::move(cfg))) {}
@@ -678,6 +689,12 @@ void relay::set_logger(log_fn log, bool verbose) { impl_->log.set(std::move(log)
 void relay::on_tick(std::chrono::milliseconds every, tick_fn fn) {
   impl_->tick_every = every;
   impl_->tick = std::move(fn);
+}
+
+void relay::watch(int fd, std::function<void()> fn) { impl_->watched.push_back({nullptr, fd, std::move(fn)}); }
+
+void relay::watch(zmq::socket_t& socket, std::function<void()> fn) {
+  impl_->watched.push_back({&socket, -1, std::move(fn)});
 }
 
 void relay::run(int stop_fd) { impl_->run(stop_fd); }

@@ -101,6 +101,11 @@ public:
   void set_logger(log_fn log, bool verbose = false);
   /// Calls fn every `every` while running.
   void on_tick(std::chrono::milliseconds every, tick_fn fn);
+  /// Registers one more reader in the relay's loop (before run()): fn runs in the relay thread whenever
+  /// `fd` is readable (a signalfd, an eventfd), also while a message is held for a full subscriber.
+  void watch(int fd, std::function<void()> fn);
+  /// The same for a ZeroMQ socket (a control socket); it must outlive run().
+  void watch(zmq::socket_t& socket, std::function<void()> fn);
   /// Forwards until stopped; flushes what it holds (bounded by linger) before returning.
   void run(int stop_fd = -1);
   /// Thread-safe: run() stops reading within about 100 ms, then flushes what it holds (up to linger).

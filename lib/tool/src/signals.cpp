@@ -33,4 +33,11 @@ bool signal_watch::triggered() {
   return signo_ != 0;
 }
 
+int signal_watch::take() {
+  signalfd_siginfo info{};
+  if (::read(fd_, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) return 0;
+  signo_ = static_cast<int>(info.ssi_signo);
+  return signo_;
+}
+
 }  // namespace zrelay

@@ -19,6 +19,9 @@ public:
   int fd() const { return fd_; }
   /// Non-blocking: true once a signal has arrived (remembered after the first time).
   bool triggered();
+  /// Non-blocking: the next signal that arrived (each one once), or 0 when none is waiting. For a
+  /// tool that acts on every signal (zrelay reloads on each SIGHUP).
+  int take();
   /// The signal that arrived, or 0.
   int signal_number() const { return signo_; }
 
