@@ -12,6 +12,7 @@
 #include <limits>
 #include <optional>
 
+#include "zrelay/config.hpp"
 #include "zrelay/defaults.hpp"
 #include "zrelay/endpoint.hpp"
 #include "zrelay/input.hpp"
@@ -137,17 +138,47 @@ void add_security_options(cxxopts::Options& o, bool client) {
         cxxopts::value<std::string>(), "FILE");
 }
 
+// Where each of zrelay's options comes from: the command line, which wins, or the --config file.
+class relay_source {
+public:
+  relay_source(const cxxopts::ParseResult& r, const config_file* file) : r_(r), file_(file) {}
+  bool in_file(const std::string& name) const { return file_ && file_->values.count(name) != 0; }
+  /// Given on the command line or in the file.
+  bool given(const std::string& name) const { return r_.count(name) != 0 || in_file(name); }
+  /// Its text: the command line's, the file's, or the default.
+  std::string get(const std::string& name) const {
+    if (r_.count(name) == 0 && in_file(name)) return file_->values.at(name).text;
+    return r_[name].as<std::string>();
+  }
+  /// A flag: on the command line, or true in the file.
+  bool flag(const std::string& name) const {
+    return r_.count(name) != 0 || (in_file(name) && file_->values.at(name).text == "true");
+  }
+  /// How an error names it: "--hwm", or "zrelay.toml:7: hwm" when the value is the file's.
+  std::string what(const std::string& name) const {
+    return r_.count(name) == 0 && in_file(name) ? file_->where(name) : "--" + name;
+  }
+  /// Whether its value is the file's.
+  bool from_file(const std::string& name) const { return r_.count(name) == 0 && in_file(name); }
+  /// Whether there is a value at all (given, or a default).
+  bool has_value(const std::string& name) const { return given(name) || r_[name].has_default(); }
+
+private:
+  const cxxopts::ParseResult& r_;
+  const config_file* file_;
+};
+
 // The key files are read here, so that a bad one is reported before anything binds or
 // connects; one that cannot be read or parsed is a runtime error (key_error, exit status 1).
-curve_config relay_curve(const cxxopts::ParseResult& r) {
+curve_config relay_curve(const relay_source& r) {
   curve_config c;
-  if (r.count("allow-keys") && !r.count("curve-key"))
-    throw usage_error("--allow-keys needs --curve-key (the relay's own key pair)");
-  if (!r.count("curve-key")) return c;
-  if (!r.count("allow-keys"))
+  if (r.given("allow-keys") && !r.given("curve-key"))
+    throw usage_error(r.what("allow-keys") + " needs --curve-key (the relay's own key pair)");
+  if (!r.given("curve-key")) return c;
+  if (!r.given("allow-keys"))
     throw usage_error("CURVE without --allow-keys would encrypt but authenticate nobody: give --allow-keys FILE");
-  c.keys = read_key_file(get(r, "curve-key"));
-  c.allowed_keys = read_allowlist(get(r, "allow-keys"));
+  c.keys = read_key_file(r.get("curve-key"));
+  c.allowed_keys = read_allowlist(r.get("allow-keys"));
   return c;
 }
 
@@ -175,6 +206,74 @@ bool split_duration(const std::string& text, bool bare_is_seconds, std::uint64_t
   else if (unit == "h") per = 3600;
   else if (unit == "d") per = 86400;
   return i > 0 && per != 0;
+}
+
+// --help shows zrelay's options in these groups, --print-config in the same order.
+const std::vector<std::string> relay_groups = {"Configuration", "Sockets", "Journal", "Behaviour", "Security"};
+
+bool not_a_setting(const std::string& key) {
+  return key == "help" || key == "version" || key == "config" || key == "print-config";
+}
+
+// Every option is a key of the config file and every key an option: a new option without a key
+// fails here, in every test that parses a zrelay command line.
+void check_relay_keys(const cxxopts::Options& o) {
+  std::size_t options = 0;
+  for (const auto& g : relay_groups)
+    for (const auto& d : o.group_help(g).options) {
+      if (not_a_setting(d.l.front())) continue;
+      ++options;
+      if (relay_keys().count(d.l.front()) == 0)
+        throw std::logic_error("zrelay: option --" + d.l.front() + " has no config file key");
+    }
+  if (options != relay_keys().size()) throw std::logic_error("zrelay: a config file key is not an option");
+}
+
+std::string checked_endpoint(const relay_source& src, const std::string& name) {
+  try {
+    parse_endpoint(src.get(name), endpoint_use::bind);
+  } catch (const endpoint_error& e) {
+    throw usage_error(src.from_file(name) ? src.what(name) + ": " + e.what() : std::string(e.what()));
+  }
+  return src.get(name);
+}
+
+bool journal_setting(const std::string& key) {
+  return key != "journal" && (key.rfind("journal-", 0) == 0 || key == "replay-bind");
+}
+
+std::vector<relay_setting> effective_settings(const cxxopts::Options& o, const relay_source& src, bool journal_on) {
+  std::vector<relay_setting> out;
+  for (const auto& g : relay_groups)
+    for (const auto& d : o.group_help(g).options) {
+      const auto& key = d.l.front();
+      if (not_a_setting(key)) continue;
+      relay_setting s;
+      s.key = key;
+      if (d.is_boolean) {
+        s.text = src.flag(key) ? "true" : "false";
+      } else if (src.has_value(key)) {
+        s.text = src.get(key);
+        s.set = journal_on || !journal_setting(key);
+      } else {
+        s.set = false;
+      }
+      out.push_back(std::move(s));
+    }
+  return out;
+}
+
+std::string print_config(const std::vector<relay_setting>& settings, const config_file* file) {
+  std::string out = "# zrelay configuration in effect (zrelay --print-config" +
+                    (file ? " with --config " + file->path : std::string()) +
+                    ").\n# Each key is a long option of 'zrelay --help'; zrelay --config FILE reads this back.\n";
+  for (const auto& s : settings) {
+    const auto kind = relay_keys().at(s.key);
+    if (s.set) out += toml_line(s.key, s.text, kind);
+    else if (!s.text.empty()) out += "# " + toml_line(s.key, s.text, kind);  // applies with a journal
+    else out += "# " + s.key + " (not set)\n";
+  }
+  return out;
 }
 
 }  // namespace
@@ -221,6 +320,9 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
   const std::string pub_port = std::to_string(default_pub_port);
   // One option a line, as cxxopts tables are written:
   // clang-format off
+  o.add_options("Configuration")
+      ("config", "read options from this TOML file: each key is a long option below (hwm = 1000, pub-bind = \"tcp://127.0.0.1:5559\", verbose = true); options given on the command line win", cxxopts::value<std::string>(), "FILE")
+      ("print-config", "print the configuration in effect (defaults, the file, the command line) as TOML that --config reads, and exit");
   o.add_options("Sockets")
       ("pub-bind", "XSUB socket for fire-and-forget publishers (PUB)", cxxopts::value<std::string>()->default_value(default_endpoint(default_pub_port)), "EP")
       ("sub-bind", "XPUB socket for subscribers (SUB)", cxxopts::value<std::string>()->default_value(default_endpoint(default_sub_port)), "EP")
@@ -248,9 +350,10 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
   add_security_options(o, false);
   auto r = parse_or_throw(o, argc, argv);
   parsed<relay_options> out;
+  check_relay_keys(o);
   if (r.count("help")) {
     out.print = help_text(
-        o, {"Sockets", "Journal", "Behaviour", "Security"},
+        o, relay_groups,
         "\nEndpoints are tcp://HOST:PORT, ipc://PATH or inproc://NAME; tcp://127.0.0.1:* binds an ephemeral\n"
         "port. On start zrelay prints one line with the endpoints it bound. The defaults listen on loopback\n"
         "only: to accept other hosts bind an address of this machine (tcp://192.0.2.10:" +
@@ -271,51 +374,61 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
     out.print = std::string("zrelay ") + version_string + "\n";
     return out;
   }
-  auto& c = out.options.relay;
-  c.pub_bind = checked_endpoint(get(r, "pub-bind"), endpoint_use::bind);
-  c.sub_bind = checked_endpoint(get(r, "sub-bind"), endpoint_use::bind);
-  c.ack_bind = checked_endpoint(get(r, "ack-bind"), endpoint_use::bind);
-  try {
-    c.on_full = parse_full_policy(get(r, "on-full"));
-  } catch (const std::invalid_argument& e) {
-    throw usage_error(std::string("--on-full: ") + e.what());
+  std::optional<config_file> file;
+  if (r.count("config")) {
+    file = read_config(get(r, "config"));
+    out.options.config_path = get(r, "config");
   }
-  c.hwm = static_cast<int>(parse_uint(get(r, "hwm"), "--hwm", 1, 10'000'000));
-  c.full_wait = std::chrono::milliseconds(parse_uint(get(r, "full-wait"), "--full-wait", 0, 3'600'000));
-  c.heartbeat = get_heartbeat(r);
-  c.spin = std::chrono::microseconds(parse_uint(get(r, "spin"), "--spin", 0, max_spin_us));
-  c.max_msg_size = parse_size(get(r, "max-msg-size"), "--max-msg-size");
-  c.max_topic = parse_size(get(r, "max-topic"), "--max-topic");
+  const relay_source src(r, file ? &*file : nullptr);
+  auto& c = out.options.relay;
+  c.pub_bind = checked_endpoint(src, "pub-bind");
+  c.sub_bind = checked_endpoint(src, "sub-bind");
+  c.ack_bind = checked_endpoint(src, "ack-bind");
+  try {
+    c.on_full = parse_full_policy(src.get("on-full"));
+  } catch (const std::invalid_argument& e) {
+    throw usage_error(src.what("on-full") + ": " + e.what());
+  }
+  c.hwm = static_cast<int>(parse_uint(src.get("hwm"), src.what("hwm"), 1, 10'000'000));
+  c.full_wait = std::chrono::milliseconds(parse_uint(src.get("full-wait"), src.what("full-wait"), 0, 3'600'000));
+  c.heartbeat = std::chrono::milliseconds(parse_uint(src.get("heartbeat"), src.what("heartbeat"), 0, 600'000));
+  c.spin = std::chrono::microseconds(parse_uint(src.get("spin"), src.what("spin"), 0, max_spin_us));
+  c.max_msg_size = parse_size(src.get("max-msg-size"), src.what("max-msg-size"));
+  c.max_topic = parse_size(src.get("max-topic"), src.what("max-topic"));
   if (c.max_topic < min_max_topic || c.max_topic > max_topic_limit)
-    throw usage_error("--max-topic must be from " + std::to_string(min_max_topic) + " to " +
-                      std::to_string(max_topic_limit) + " bytes, not '" + get(r, "max-topic") + "'");
-  out.options.stats_interval = parse_seconds(get(r, "stats-interval"), "--stats-interval", true);
-  out.options.verbose = r.count("verbose") > 0;
-  c.curve = relay_curve(r);
+    throw usage_error(src.what("max-topic") + " must be from " + std::to_string(min_max_topic) + " to " +
+                      std::to_string(max_topic_limit) + " bytes, not '" + src.get("max-topic") + "'");
+  out.options.stats_interval = parse_seconds(src.get("stats-interval"), src.what("stats-interval"), true);
+  out.options.verbose = src.flag("verbose");
+  c.curve = relay_curve(src);
   auto& j = c.journal;
-  if (r.count("journal")) {
-    j.dir = get(r, "journal");
-    if (j.dir.empty()) throw usage_error("--journal needs a directory");
-    const auto fsync = get(r, "journal-fsync");
-    if (fsync != "on" && fsync != "off") throw usage_error("--journal-fsync must be on or off, not '" + fsync + "'");
+  if (src.given("journal")) {
+    j.dir = src.get("journal");
+    if (j.dir.empty()) throw usage_error(src.what("journal") + " needs a directory");
+    const auto fsync = src.get("journal-fsync");
+    if (fsync != "on" && fsync != "off")
+      throw usage_error(src.what("journal-fsync") + " must be on or off, not '" + fsync + "'");
     j.fsync = fsync == "on";
-    if (r.count("journal-max-bytes")) {
-      j.max_bytes = parse_size(get(r, "journal-max-bytes"), "--journal-max-bytes");
-      if (j.max_bytes == 0) throw usage_error("--journal-max-bytes must be more than 0");
+    if (src.given("journal-max-bytes")) {
+      j.max_bytes = parse_size(src.get("journal-max-bytes"), src.what("journal-max-bytes"));
+      if (j.max_bytes == 0) throw usage_error(src.what("journal-max-bytes") + " must be more than 0");
     }
-    if (r.count("journal-max-age")) j.max_age = parse_duration(get(r, "journal-max-age"), "--journal-max-age");
-    j.segment_bytes = parse_size(get(r, "journal-segment-size"), "--journal-segment-size");
-    if (j.segment_bytes < 4096) throw usage_error("--journal-segment-size must be at least 4k");
+    if (src.given("journal-max-age"))
+      j.max_age = parse_duration(src.get("journal-max-age"), src.what("journal-max-age"));
+    j.segment_bytes = parse_size(src.get("journal-segment-size"), src.what("journal-segment-size"));
+    if (j.segment_bytes < 4096) throw usage_error(src.what("journal-segment-size") + " must be at least 4k");
     if (j.max_bytes != 0 && j.max_bytes < j.segment_bytes)
-      throw usage_error("--journal-max-bytes (" + get(r, "journal-max-bytes") +
-                        ") must be at least --journal-segment-size (" + get(r, "journal-segment-size") +
+      throw usage_error(src.what("journal-max-bytes") + " (" + src.get("journal-max-bytes") +
+                        ") must be at least the journal segment size (" + src.get("journal-segment-size") +
                         "): retention removes whole segments, never the one being written");
-    j.replay_bind = checked_endpoint(get(r, "replay-bind"), endpoint_use::bind);
+    j.replay_bind = checked_endpoint(src, "replay-bind");
   } else {
     for (const char* name :
          {"journal-fsync", "journal-max-bytes", "journal-max-age", "journal-segment-size", "replay-bind"})
-      if (r.count(name)) throw usage_error(std::string("--") + name + " needs --journal DIR");
+      if (src.given(name)) throw usage_error(src.what(name) + " needs --journal DIR");
   }
+  out.options.settings = effective_settings(o, src, !j.dir.empty());
+  if (r.count("print-config")) out.print = print_config(out.options.settings, file ? &*file : nullptr);
   return out;
 }
 

@@ -14,11 +14,21 @@
 
 namespace zrelay {
 
+/// One of zrelay's settings as --print-config shows it: its key (the long option), its text as the
+/// command line would give it, and whether it is set (one that is not is shown commented out).
+struct relay_setting {
+  std::string key;
+  std::string text;
+  bool set = true;
+};
+
 /// zrelay's options.
 struct relay_options {
   relay_config relay;
   std::chrono::milliseconds stats_interval{0};  ///< 0: only the final line
   bool verbose = false;
+  std::string config_path;              ///< --config (empty: none)
+  std::vector<relay_setting> settings;  ///< every key, in --help's order, with its effective text
 };
 
 /// Where zpub's messages come from.

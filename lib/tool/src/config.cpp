@@ -1,0 +1,242 @@
+#include "zrelay/config.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <sstream>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "zrelay/cli.hpp"
+
+namespace zrelay::cli {
+namespace {
+
+std::string kind_name(value_kind k, const std::string& key) {
+  switch (k) {
+    case value_kind::text: return "a string (" + key + " = \"...\")";
+    case value_kind::whole: return "an integer (" + key + " = 1000)";
+    case value_kind::seconds: return "a number of seconds (" + key + " = 5 or " + key + " = 0.5)";
+    case value_kind::size: return "a size: an integer of bytes or a string such as \"64M\"";
+    case value_kind::duration: return "a duration: an integer of seconds or a string such as \"7d\"";
+    case value_kind::on_off: return "true, false, \"on\" or \"off\"";
+    case value_kind::flag: return "true or false";
+  }
+  return "?";
+}
+
+const char* type_name(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::table: return "a table";
+    default: return "nothing";
+  }
+}
+
+std::string float_text(double v) {
+  std::ostringstream o;
+  o.precision(15);
+  o << v;
+  return o.str();
+}
+
+// The option's command-line text for a value of the right type; false for the wrong type.
+bool text_of(const toml::node& n, value_kind k, std::string& out) {
+  switch (k) {
+    case value_kind::text:
+      if (!n.is_string()) return false;
+      out = *n.value<std::string>();
+      return true;
+    case value_kind::whole:
+      if (!n.is_integer()) return false;
+      out = std::to_string(*n.value<std::int64_t>());
+      return true;
+    case value_kind::seconds:
+      if (n.is_integer()) out = std::to_string(*n.value<std::int64_t>());
+      else if (n.is_floating_point()) out = float_text(*n.value<double>());
+      else return false;
+      return true;
+    case value_kind::size:
+    case value_kind::duration:
+      if (n.is_integer()) out = std::to_string(*n.value<std::int64_t>());
+      else if (n.is_string()) out = *n.value<std::string>();
+      else return false;
+      return true;
+    case value_kind::on_off:
+      if (n.is_boolean()) out = *n.value<bool>() ? "on" : "off";
+      else if (n.is_string()) out = *n.value<std::string>();
+      else return false;
+      return true;
+    case value_kind::flag:
+      if (!n.is_boolean()) return false;
+      out = *n.value<bool>() ? "true" : "false";
+      return true;
+  }
+  return false;
+}
+
+// Levenshtein distance, for "did you mean".
+std::size_t distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string suggestion(const std::string& key, const std::map<std::string, value_kind>& keys) {
+  std::string best;
+  std::size_t best_d = 3;  // at most two edits away
+  for (const auto& k : keys) {
+    const auto d = distance(key, k.first);
+    if (d < best_d) {
+      best_d = d;
+      best = k.first;
+    }
+  }
+  return best.empty() ? std::string() : " (did you mean '" + best + "'?)";
+}
+
+// A TOML basic string.
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (const unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+bool all_digits(const std::string& s) {
+  return !s.empty() && s.size() <= 18 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
+
+std::string config_file::where(const std::string& key) const {
+  const auto it = values.find(key);
+  return path + ":" + (it == values.end() ? std::string("?") : std::to_string(it->second.line)) + ": " + key;
+}
+
+const std::map<std::string, value_kind>& relay_keys() {
+  static const std::map<std::string, value_kind> keys = {
+      {"pub-bind", value_kind::text},
+      {"sub-bind", value_kind::text},
+      {"ack-bind", value_kind::text},
+      {"journal", value_kind::text},
+      {"journal-fsync", value_kind::on_off},
+      {"journal-max-bytes", value_kind::size},
+      {"journal-max-age", value_kind::duration},
+      {"journal-segment-size", value_kind::size},
+      {"replay-bind", value_kind::text},
+      {"on-full", value_kind::text},
+      {"full-wait", value_kind::whole},
+      {"hwm", value_kind::whole},
+      {"max-msg-size", value_kind::size},
+      {"max-topic", value_kind::size},
+      {"heartbeat", value_kind::whole},
+      {"stats-interval", value_kind::seconds},
+      {"spin", value_kind::whole},
+      {"verbose", value_kind::flag},
+      {"curve-key", value_kind::text},
+      {"allow-keys", value_kind::text},
+  };
+  return keys;
+}
+
+config_file parse_config(std::string_view text, const std::string& path,
+                         const std::map<std::string, value_kind>& keys) {
+  config_file out;
+  out.path = path;
+  toml::table root;
+  try {
+    root = toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    throw usage_error(path + ":" + std::to_string(e.source().begin.line) + ": not valid TOML: " +
+                      std::string(e.description()));
+  }
+  for (auto&& [k, node] : root) {
+    const std::string key(k.str());
+    const auto line = static_cast<std::size_t>(node.source().begin.line);
+    const std::string at = path + ":" + std::to_string(line) + ": ";
+    if (node.is_table())
+      throw usage_error(at + "'" + key +
+                        "' is a table: a zrelay config has only key = value lines, each key a long option of "
+                        "'zrelay --help'");
+    const auto kind = keys.find(key);
+    if (kind == keys.end())
+      throw usage_error(at + "unknown key '" + key + "'" + suggestion(key, keys) +
+                        ": the keys are the long options of 'zrelay --help'");
+    std::string value;
+    if (!text_of(node, kind->second, value))
+      throw usage_error(at + key + " must be " + kind_name(kind->second, key) + ", not " + type_name(node));
+    out.values[key] = {value, line};
+  }
+  return out;
+}
+
+config_file read_config(const std::string& path, const std::map<std::string, value_kind>& keys) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    throw usage_error("cannot read config file '" + path + "': it is a directory");
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!f) throw usage_error("cannot read config file '" + path + "': " + std::strerror(errno));
+  std::string text;
+  char buf[65536];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f.get())) > 0;) text.append(buf, n);
+  if (std::ferror(f.get())) throw usage_error("cannot read config file '" + path + "': " + std::strerror(errno));
+  return parse_config(text, path, keys);
+}
+
+std::string toml_line(const std::string& key, const std::string& text, value_kind kind) {
+  std::string value;
+  switch (kind) {
+    case value_kind::whole:
+    case value_kind::size:
+    case value_kind::duration: value = all_digits(text) ? text : quoted(text); break;
+    case value_kind::seconds:
+      // TOML wants a digit on both sides of the point: ".5" is 0.5, "5." is 5.0.
+      value = text;
+      if (!value.empty() && value.front() == '.') value.insert(0, "0");
+      if (!value.empty() && value.back() == '.') value += "0";
+      break;
+    case value_kind::flag: value = text == "true" ? "true" : "false"; break;
+    case value_kind::on_off:
+    case value_kind::text: value = quoted(text); break;
+  }
+  return key + " = " + value + "\n";
+}
+
+}  // namespace zrelay::cli
