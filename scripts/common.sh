@@ -4,7 +4,7 @@ set -euo pipefail
 
 ZRELAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ZRELAY_BUILD=${ZRELAY_BUILD:-$ZRELAY_ROOT/build}
-ZRELAY_PACKAGES=(g++ cmake ninja-build pkg-config libzmq3-dev cppzmq-dev libcxxopts-dev libtomlplusplus-dev libisal-dev catch2 util-linux coreutils)
+ZRELAY_PACKAGES=(g++ cmake ninja-build pkg-config libzmq3-dev cppzmq-dev libcxxopts-dev libtomlplusplus-dev libsystemd-dev libisal-dev catch2 util-linux coreutils)
 # Only the tests need these (scripts/test adds them): clang and its libFuzzer runtime for tests/fuzz,
 # pyzmq for the Python client of tests/interop, clang-format for the format check (scripts/format),
 # nats-server for the nats and nats-js scenarios of the zbench smoke test (tests/bench/smoke.sh).

@@ -53,18 +53,17 @@ zrelay::cli::parsed<zrelay::relay_options> relay(std::vector<std::string> args) 
 }  // namespace
 
 TEST_CASE("parse_config turns each type into the option's command-line text, with its line", "[config]") {
-  const auto f = parse_config(
-      "# comment\n"
-      "pub-bind = \"tcp://127.0.0.1:6000\"\n"
-      "hwm = 2000\n"
-      "stats-interval = 0.5\n"
-      "full-wait = 0\n"
-      "max-msg-size = \"2M\"\n"
-      "journal-max-bytes = 1048576\n"
-      "journal-max-age = \"7d\"\n"
-      "journal-fsync = false\n"
-      "verbose = true\n",
-      "z.toml");
+  const auto f = parse_config("# comment\n"
+                              "pub-bind = \"tcp://127.0.0.1:6000\"\n"
+                              "hwm = 2000\n"
+                              "stats-interval = 0.5\n"
+                              "full-wait = 0\n"
+                              "max-msg-size = \"2M\"\n"
+                              "journal-max-bytes = 1048576\n"
+                              "journal-max-age = \"7d\"\n"
+                              "journal-fsync = false\n"
+                              "verbose = true\n",
+                              "z.toml");
   CHECK(f.path == "z.toml");
   CHECK(text_of(f, "pub-bind") == "tcp://127.0.0.1:6000");
   CHECK(f.values.at("pub-bind").line == 2);
@@ -98,22 +97,19 @@ TEST_CASE("parse_config names the file, the line and the key of what is wrong", 
   CHECK_THROWS_MATCHES(parse_config("spin = [1, 2]", "z.toml"), usage_error,
                        Catch::Message("z.toml:1: spin must be an integer (spin = 1000), not an array"));
   CHECK_THROWS_WITH(parse_config("journal-max-age = 2026-12-01", "z.toml"),
-                       Catch::Contains("z.toml:1: journal-max-age must be a duration") &&
-                           Catch::Contains("not a date"));
+                    Catch::Contains("z.toml:1: journal-max-age must be a duration") && Catch::Contains("not a date"));
   CHECK_THROWS_WITH(parse_config("[journal]\ndir = \"x\"\n", "z.toml"),
-                       Catch::StartsWith("z.toml:1: 'journal' is a table"));
+                    Catch::StartsWith("z.toml:1: 'journal' is a table"));
   CHECK_THROWS_WITH(parse_config("journal.dir = \"x\"\n", "z.toml"),
-                       Catch::StartsWith("z.toml:1: 'journal' is a table"));
-  CHECK_THROWS_WITH(parse_config("x = 1\nhwm = \n", "z.toml"),
-                       Catch::StartsWith("z.toml:2: not valid TOML: "));
+                    Catch::StartsWith("z.toml:1: 'journal' is a table"));
+  CHECK_THROWS_WITH(parse_config("x = 1\nhwm = \n", "z.toml"), Catch::StartsWith("z.toml:2: not valid TOML: "));
   CHECK_THROWS_WITH(parse_config("hwm = 1\nhwm = 2\n", "z.toml"),
-                       Catch::StartsWith("z.toml:2: not valid TOML: "));  // a key twice
-  CHECK_THROWS_WITH(parse_config("help = true", "z.toml"),
-                       Catch::StartsWith("z.toml:1: unknown key 'help'"));
+                    Catch::StartsWith("z.toml:2: not valid TOML: "));  // a key twice
+  CHECK_THROWS_WITH(parse_config("help = true", "z.toml"), Catch::StartsWith("z.toml:1: unknown key 'help'"));
   CHECK_THROWS_WITH(parse_config("config = \"other.toml\"", "z.toml"),
-                       Catch::StartsWith("z.toml:1: unknown key 'config'"));
+                    Catch::StartsWith("z.toml:1: unknown key 'config'"));
   CHECK_THROWS_WITH(parse_config(std::string("hwm = 1\0", 8), "z.toml"),
-                       Catch::StartsWith("z.toml:1: not valid TOML: "));
+                    Catch::StartsWith("z.toml:1: not valid TOML: "));
 }
 
 TEST_CASE("toml_line writes what parse_config reads back to the same text", "[config]") {
@@ -171,14 +167,12 @@ TEST_CASE("parse_relay --config: the file's values, the command line winning, er
   file.rewrite("sub-bind = \"localhost:5560\"\n");
   CHECK_THROWS_WITH(relay({"--config", file.path()}), Catch::StartsWith(file.path() + ":1: sub-bind: "));
   file.rewrite("on-full = \"sometimes\"\n");
-  CHECK_THROWS_WITH(relay({"--config", file.path()}),
-                       Catch::StartsWith(file.path() + ":1: on-full: "));
+  CHECK_THROWS_WITH(relay({"--config", file.path()}), Catch::StartsWith(file.path() + ":1: on-full: "));
   CHECK_THROWS_MATCHES(relay({"--config", "/nonexistent/zrelay.toml"}), usage_error,
                        Catch::Message("cannot read config file '/nonexistent/zrelay.toml': No such file or directory"));
 }
 
-TEST_CASE("parse_relay --print-config prints every key, and --config reads it back to the same settings",
-          "[config]") {
+TEST_CASE("parse_relay --print-config prints every key, and --config reads it back to the same settings", "[config]") {
   temp_config file("journal = \"/tmp/zrelay-j\"\njournal-max-bytes = \"1G\"\nstats-interval = 0.5\nverbose = true\n");
   const auto first = relay({"--config", file.path(), "--hwm", "77", "--print-config"});
   const auto& text = first.print;

@@ -64,6 +64,8 @@ struct relay::impl {
         router_watch(ctx, s.router, "ack"),
         out(s.xpub, cfg.on_full, cfg.full_wait, stats, log,
             [this](std::uint64_t t, fanout::outcome o) { delivered(t, o); }) {
+    bound_max_msg_size = cfg.max_msg_size;
+    bound_max_topic = cfg.max_topic;
     xframes.resize(ingress::max_frames);
     xviews.resize(ingress::max_frames);
     // Bound only now that the monitors watch: a publisher that connects at once is counted too.
@@ -540,6 +542,47 @@ struct relay::impl {
     });
   }
 
+  std::vector<relay::not_applied> reconfigure(const relay_config& n) {
+    std::vector<relay::not_applied> refused;
+    const auto raise_needs_restart = [&](const char* key, std::size_t bound) {
+      refused.push_back({key, "raising it above " + std::to_string(bound) +
+                                  " bytes (its value at start) needs a restart: ZeroMQ's frame limits on the sockets "
+                                  "were set then"});
+    };
+    if (n.max_msg_size != cfg.max_msg_size) {
+      if (bound_max_msg_size == 0 || (n.max_msg_size != 0 && n.max_msg_size <= bound_max_msg_size))
+        cfg.max_msg_size = limits.max_msg_size = n.max_msg_size;
+      else raise_needs_restart("max-msg-size", bound_max_msg_size);
+    }
+    if (n.max_topic != cfg.max_topic) {
+      if (n.max_topic <= bound_max_topic && n.max_topic >= min_max_topic)
+        cfg.max_topic = limits.max_topic = n.max_topic;
+      else raise_needs_restart("max-topic", bound_max_topic);
+    }
+    cfg.on_full = n.on_full;
+    cfg.full_wait = n.full_wait;
+    out.set_policy(cfg.on_full, cfg.full_wait);
+    if (n.spin != cfg.spin) {
+      cfg.spin = n.spin;
+      loop.set_spin(cfg.spin);
+    }
+    if (jr && (n.journal.max_bytes != cfg.journal.max_bytes || n.journal.max_age != cfg.journal.max_age)) {
+      cfg.journal.max_bytes = n.journal.max_bytes;
+      cfg.journal.max_age = n.journal.max_age;
+      jr->set_retention(cfg.journal.max_bytes, cfg.journal.max_age);
+    }
+    if (n.curve.allowed_keys != cfg.curve.allowed_keys) {
+      if (zap && !n.curve.allowed_keys.empty()) {
+        zap->set_allowed(n.curve.allowed_keys);
+        cfg.curve.allowed_keys = n.curve.allowed_keys;
+      } else {
+        refused.push_back(
+            {"allow-keys", zap ? "an empty allowlist would let nobody in" : "turning CURVE on needs a restart"});
+      }
+    }
+    return refused;
+  }
+
   // The loop's table: read in every turn first, then the publishers' sockets, which a held message
   // stops.
   void register_sockets(int stop_fd) {
@@ -585,7 +628,7 @@ struct relay::impl {
     register_sockets(stop_fd);
     loop.set_spin(cfg.spin);
     const auto may_read = [this] { return !stop.load(std::memory_order_relaxed) && out.retry(); };
-    auto next_tick = clock::now() + tick_every;
+    next_tick = clock::now() + tick_every;
     auto next_sweep = clock::now() + sweep_every;
     try {
       while (!stop.load(std::memory_order_relaxed)) {
@@ -671,6 +714,9 @@ struct relay::impl {
   std::atomic<bool> stop{false};
   tick_fn tick;
   std::chrono::milliseconds tick_every{1000};
+  clock::time_point next_tick{};
+  // What the sockets were bound with: a limit may go up to these while running, not past them.
+  std::size_t bound_max_msg_size = 0, bound_max_topic = 0;
   struct watched_reader {
     zmq::socket_t* socket = nullptr;
     int fd = -1;
@@ -688,7 +734,8 @@ void relay::set_logger(log_fn log, bool verbose) { impl_->log.set(std::move(log)
 
 void relay::on_tick(std::chrono::milliseconds every, tick_fn fn) {
   impl_->tick_every = every;
-  impl_->tick = std::move(fn);
+  impl_->tick = every.count() > 0 ? std::move(fn) : tick_fn();
+  impl_->next_tick = clock::now() + every;
 }
 
 void relay::watch(int fd, std::function<void()> fn) { impl_->watched.push_back({nullptr, fd, std::move(fn)}); }
@@ -696,6 +743,10 @@ void relay::watch(int fd, std::function<void()> fn) { impl_->watched.push_back({
 void relay::watch(zmq::socket_t& socket, std::function<void()> fn) {
   impl_->watched.push_back({&socket, -1, std::move(fn)});
 }
+
+std::vector<relay::not_applied> relay::reconfigure(const relay_config& next) { return impl_->reconfigure(next); }
+
+void relay::set_verbose(bool verbose) { impl_->log.set_verbose(verbose); }
 
 void relay::run(int stop_fd) { impl_->run(stop_fd); }
 

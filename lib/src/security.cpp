@@ -266,6 +266,19 @@ zap_handler::zap_handler(zmq::context_t& ctx, std::vector<std::string> allowed_k
   thread_ = std::thread([this] { run(); });
 }
 
+void zap_handler::set_allowed(std::vector<std::string> allowed_keys) {
+  if (allowed_keys.empty())
+    throw key_error("CURVE without --allow-keys would encrypt but authenticate nobody: give the clients' public keys");
+  std::sort(allowed_keys.begin(), allowed_keys.end());
+  std::lock_guard<std::mutex> lock(allowed_mutex_);
+  allowed_ = std::move(allowed_keys);
+}
+
+std::size_t zap_handler::allowed_count() const {
+  std::lock_guard<std::mutex> lock(allowed_mutex_);
+  return allowed_.size();
+}
+
 zap_handler::~zap_handler() {
   stop_.store(true, std::memory_order_relaxed);
   if (thread_.joinable()) thread_.join();
@@ -301,7 +314,12 @@ void zap_handler::run() {
         reason = "this relay accepts only CURVE clients with a listed key";
       } else {
         refusal.client_key = z85_of(static_cast<const std::uint8_t*>(req[6].data()));
-        if (std::binary_search(allowed_.begin(), allowed_.end(), refusal.client_key)) {
+        bool allowed = false;
+        {
+          std::lock_guard<std::mutex> lock(allowed_mutex_);
+          allowed = std::binary_search(allowed_.begin(), allowed_.end(), refusal.client_key);
+        }
+        if (allowed) {
           user = refusal.client_key;
         } else {
           status = "400";

@@ -15,6 +15,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "relay/journal.hpp"
@@ -498,6 +499,36 @@ TEST_CASE("journal: after a power loss every entry that was durable is there", "
   }
   CHECK(expect >= durable_at_cut);
   CHECK(back.skipped == 0);
+}
+
+TEST_CASE("journal: set_retention lowers the size bound while running and the writer applies it at once", "[journal]") {
+  temp_dir d;
+  auto cfg = config_for(d);
+  cfg.segment_bytes = 2000;
+  cfg.max_bytes = 100000;
+  journal::store s(cfg);
+  std::uint64_t seq = 1;
+  for (int i = 0; i < 12; ++i) {
+    append_batch(s, make_batch("a", 7, seq, 10, 100));  // ~1.1 KiB an entry: one a segment
+    seq += 10;
+    s.flush();
+    wait_durable(s, seq);
+  }
+  CHECK(s.counters().segments_removed == 0);
+  const auto before = segments_of(cfg.dir).size();
+  REQUIRE(before >= 10);
+  CHECK(s.retention_bytes() == 100000);
+  s.set_retention(5000, std::chrono::seconds(0));
+  CHECK(s.retention_bytes() == 5000);
+  // Nothing more is written: the writer wakes for the new bound by itself.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (s.counters().segments_removed == 0 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  CHECK(s.counters().segments_removed > 0);
+  CHECK(segments_of(cfg.dir).size() <= 5);
+  CHECK(s.range().oldest > 1);
+  // 0 is the directory's default again, as at start.
+  s.set_retention(0, std::chrono::seconds(0));
+  CHECK(s.retention_bytes() == journal::default_max_bytes(cfg.dir));
 }
 
 TEST_CASE("journal: retention by bytes removes the oldest segments; a reader behind them skips", "[journal]") {

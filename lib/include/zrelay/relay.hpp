@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -99,8 +100,25 @@ public:
   const bound_endpoints& endpoints() const;
   /// Where warnings go (the first refusal under each rule is logged; all of them with verbose).
   void set_logger(log_fn log, bool verbose = false);
-  /// Calls fn every `every` while running.
+  /// Calls fn every `every` while running (0: never). May be called again from the relay thread (a
+  /// watch handler): the next call comes `every` from then.
   void on_tick(std::chrono::milliseconds every, tick_fn fn);
+  /// Verbose logging on or off (thread-safe).
+  void set_verbose(bool verbose);
+
+  /// A setting reconfigure() could not apply: its zrelay option name and why.
+  struct not_applied {
+    std::string key;
+    std::string why;
+  };
+  /// From the relay thread only (a watch or tick handler, e.g. zrelay's reload on SIGHUP): applies
+  /// the settings of `next` that can change while running — the size and topic limits (lowered, or
+  /// raised up to their values at start, which the sockets' frame limits were set for), the full
+  /// policy and wait, the spin window, the journal's retention and the CURVE allowlist (for
+  /// handshakes from now on). The rest of `next` is ignored: endpoints, the high-water mark,
+  /// heartbeats, the key pair, the journal's directory, fsync and segment size take a restart.
+  /// Connections stay. Returns what it could not apply.
+  std::vector<not_applied> reconfigure(const relay_config& next);
   /// Registers one more reader in the relay's loop (before run()): fn runs in the relay thread whenever
   /// `fd` is readable (a signalfd, an eventfd), also while a message is held for a full subscriber.
   void watch(int fd, std::function<void()> fn);

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -99,6 +100,11 @@ public:
   zap_handler(const zap_handler&) = delete;
   zap_handler& operator=(const zap_handler&) = delete;
 
+  /// Replaces the allowlist (thread-safe; zrelay's reload): handshakes from now on are judged by it,
+  /// connections already let in stay. Throws key_error for an empty list, keeping the old one.
+  void set_allowed(std::vector<std::string> allowed_keys);
+  /// How many keys the allowlist has (thread-safe).
+  std::size_t allowed_count() const;
   /// Handshakes refused so far (thread-safe).
   std::uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
   /// Handshakes let in so far (thread-safe).
@@ -108,6 +114,7 @@ private:
   void run();
 
   zmq::socket_t sock_;
+  mutable std::mutex allowed_mutex_;  // allowed_ is replaced by set_allowed while the thread reads it
   std::vector<std::string> allowed_;  // sorted
   refusal_fn on_refusal_;
   std::atomic<bool> stop_{false};

@@ -46,6 +46,12 @@ public:
   /// Shutting down: sends everything held to whoever has room. What a full subscriber misses
   /// counts as dropped, and every message from then on is `uncertain`.
   void give_up();
+  /// A new full policy and wait (zrelay's reload), used from the next decision on: a message held
+  /// under block goes on waiting under drop only for the new wait, counted from when it was held.
+  void set_policy(full_policy policy, std::chrono::milliseconds full_wait) {
+    policy_ = policy;
+    full_wait_ = full_wait;
+  }
   /// Whether something is held.
   bool holding() const { return !held_.empty(); }
   /// How many messages are held.

@@ -216,6 +216,10 @@ struct store::impl {
   std::optional<progress::failure> failure;  // of the current round of writing
 
   std::atomic<std::uint64_t> n_syncs{0}, n_bytes{0}, n_failures{0}, n_removed{0};
+  // Retention in force (set_retention changes it from any thread; the writer reads it).
+  std::atomic<std::uint64_t> keep_bytes{0};
+  std::atomic<std::int64_t> keep_age_s{0};
+  bool retain_due = false;  // (qm) set_retention asked the writer to apply retention now
   std::thread writer;
 
   explicit impl(config c) : cfg(std::move(c)) {}
@@ -718,8 +722,8 @@ void store::impl::write_round(std::vector<group>& work) {
 }
 
 void store::impl::retain() {
-  const std::uint64_t max_bytes = cfg.max_bytes;
-  const std::uint64_t age_ns = static_cast<std::uint64_t>(cfg.max_age.count()) * 1000000000ull;
+  const std::uint64_t max_bytes = keep_bytes.load(std::memory_order_relaxed);
+  const std::uint64_t age_ns = static_cast<std::uint64_t>(keep_age_s.load(std::memory_order_relaxed)) * 1000000000ull;
   const std::uint64_t now = now_ns();
   std::vector<std::string> gone;
   {
@@ -752,9 +756,10 @@ void store::impl::run() {
     bool stopping;
     {
       std::unique_lock<std::mutex> lock(qm);
-      const auto ready = [&] { return stop || !queue.empty(); };
-      if (cfg.max_age.count() > 0) qcv.wait_for(lock, std::chrono::seconds(1), ready);
+      const auto ready = [&] { return stop || !queue.empty() || retain_due; };
+      if (keep_age_s.load(std::memory_order_relaxed) > 0) qcv.wait_for(lock, std::chrono::seconds(1), ready);
       else qcv.wait(lock, ready);
+      retain_due = false;
       while (!queue.empty()) {
         work.push_back(std::move(queue.front()));
         queue.pop_front();
@@ -782,6 +787,8 @@ store::store(config cfg) : impl_(std::make_unique<impl>(std::move(cfg))) {
   impl& m = *impl_;
   m.open_dir();
   if (m.cfg.max_bytes == 0) m.cfg.max_bytes = default_max_bytes(m.cfg.dir);
+  m.keep_bytes.store(m.cfg.max_bytes, std::memory_order_relaxed);
+  m.keep_age_s.store(m.cfg.max_age.count(), std::memory_order_relaxed);
   if (m.cfg.segment_bytes == 0) m.cfg.segment_bytes = 1;
   m.recover();
   m.retain();
@@ -832,6 +839,19 @@ std::uint64_t store::append(record::kind k, std::uint32_t count, const std::stri
   m.next += k == record::kind::batch ? count : 1;
   return jseq;
 }
+
+void store::set_retention(std::uint64_t max_bytes, std::chrono::seconds max_age) {
+  impl& m = *impl_;
+  m.keep_bytes.store(max_bytes != 0 ? max_bytes : default_max_bytes(m.cfg.dir), std::memory_order_relaxed);
+  m.keep_age_s.store(max_age.count(), std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(m.qm);
+    m.retain_due = true;
+  }
+  m.qcv.notify_one();
+}
+
+std::uint64_t store::retention_bytes() const { return impl_->keep_bytes.load(std::memory_order_relaxed); }
 
 void store::flush() {
   impl& m = *impl_;

@@ -197,6 +197,14 @@ public:
 
   writer_counters counters() const;
 
+  // --- any thread ---
+
+  /// New retention bounds (max_bytes 0: the default for the directory), applied by the writer at
+  /// once and from then on (zrelay's reload).
+  void set_retention(std::uint64_t max_bytes, std::chrono::seconds max_age);
+  /// The size bound in force (the default resolved).
+  std::uint64_t retention_bytes() const;
+
 private:
   struct impl;
   std::unique_ptr<impl> impl_;

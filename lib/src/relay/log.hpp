@@ -24,6 +24,7 @@ public:
     verbose_.store(verbose, std::memory_order_relaxed);
   }
   bool verbose() const { return verbose_.load(std::memory_order_relaxed); }
+  void set_verbose(bool verbose) { verbose_.store(verbose, std::memory_order_relaxed); }
 
   /// Logs a line. The function is called outside the lock: a slow one holds up no other thread's
   /// set(), and one that calls set() itself does not deadlock.

@@ -184,8 +184,8 @@ config_file parse_config(std::string_view text, const std::string& path,
   try {
     root = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
-    throw usage_error(path + ":" + std::to_string(e.source().begin.line) + ": not valid TOML: " +
-                      std::string(e.description()));
+    throw usage_error(path + ":" + std::to_string(e.source().begin.line) +
+                      ": not valid TOML: " + std::string(e.description()));
   }
   for (auto&& [k, node] : root) {
     const std::string key(k.str());
