@@ -20,6 +20,7 @@ done
 [[ -f ${BUILD_DIR:-}/CPackConfig.cmake ]] || fail "BUILD_DIR must name a configured build with CPackConfig.cmake"
 
 # One package test at a time on this machine (another build directory may run it too).
+mkdir -p /run/lock
 exec {lock}>/run/lock/zrelay-package-test.lock
 flock -w 240 "$lock" || fail "another package test held /run/lock/zrelay-package-test.lock for 240 s"
 if dpkg-query -W -f='${Status}' zrelay 2>/dev/null | grep -q 'installed'; then
