@@ -7,8 +7,11 @@ ZRELAY_BUILD=${ZRELAY_BUILD:-$ZRELAY_ROOT/build}
 ZRELAY_PACKAGES=(g++ cmake ninja-build pkg-config libzmq3-dev cppzmq-dev libcxxopts-dev libtomlplusplus-dev libsystemd-dev libisal-dev catch2 util-linux coreutils)
 # Only the tests need these (scripts/test adds them): clang and its libFuzzer runtime for tests/fuzz,
 # pyzmq for the Python client of tests/interop, clang-format for the format check (scripts/format),
-# nats-server for the nats and nats-js scenarios of the zbench smoke test (tests/bench/smoke.sh).
-ZRELAY_TEST_PACKAGES=(clang libclang-rt-14-dev python3-zmq clang-format nats-server)
+# nats-server for the nats and nats-js scenarios of the zbench smoke test (tests/bench/smoke.sh);
+# help2man for the man pages (docs/man: none without it), dpkg-dev (dpkg-shlibdeps, cpack's Depends),
+# lintian, man-db (man, lexgrog) and systemd (systemd-analyze) for the package test (tests/package).
+ZRELAY_TEST_PACKAGES=(clang libclang-rt-14-dev python3-zmq clang-format nats-server
+  help2man dpkg-dev lintian man-db systemd)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
