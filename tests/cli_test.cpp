@@ -607,6 +607,14 @@ TEST_CASE("parse_since reads durations back from now and RFC 3339 times", "[cli]
     CHECK(parse_since("2026-12-01T10:00:00.25z", "--since", now) == 1796119200ull * 1000000000 + 250000000);
     CHECK(parse_since("2024-02-29T00:00:00Z", "--since", now) == 1709164800ull * 1000000000);
   }
+  SECTION("what zsub -F %I prints, in any zone") {
+    for (const long offset : {0L, 3600L, -(9L * 3600 + 30 * 60), 14L * 3600}) {
+      INFO(offset);
+      std::string text;
+      zrelay::append_iso8601(text, 1796119200, offset);
+      CHECK(parse_since(text, "--since", now) == 1796119200ull * 1000000000);
+    }
+  }
   SECTION("what is neither") {
     for (const char* v : {"", "s", "90", "1.5h", "-1h", "1w", "90 s", "2026-12-01", "2026-12-01T10:00:00",
                           "2026-13-01T10:00:00Z", "2025-02-29T00:00:00Z", "2026-12-01T24:00:00Z",
