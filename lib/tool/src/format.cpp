@@ -107,7 +107,7 @@ namespace {
 void append_number(std::string& out, std::uint64_t v) {
   char buf[20];
   const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, r.ptr);
+  out.append(buf, static_cast<std::size_t>(r.ptr - buf));  // (pointer, pointer) would be the slow iterator form
 }
 
 void append_hex(std::string& out, std::string_view s, const char* digits) {
@@ -123,9 +123,10 @@ void append_hex(std::string& out, std::string_view s, const char* digits) {
 
 void append_id(std::string& out, std::uint64_t v) {
   static constexpr char digits[] = "0123456789abcdef";
-  char buf[16];
-  for (int i = 15; i >= 0; --i, v >>= 4) buf[i] = digits[v & 15];
-  out.append(buf, 16);
+  const auto at = out.size();
+  out.resize(at + 16);
+  char* p = &out[at];
+  for (int i = 15; i >= 0; --i, v >>= 4) p[i] = digits[v & 15];
 }
 
 // mosquitto_sub's codes that have no counterpart in zrelay (MQTT properties, QoS, retain, a raw JSON payload).
@@ -195,7 +196,14 @@ message_format::message_format(std::string_view spec) {
 void message_format::append(std::string& out, const message_view& m, const timespec& received) {
   for (const auto& p : parts_) {
     switch (p.what) {
-      case field::text: out += p.text; break;
+      case field::text:
+        // Most text between codes is one character (a space, a tab), cheaper as one.
+        if (p.text.size() == 1) {
+          out += p.text[0];
+        } else {
+          out += p.text;
+        }
+        break;
       case field::topic: out.append(m.topic); break;
       case field::payload: out.append(m.payload); break;
       case field::hex: append_hex(out, m.payload, "0123456789abcdef"); break;
