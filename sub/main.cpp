@@ -161,7 +161,7 @@ int run(sub_options opt, const signal_watch& signals) {
       out.flush();
       if (r == subscriber::result::stopped || r == subscriber::result::woken) break;
       if (r == subscriber::result::delivered && opt.idle.count() > 0) {
-        // Only what -T filtered out came: the wait for a message goes on, from when it began.
+        // A burst of nothing but what -T filtered out does not restart the wait for a message.
         if (burst_filtered == 0 || burst_printed > 0) {
           idle_since = clock::now();
         } else if (clock::now() - idle_since >= opt.idle) {
