@@ -6,7 +6,9 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <iostream>
+#include <string_view>
 
 #include "zrelay/cli.hpp"
 #include "zrelay/defaults.hpp"
@@ -22,9 +24,15 @@ using namespace zrelay;
 // fast stream costs few writes and a slow one is still printed at once.
 class output {
 public:
-  explicit output(const sub_options& opt) : opt_(opt) { buf_.reserve(1 << 17); }
+  explicit output(sub_options& opt) : opt_(opt) { buf_.reserve(1 << 17); }
   void add(const message_view& m) {
     switch (opt_.format) {
+      case sub_format::custom: {
+        timespec now{};
+        if (opt_.custom->uses_time()) ::clock_gettime(CLOCK_REALTIME, &now);
+        opt_.custom->append(buf_, m, now);
+        break;
+      }
       case sub_format::payload: buf_.append(m.payload); break;
       case sub_format::topic_payload:
         buf_.append(m.topic);
@@ -51,7 +59,7 @@ public:
   }
 
 private:
-  const sub_options& opt_;
+  sub_options& opt_;
   std::string buf_;
 };
 
@@ -121,17 +129,45 @@ int run(sub_options opt, const signal_watch& signals) {
 
   output out(opt);
   std::uint64_t seen = 0;
+  // -T: a message filtered out is not printed and counts for neither -C nor -W; the subscriber has
+  // already tracked its sequence, so its stream's gaps are still found.
+  std::size_t burst_printed = 0, burst_filtered = 0;
+  const auto filtered_out = [&opt](std::string_view topic) {
+    for (const auto& f : opt.filter_out)
+      if (topic.compare(0, f.size(), f) == 0) return true;
+    return false;
+  };
   const subscriber::message_fn on_message = [&](const message_view& m) {
+    if (!opt.filter_out.empty() && filtered_out(m.topic)) {
+      ++burst_filtered;
+      return true;
+    }
+    ++burst_printed;
     out.add(m);
     return opt.count == 0 || ++seen < opt.count;
   };
-  const auto wait = opt.idle.count() > 0 ? opt.idle : std::chrono::milliseconds(-1);
+  using clock = std::chrono::steady_clock;
+  auto idle_since = clock::now();
   int status = cli::exit_ok;
   try {
     for (;;) {
-      const auto r = sub.receive(wait, on_message, signals.fd());
+      auto wait = std::chrono::milliseconds(-1);
+      if (opt.idle.count() > 0) {
+        wait = std::chrono::ceil<std::chrono::milliseconds>(idle_since + opt.idle - clock::now());
+        if (wait.count() <= 0) wait = std::chrono::milliseconds(0);
+      }
+      burst_printed = burst_filtered = 0;
+      auto r = sub.receive(wait, on_message, signals.fd());
       out.flush();
       if (r == subscriber::result::stopped || r == subscriber::result::woken) break;
+      if (r == subscriber::result::delivered && opt.idle.count() > 0) {
+        // A burst of nothing but what -T filtered out does not restart the wait for a message.
+        if (burst_filtered == 0 || burst_printed > 0) {
+          idle_since = clock::now();
+        } else if (clock::now() - idle_since >= opt.idle) {
+          r = subscriber::result::timeout;
+        }
+      }
       if (r == subscriber::result::timeout) {
         std::cerr << "zsub: no message for " << static_cast<double>(opt.idle.count()) / 1000 << " s" << std::endl;
         status = cli::exit_idle;

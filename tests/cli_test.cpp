@@ -446,6 +446,8 @@ TEST_CASE("parse_sub defaults", "[cli]") {
   CHECK(o.count == 0);
   CHECK(o.idle == 0ms);
   CHECK_FALSE(o.stats);
+  CHECK_FALSE(o.custom.has_value());
+  CHECK(o.filter_out.empty());
 }
 
 TEST_CASE("parse_sub keeps commas inside repeated -t topics", "[cli]") {
@@ -494,6 +496,39 @@ TEST_CASE("parse_sub reads every flag", "[cli]") {
   SECTION("-H host") {
     CHECK(sub({"-t", "x", "-H", "relay.example.com"}).options.subscriber.endpoint == "tcp://relay.example.com:5560");
     CHECK(sub({"-t", "x", "--host", "::1"}).options.subscriber.endpoint == "tcp://[::1]:5560");
+  }
+}
+
+TEST_CASE("parse_sub reads -F and -T", "[cli]") {
+  const zrelay::message_view m{"t.a", "p", 0, 0, 0};
+  const auto print = [&m](zrelay::sub_options& o) {
+    std::string out;
+    o.custom->append(out, m, {});
+    return out;
+  };
+  SECTION("-F: a compiled format") {
+    auto o = sub({"-t", "x", "-F", "%t=%p\\t%i"}).options;
+    CHECK(o.format == sub_format::custom);
+    REQUIRE(o.custom.has_value());
+    CHECK(print(o) == "t.a=p\t-");
+    CHECK(o.terminator == '\n');
+  }
+  SECTION("--format, with -0") {
+    auto o = sub({"-t", "x", "--format", "%p", "-0"}).options;
+    CHECK(o.format == sub_format::custom);
+    CHECK(o.terminator == '\0');
+    CHECK(print(o) == "p");
+  }
+  SECTION("-F overrides -v's form; -v keeps its replay report") {
+    auto o = sub({"-t", "x", "-v", "-F", "[%p]"}).options;
+    CHECK(o.format == sub_format::custom);
+    CHECK(o.verbose);
+    CHECK(print(o) == "[p]");
+  }
+  SECTION("-T and --filter-out, repeated, commas kept") {
+    const auto o = sub({"-t", "", "-T", "a,b", "--filter-out", "debug.", "-T", "x"}).options;
+    CHECK(o.filter_out == std::vector<std::string>{"a,b", "debug.", "x"});
+    CHECK(o.subscriber.topics == std::vector<std::string>{""});
   }
 }
 
@@ -572,6 +607,14 @@ TEST_CASE("parse_since reads durations back from now and RFC 3339 times", "[cli]
     CHECK(parse_since("2026-12-01T10:00:00.25z", "--since", now) == 1796119200ull * 1000000000 + 250000000);
     CHECK(parse_since("2024-02-29T00:00:00Z", "--since", now) == 1709164800ull * 1000000000);
   }
+  SECTION("what zsub -F %I prints, in any zone") {
+    for (const long offset : {0L, 3600L, -(9L * 3600 + 30 * 60), 14L * 3600}) {
+      INFO(offset);
+      std::string text;
+      zrelay::append_iso8601(text, 1796119200, offset);
+      CHECK(parse_since(text, "--since", now) == 1796119200ull * 1000000000);
+    }
+  }
   SECTION("what is neither") {
     for (const char* v : {"", "s", "90", "1.5h", "-1h", "1w", "90 s", "2026-12-01", "2026-12-01T10:00:00",
                           "2026-13-01T10:00:00Z", "2025-02-29T00:00:00Z", "2026-12-01T24:00:00Z",
@@ -589,6 +632,13 @@ TEST_CASE("parse_sub --help and --version set the text to print", "[cli]") {
                             Catch::Contains("5 -W elapsed with no message") && Catch::Contains("--all") &&
                             Catch::Contains("--from-seq") && Catch::Contains("--since") &&
                             Catch::Contains("--last-per-topic") && Catch::Contains("--replay-connect"));
+    CHECK_THAT(p.print, Catch::Contains("-T, --filter-out PREFIX") && Catch::Contains("-F, --format FORMAT"));
+    // Every -F code on a line of its own (help2man makes the man page from this text).
+    for (const char* code : {"%t", "%p",  "%x",  "%X",  "%l",  "%j",  "%i",  "%s",  "%n",   "%I", "%U",
+                             "%%", "\\n", "\\t", "\\0", "\\r", "\\e", "\\a", "\\v", "\\\\", "@@"}) {
+      INFO(code);
+      CHECK_THAT(p.print, Catch::Contains("\n  " + std::string(code) + "  "));
+    }
   }
   SECTION("-h needs no topic") { CHECK_FALSE(sub({"-h"}).print.empty()); }
   SECTION("--version") { CHECK(sub({"--version"}).print == std::string("zsub ") + zrelay::version_string + "\n"); }
@@ -626,6 +676,24 @@ TEST_CASE("parse_sub reports each usage error in words", "[cli]") {
   SECTION("--json with -v") {
     CHECK_THROWS_MATCHES(sub({"-t", "x", "--json", "-v"}), usage_error,
                          Catch::Message("--json already includes the topic; drop -v"));
+  }
+  SECTION("-F with --json") {
+    CHECK_THROWS_MATCHES(sub({"-t", "x", "--json", "-F", "%t"}), usage_error,
+                         Catch::Message("give either --json or -F (-F %j prints the same)"));
+  }
+  SECTION("a bad -F") {
+    CHECK_THROWS_MATCHES(sub({"-t", "x", "-F", "%t %y"}), usage_error, Catch::Message("-F: unknown code '%y'"));
+    CHECK_THROWS_MATCHES(sub({"-t", "x", "-F", "%t %"}), usage_error,
+                         Catch::Message("-F: a lone '%' at the end (write %% for a %)"));
+    CHECK_THROWS_MATCHES(sub({"-t", "x", "-F", "%t\\"}), usage_error,
+                         Catch::Message("-F: a lone '\\' at the end (write \\\\ for a \\)"));
+    CHECK_THROWS_MATCHES(sub({"-t", "x", "-F", ""}), usage_error,
+                         Catch::Message("-F needs a FORMAT, not an empty one"));
+    CHECK_THROWS_WITH(sub({"-t", "x", "-F"}), "option '-F' is missing an argument");
+  }
+  SECTION("-T \"\"") {
+    CHECK_THROWS_MATCHES(sub({"-t", "x", "-T", "a", "-T", ""}), usage_error,
+                         Catch::Message("-T \"\" would filter out every message"));
   }
   SECTION("bad -C") {
     for (const char* v : {"0", "abc", "-1", "1.5", "", "9223372036854775808"}) {

@@ -1,11 +1,16 @@
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <ctime>
 #include <string>
 
 #include "zrelay/format.hpp"
 
 using zrelay::append_base64;
+using zrelay::append_iso8601;
 using zrelay::append_json_message;
+using zrelay::format_error;
+using zrelay::message_format;
 using zrelay::message_view;
 using zrelay::valid_utf8;
 
@@ -28,6 +33,48 @@ std::string json(const message_view& m) {
   append_json_message(out, m);
   return out;
 }
+
+// `spec` applied to `m`, received at `t`.
+std::string formatted(std::string_view spec, const message_view& m, timespec t = {}) {
+  message_format f(spec);
+  std::string out;
+  f.append(out, m, t);
+  return out;
+}
+
+message_view sequenced() {
+  message_view m;
+  m.topic = "news.sport";
+  m.payload = "goal";
+  m.publisher = 0x00ab00cd00ef0012ull;
+  m.topic_seq = 42;
+  return m;
+}
+
+// Sets TZ for the test and puts it back after: localtime_r reads TZ only through tzset().
+class time_zone {
+public:
+  explicit time_zone(const char* tz) {
+    if (const char* old = std::getenv("TZ")) old_ = old;
+    had_ = std::getenv("TZ") != nullptr;
+    ::setenv("TZ", tz, 1);
+    ::tzset();
+  }
+  ~time_zone() {
+    if (had_) {
+      ::setenv("TZ", old_.c_str(), 1);
+    } else {
+      ::unsetenv("TZ");
+    }
+    ::tzset();
+  }
+  time_zone(const time_zone&) = delete;
+  time_zone& operator=(const time_zone&) = delete;
+
+private:
+  std::string old_;
+  bool had_ = false;
+};
 
 }  // namespace
 
@@ -179,4 +226,168 @@ TEST_CASE("append_json_message includes journal_seq only when it is known", "[fo
     CHECK(json(m) == "{\"topic\":\"t\",\"payload\":\"p\",\"publisher\":\"0000000000000001\",\"seq\":2,"
                      "\"journal_seq\":18446744073709551615}");
   }
+}
+
+TEST_CASE("message_format replaces each code with its field", "[format]") {
+  const auto m = sequenced();
+  CHECK(formatted("%t", m) == "news.sport");
+  CHECK(formatted("%p", m) == "goal");
+  CHECK(formatted("%t %p", m) == "news.sport goal");
+  CHECK(formatted("%x", m) == "676f616c");
+  CHECK(formatted("%X", m) == "676F616C");
+  CHECK(formatted("%l", m) == "4");
+  CHECK(formatted("%i", m) == "00ab00cd00ef0012");
+  CHECK(formatted("%s", m) == "42");
+  CHECK(formatted("%j", m) ==
+        "{\"topic\":\"news.sport\",\"payload\":\"goal\",\"publisher\":\"00ab00cd00ef0012\",\"seq\":42}");
+  CHECK(formatted("[%t] %l bytes from %i #%s: %p", m) == "[news.sport] 4 bytes from 00ab00cd00ef0012 #42: goal");
+}
+
+TEST_CASE("message_format adds no terminator and keeps text as it is", "[format]") {
+  const auto m = sequenced();
+  CHECK(formatted("plain text, no codes", m) == "plain text, no codes");
+  CHECK(formatted("\xC3\xBC %t \xE2\x82\xAC", m) == "\xC3\xBC news.sport \xE2\x82\xAC");
+  SECTION("it appends to what is there") {
+    message_format f("%p");
+    std::string out = "before:";
+    f.append(out, m, {});
+    f.append(out, m, {});
+    CHECK(out == "before:goalgoal");
+  }
+}
+
+TEST_CASE("message_format reads mosquitto_sub's escapes", "[format]") {
+  const auto m = sequenced();
+  CHECK(formatted("%t\\t%p\\n", m) == "news.sport\tgoal\n");
+  CHECK(formatted("\\\\", m) == "\\");
+  CHECK(formatted("100%%", m) == "100%");
+  CHECK(formatted("%%t", m) == "%t");
+  CHECK(formatted("a@@b", m) == "a@b");
+  CHECK(formatted("%t\\0%p", m) == std::string("news.sport\0goal", 15));
+  CHECK(formatted("\\r\\e\\a\\v", m) == "\r\033\a\v");
+}
+
+TEST_CASE("message_format prints '-' for what a message does not have", "[format]") {
+  message_view m;
+  m.topic = "t";
+  m.payload = "";
+  SECTION("a plain message: no publisher, sequence or journal sequence") {
+    CHECK(formatted("%i %s %n|%p|%l|%x", m) == "- - -||0|");
+    CHECK(formatted("%j", m) == "{\"topic\":\"t\",\"payload\":\"\"}");
+  }
+  SECTION("a plain message from a journal") {
+    m.journal_seq = 7;
+    CHECK(formatted("%i %s %n", m) == "- - 7");
+  }
+  SECTION("a sequenced message from a journal") {
+    m.publisher = 1;
+    m.topic_seq = 18446744073709551615ull;
+    m.journal_seq = 18446744073709551615ull;
+    CHECK(formatted("%i %s %n", m) == "0000000000000001 18446744073709551615 18446744073709551615");
+  }
+}
+
+TEST_CASE("message_format writes binary payloads as they are, or in hex", "[format]") {
+  message_view m;
+  m.topic = "bin";
+  const std::string payload("\x00\xff\x10\n", 4);
+  m.payload = payload;
+  CHECK(formatted("%p", m) == payload);
+  CHECK(formatted("%x", m) == "00ff100a");
+  CHECK(formatted("%X", m) == "00FF100A");
+  CHECK(formatted("%l", m) == "4");
+  CHECK(formatted("%j", m) == "{\"topic\":\"bin\",\"payload_base64\":\"AP8QCg==\"}");
+}
+
+TEST_CASE("message_format prints the time of receipt only for %I and %U", "[format]") {
+  const auto m = sequenced();
+  CHECK_FALSE(message_format("%t %p %x %X %l %j %i %s %n %% \\n").uses_time());
+  CHECK(message_format("%I").uses_time());
+  CHECK(message_format("x%U").uses_time());
+  SECTION("%U: seconds, a dot and nine digits of nanoseconds") {
+    CHECK(formatted("%U", m, {1796159045, 123456789}) == "1796159045.123456789");
+    CHECK(formatted("%U", m, {1796159045, 5}) == "1796159045.000000005");
+    CHECK(formatted("%U", m, {0, 0}) == "0.000000000");
+    CHECK(formatted("%U", m, {-1, 500000000}) == "-0.500000000");
+    CHECK(formatted("%U", m, {-2, 0}) == "-2.000000000");
+  }
+  SECTION("%I: local time to the second, with the zone's offset") {
+    {
+      time_zone tz("UTC0");
+      CHECK(formatted("%I", m, {1796159045, 999999999}) == "2026-12-01T21:04:05+00:00");
+    }
+    {
+      time_zone tz("IST-5:30");  // POSIX: 5:30 east of UTC, no tzdata needed
+      CHECK(formatted("%I", m, {1796159045, 0}) == "2026-12-02T02:34:05+05:30");
+    }
+    {
+      time_zone tz("XST8");  // 8 hours west
+      CHECK(formatted("%I %t", m, {1796159045, 0}) == "2026-12-01T13:04:05-08:00 news.sport");
+    }
+  }
+  SECTION("%I follows the clock from one second to the next") {
+    time_zone tz("UTC0");
+    message_format f("%I|");
+    std::string out;
+    f.append(out, m, {1796159045, 0});
+    f.append(out, m, {1796159045, 900000000});
+    f.append(out, m, {1796159046, 0});
+    f.append(out, m, {0, 0});
+    CHECK(out == "2026-12-01T21:04:05+00:00|2026-12-01T21:04:05+00:00|2026-12-01T21:04:06+00:00|"
+                 "1970-01-01T00:00:00+00:00|");
+  }
+}
+
+TEST_CASE("append_iso8601 writes RFC 3339 times that zsub --since reads back", "[format]") {
+  std::string out;
+  append_iso8601(out, 1796159045, 0);
+  CHECK(out == "2026-12-01T21:04:05+00:00");
+  out.clear();
+  append_iso8601(out, 1796159045, 3600);
+  CHECK(out == "2026-12-01T22:04:05+01:00");
+  out.clear();
+  append_iso8601(out, 1796159045, -(3 * 3600 + 30 * 60));
+  CHECK(out == "2026-12-01T17:34:05-03:30");
+  out.clear();
+  append_iso8601(out, 951782400, 0);  // a leap day
+  CHECK(out == "2000-02-29T00:00:00+00:00");
+}
+
+TEST_CASE("message_format refuses what it cannot print, naming it", "[format]") {
+  SECTION("an unknown code") {
+    CHECK_THROWS_MATCHES(message_format("%t %y"), format_error, Catch::Message("unknown code '%y'"));
+    CHECK_THROWS_MATCHES(message_format("%\xC3\xA9"), format_error, Catch::Message("unknown code '%\xC3\xA9'"));
+  }
+  SECTION("mosquitto_sub's MQTT codes") {
+    for (const char* code : {"%q", "%r", "%m", "%J", "%A", "%C", "%D", "%E", "%F", "%P", "%R", "%S"}) {
+      INFO(code);
+      CHECK_THROWS_MATCHES(message_format(code), format_error,
+                           Catch::Message("'" + std::string(code) +
+                                          "' is one of mosquitto_sub's MQTT codes, with no counterpart in zrelay"));
+    }
+  }
+  SECTION("field widths") {
+    CHECK_THROWS_MATCHES(message_format("%10t"), format_error,
+                         Catch::Message("'%1': field widths and precisions (mosquitto_sub's %10t) are not supported"));
+    CHECK_THROWS_WITH(message_format("%-5p"), Catch::StartsWith("'%-': field widths"));
+    CHECK_THROWS_WITH(message_format("%.5p"), Catch::StartsWith("'%.': field widths"));
+  }
+  SECTION("an unknown escape") {
+    CHECK_THROWS_MATCHES(message_format("%t\\q"), format_error, Catch::Message("unknown escape '\\q'"));
+    CHECK_THROWS_MATCHES(message_format("\\x41"), format_error, Catch::Message("unknown escape '\\x'"));
+  }
+  SECTION("mosquitto_sub's @ time sequences") {
+    CHECK_THROWS_MATCHES(
+        message_format("@Y-@m-@d %t"), format_error,
+        Catch::Message("'@Y': mosquitto_sub's @ time sequences are not supported (use %I or %U; @@ is a @)"));
+  }
+  SECTION("a sequence cut short at the end") {
+    CHECK_THROWS_MATCHES(message_format("%t %"), format_error,
+                         Catch::Message("a lone '%' at the end (write %% for a %)"));
+    CHECK_THROWS_MATCHES(message_format("%t\\"), format_error,
+                         Catch::Message("a lone '\\' at the end (write \\\\ for a \\)"));
+    CHECK_THROWS_MATCHES(message_format("%t@"), format_error,
+                         Catch::Message("a lone '@' at the end (write @@ for a @)"));
+  }
+  SECTION("what comes after an escaped sign is text") { CHECK_NOTHROW(message_format("%%y \\\\q @@Y %%")); }
 }

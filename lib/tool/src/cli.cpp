@@ -15,6 +15,7 @@
 #include "zrelay/config.hpp"
 #include "zrelay/defaults.hpp"
 #include "zrelay/endpoint.hpp"
+#include "zrelay/format.hpp"
 #include "zrelay/input.hpp"
 #include "zrelay/security.hpp"
 #include "zrelay/version.hpp"
@@ -661,7 +662,8 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
       ("sub-connect", "relay subscriber socket", cxxopts::value<std::string>()->default_value(default_endpoint(default_sub_port)), "EP")
       ("connect-timeout", "give up if the relay does not answer within MS milliseconds (0: wait)", cxxopts::value<std::string>()->default_value("3000"), "MS")
       ("heartbeat", "ZeroMQ heartbeat interval, on a connection of its own; the relay is reported lost after 3 silent intervals, never for a slow reader (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
-      ("dedup", "drop messages seen before (after a publisher resent them)");
+      ("dedup", "drop messages seen before (after a publisher resent them)")
+      ("T,filter-out", "do not print messages whose topic starts with PREFIX (repeatable), as mosquitto_sub -T (see below)", cxxopts::value<std::vector<std::string>>(), "PREFIX");
   o.add_options("Replay (from a relay started with --journal, then live)")
       ("all", "every message the relay's journal retains on these prefixes")
       ("from-seq", "from journal sequence N", cxxopts::value<std::string>(), "N")
@@ -671,9 +673,10 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
   o.add_options("Output")
       ("v,verbose", "print the topic, a space, then the payload; with a replay, say on stderr when it has caught up")
       ("json", "one JSON object per message: topic, payload (payload_base64 when not UTF-8), publisher, seq, journal_seq (from a journaling relay)")
+      ("F,format", "print each message as FORMAT says (%-codes below), then a newline (NUL with -0), as mosquitto_sub -F does; overrides -v's topic and payload (-v still reports on a replay)", cxxopts::value<std::string>(), "FORMAT")
       ("0,null", "end each message with a NUL byte instead of a newline")
       ("C,count", "exit after N messages", cxxopts::value<std::string>(), "N")
-      ("W,timeout", "exit with status 5 if no message arrives for SECONDS", cxxopts::value<std::string>(), "SECONDS")
+      ("W,timeout", "exit with status 5 if no message arrives for SECONDS (one that -T filters out does not count)", cxxopts::value<std::string>(), "SECONDS")
       ("stats", "print received/gaps/missing/duplicates/disconnects on stderr at the end (missing>=N: messages lost in a disconnection are not all counted yet)")
       ("h,help", "print this help")
       ("version", "print the version");
@@ -690,6 +693,37 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
         "\nA replay option reads the relay's journal through its replay socket instead of subscribing, and\n"
         "runs on into live delivery; with -v, zsub says on stderr when it has caught up. A replay from a\n"
         "sequence that retention removed starts at the oldest one retained, and zsub says so on stderr.\n"
+        "\n-T PREFIX hides the messages whose topic starts with PREFIX (zsub's -t and -T match prefixes\n"
+        "where mosquitto_sub's match topic filters): they are not printed and count for neither -C nor -W,\n"
+        "but zsub still follows their sequence numbers, so a gap among them is reported on stderr, and\n"
+        "--stats counts them as received.\n"
+        "\n-F FORMAT: the text of FORMAT, with these codes replaced for each message:\n"
+        "  %t  the topic\n"
+        "  %p  the payload, as it is\n"
+        "  %x  the payload in hexadecimal, lower case\n"
+        "  %X  the payload in hexadecimal, upper case\n"
+        "  %l  the length of the payload in bytes\n"
+        "  %j  the message as one JSON object, as --json writes it\n"
+        "  %i  the publisher id, 16 hex digits; '-' for a message that has none (from a plain ZeroMQ\n"
+        "      publisher or zpub --plain)\n"
+        "  %s  the message's sequence number within its publisher and topic; '-' likewise\n"
+        "  %n  the relay's journal sequence (from a relay with --journal); '-' when not known\n"
+        "  %I  when zsub received the message, ISO 8601 in local time to the second:\n"
+        "      2026-12-01T22:04:05+01:00 (a live message carries no time on the wire; a replayed one,\n"
+        "      too, shows when zsub read it, not when the relay stored it)\n"
+        "  %U  when zsub received the message, Unix time with nanoseconds: 1796159045.123456789\n"
+        "  %%  a %\n"
+        "  \\n  a newline\n"
+        "  \\t  a tab\n"
+        "  \\0  a NUL byte\n"
+        "  \\r  a carriage return\n"
+        "  \\e  an escape (for colours)\n"
+        "  \\a  a bell\n"
+        "  \\v  a vertical tab\n"
+        "  \\\\  a \\\n"
+        "  @@  a @ (mosquitto_sub's @ time sequences are not supported: use %I or %U)\n"
+        "Any other %, \\ or @ sequence, or one cut short at the end, is a usage error, and so is -F with\n"
+        "--json (-F %j prints the same). Example: zsub -t logs. -F '%I %t %p'.\n"
         "\nExit status: 0 done (-C reached, or SIGINT/SIGTERM/SIGHUP), 1 runtime error (cannot connect,\n"
         "cannot write), 2 usage error, 3 the relay refused the subscription (a topic over its --max-topic),\n"
         "5 -W elapsed with no message.\n");
@@ -745,8 +779,24 @@ parsed<sub_options> parse_sub(int argc, const char* const* argv, bool stdin_is_t
       std::chrono::milliseconds(parse_uint(get(r, "connect-timeout"), "--connect-timeout", 0, 3'600'000));
   s.subscriber.dedup = r.count("dedup") > 0;
   s.subscriber.heartbeat = get_heartbeat(r);
+  if (r.count("json") && r.count("format")) throw usage_error("give either --json or -F (-F %j prints the same)");
   if (r.count("json") && r.count("verbose")) throw usage_error("--json already includes the topic; drop -v");
   s.format = r.count("json") ? sub_format::json : r.count("verbose") ? sub_format::topic_payload : sub_format::payload;
+  if (r.count("format")) {
+    const auto spec = get(r, "format");
+    if (spec.empty()) throw usage_error("-F needs a FORMAT, not an empty one");
+    try {
+      s.custom.emplace(spec);
+    } catch (const format_error& e) {
+      throw usage_error(std::string("-F: ") + e.what());
+    }
+    s.format = sub_format::custom;
+  }
+  if (r.count("filter-out")) {
+    s.filter_out = r["filter-out"].as<std::vector<std::string>>();
+    for (const auto& f : s.filter_out)
+      if (f.empty()) throw usage_error("-T \"\" would filter out every message");
+  }
   if (r.count("null")) s.terminator = '\0';
   if (r.count("count")) s.count = parse_uint(get(r, "count"), "-C", 1, std::numeric_limits<std::uint64_t>::max() / 2);
   if (r.count("timeout")) s.idle = parse_seconds(get(r, "timeout"), "-W", false);

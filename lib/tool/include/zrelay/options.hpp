@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "zrelay/defaults.hpp"
+#include "zrelay/format.hpp"
 #include "zrelay/publisher.hpp"
 #include "zrelay/relay.hpp"
 #include "zrelay/subscriber.hpp"
@@ -50,16 +51,18 @@ struct pub_options {
 };
 
 /// How zsub writes a message.
-enum class sub_format { payload, topic_payload, json };
+enum class sub_format { payload, topic_payload, json, custom };
 
 /// zsub's options.
 struct sub_options {
   subscriber_config subscriber;
   bool prompt_topic = false;  ///< no -t and a terminal: ask
   sub_format format = sub_format::payload;
-  char terminator = '\n';             ///< -0 makes it NUL
-  std::uint64_t count = 0;            ///< -C: stop after this many (0 = never)
-  std::chrono::milliseconds idle{0};  ///< -W: give up after this long without a message (0 = never)
+  std::optional<message_format> custom;  ///< -F (format is custom)
+  std::vector<std::string> filter_out;   ///< -T: topic prefixes not printed
+  char terminator = '\n';                ///< -0 makes it NUL
+  std::uint64_t count = 0;               ///< -C: stop after this many (0 = never)
+  std::chrono::milliseconds idle{0};     ///< -W: give up after this long without a message (0 = never)
   bool stats = false;
   bool verbose = false;  ///< -v: besides the topic, say on stderr when a replay has caught up
 };
