@@ -29,8 +29,9 @@ TEST_CASE("reload_relay applies live settings, reports restarts, and keeps every
   const std::string dir = tmpl, path = dir + "/zrelay.toml";
   const auto write = [&](const std::string& text) { std::ofstream(path, std::ios::trunc) << text; };
   write("full-wait = 100\nhwm = 1000\nmax-topic = 1024\n");
-  const std::vector<std::string> args = {"zrelay",      "--config",   path,        "--pub-bind", unique_inproc("pub"),
-                                         "--sub-bind", unique_inproc("sub"), "--ack-bind", unique_inproc("ack")};
+  const std::vector<std::string> args = {
+      "zrelay",     "--config",           path,         "--pub-bind",        unique_inproc("pub"),
+      "--sub-bind", unique_inproc("sub"), "--ack-bind", unique_inproc("ack")};
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());
   auto current = cli::parse_relay(static_cast<int>(argv.size()), argv.data()).options;
@@ -74,8 +75,9 @@ TEST_CASE("reload_relay applies live settings, reports restarts, and keeps every
     const auto rep = reload_relay(r, current, args, set_stats);
     CHECK_FALSE(rep.ok);
     REQUIRE(rep.lines.size() == 1);
-    CHECK(rep.lines[0] == "failed: " + path + ":2: hwm must be an integer (hwm = 1000), not a string; "
-                          "the configuration in force is unchanged");
+    CHECK(rep.lines[0] == "failed: " + path +
+                              ":2: hwm must be an integer (hwm = 1000), not a string; "
+                              "the configuration in force is unchanged");
     CHECK(current.relay.full_wait == 100ms);
     for (std::size_t i = 0; i < before.size(); ++i) CHECK(current.settings[i].text == before[i].text);
     CHECK(stats == -1ms);

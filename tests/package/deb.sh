@@ -85,15 +85,25 @@ grep -q -- '--scenario' "$TEST_TMP/last.out" || fail "/usr/bin/zbench --help doe
 
 ZRELAY=/usr/bin/zrelay ZPUB=/usr/bin/zpub ZSUB=/usr/bin/zsub
 # The relay from the installed configuration (its journal here, its sockets on ephemeral ports: the
-# command line wins over the file) once zrelay reads one; until then, on its defaults.
-if /usr/bin/zrelay --help | grep -q -- '--config'; then
-  start_relay --config /etc/zrelay/zrelay.toml --journal "$TEST_TMP/journal"
-  note "the installed zrelay runs from /etc/zrelay/zrelay.toml"
-else
-  start_relay --journal "$TEST_TMP/journal"
-  note "zrelay has no --config yet: the installed zrelay runs without /etc/zrelay/zrelay.toml"
-fi
+# command line wins over the file); the file's own settings are in force.
+start_relay --config /etc/zrelay/zrelay.toml --journal "$TEST_TMP/journal"
+expect_status 0 /usr/bin/zrelay --config /etc/zrelay/zrelay.toml --print-config
+grep -q -x 'journal-max-bytes = "1G"' "$TEST_TMP/last.out" ||
+  fail "--print-config with the installed file does not show its journal-max-bytes: $(cat "$TEST_TMP/last.out")"
 check_pubsub pkg.test "through the installed zrelay"
+# A reload (what 'systemctl reload zrelay' sends) drops no client: a zsub connected across it gets
+# what comes before and after.
+bg "$TEST_TMP/reload-sub.out" "$TEST_TMP/reload-sub.err" /usr/bin/zsub -t pkg.reload --sub-connect "$SUB_EP" -C 2
+reload_sub=$BG_PID
+wait_subscribed pkg.reload
+expect_status 0 /usr/bin/zpub -t pkg.reload --ack-connect "$ACK_EP" -m before
+kill -HUP "$RELAY_PID" || fail "cannot send SIGHUP to the installed relay"
+wait_for_text "$RELAY_ERR" "zrelay: reload: no change" ||
+  fail "the installed relay did not log its reload: $(tail -n 5 "$RELAY_ERR")"
+expect_status 0 /usr/bin/zpub -t pkg.reload --ack-connect "$ACK_EP" -m after
+wait_bg "$reload_sub"
+[[ $BG_STATUS == 0 && $(cat "$TEST_TMP/reload-sub.out") == $'before\nafter' ]] ||
+  fail "the zsub connected across the reload got '$(cat "$TEST_TMP/reload-sub.out")' (status $BG_STATUS): $(cat "$TEST_TMP/reload-sub.err")"
 stop_relay
 
 # The man pages: installed (unless dpkg is told to leave man pages out, as slim images do: then the

@@ -9,8 +9,8 @@ namespace zrelay {
 namespace {
 
 constexpr std::array<const char*, 10> live_keys = {
-    "on-full",   "full-wait", "spin",           "max-msg-size", "max-topic", "journal-max-bytes", "journal-max-age",
-    "allow-keys", "verbose",  "stats-interval",
+    "on-full",           "full-wait",       "spin",       "max-msg-size", "max-topic",
+    "journal-max-bytes", "journal-max-age", "allow-keys", "verbose",      "stats-interval",
 };
 
 bool same(const relay_setting& a, const relay_setting& b) { return a.set == b.set && (!a.set || a.text == b.text); }
@@ -78,7 +78,8 @@ reload_report reload_relay(relay& r, relay_options& current, const std::vector<s
       line = "allow-keys: " + std::to_string(now.relay.curve.allowed_keys.size()) + " key(s) from " +
              shown(now.settings[i]) + " (were " + std::to_string(current.relay.curve.allowed_keys.size()) +
              "); new handshakes are judged by them, connected clients stay";
-    const auto no = std::find_if(refused.begin(), refused.end(), [&](const relay::not_applied& n) { return n.key == key; });
+    const auto no = std::find_if(refused.begin(), refused.end(),
+                                 [&](const relay::not_applied& n) { return n.key == key; });
     if (no != refused.end()) {
       report.lines.push_back(line + ": not applied: " + no->why);
       continue;
