@@ -19,6 +19,14 @@ struct relay_options {
   relay_config relay;
   std::chrono::milliseconds stats_interval{0};  ///< 0: only the final line
   bool verbose = false;
+  std::string control_bind = default_endpoint(default_control_port);  ///< empty: no control socket (off)
+};
+
+/// `zrelay ctl COMMAND`'s options.
+struct ctl_options {
+  std::string command;  ///< "stats" or "reload"
+  std::string endpoint = default_endpoint(default_control_port);
+  std::chrono::milliseconds timeout{2000};
 };
 
 /// Where zpub's messages come from.
