@@ -219,6 +219,7 @@ std::string parse_keygen(int argc, const char* const* argv) {
 parsed<ctl_options> parse_ctl(int argc, const char* const* argv) {
   cxxopts::Options o("zrelay ctl", "zrelay ctl: ask a running zrelay, through its control socket (--control-bind).\n");
   o.custom_help("stats|reload [OPTIONS]");
+  o.positional_help("");
   // clang-format off
   o.add_options()
       ("control-connect", "the relay's control socket", cxxopts::value<std::string>()->default_value(default_endpoint(default_control_port)), "EP")
@@ -259,7 +260,8 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
   o.add_options("Sockets")
       ("pub-bind", "XSUB socket for fire-and-forget publishers (PUB)", cxxopts::value<std::string>()->default_value(default_endpoint(default_pub_port)), "EP")
       ("sub-bind", "XPUB socket for subscribers (SUB)", cxxopts::value<std::string>()->default_value(default_endpoint(default_sub_port)), "EP")
-      ("ack-bind", "ROUTER socket for acknowledged publishers (zpub)", cxxopts::value<std::string>()->default_value(default_endpoint(default_ack_port)), "EP");
+      ("ack-bind", "ROUTER socket for acknowledged publishers (zpub)", cxxopts::value<std::string>()->default_value(default_endpoint(default_ack_port)), "EP")
+      ("control-bind", "control socket for 'zrelay ctl stats|reload': loopback tcp or ipc:// only (it is not authenticated); off: none", cxxopts::value<std::string>()->default_value(default_endpoint(default_control_port)), "EP|off");
   o.add_options("Journal")
       ("journal", "store every message accepted in DIR (created if missing) and acknowledge a batch only once it is synced to disk; a restart on the same DIR resumes and replays", cxxopts::value<std::string>(), "DIR")
       ("journal-fsync", "on: acknowledge after the fdatasync that covers a batch (survives a power loss); off: after the write (survives a crash of zrelay, not of the machine)", cxxopts::value<std::string>()->default_value("on"), "on|off")
@@ -276,7 +278,6 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
       ("heartbeat", "ZeroMQ heartbeat interval to publishers (one silent for 3 intervals is dropped) and TCP keepalive interval to subscribers (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
       ("stats-interval", "print the counters on stderr every SECONDS (a final line is always printed)", cxxopts::value<std::string>()->default_value("0"), "SECONDS")
       ("sys-interval", "publish the counters as JSON on the topic $SYS.<host name>.stats every SECONDS, for zsub -t '$SYS.' (0: off)", cxxopts::value<std::string>()->default_value("0"), "SECONDS")
-      ("control-bind", "control socket for 'zrelay ctl stats|reload': loopback tcp or ipc:// only (it is not authenticated); off: none", cxxopts::value<std::string>()->default_value(default_endpoint(default_control_port)), "EP|off")
       ("spin", "after handling a message, look for the next one without sleeping for up to US microseconds while messages come that often: lower latency for CPU (0 to 1000000; an idle relay never spins; 0: never)", cxxopts::value<std::string>()->default_value(std::to_string(default_spin_us)), "US")
       ("v,verbose", "log subscriptions, new publishers, publisher connections that end and every refused message")
       ("h,help", "print this help")
