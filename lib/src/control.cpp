@@ -158,16 +158,21 @@ std::optional<answer> call(zmq::context_t& ctx, const std::string& endpoint, com
   const auto until = std::chrono::steady_clock::now() + timeout;
   const auto left = [&] {
     return std::max(std::chrono::milliseconds(0),
-                    std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()));
+                    std::chrono::ceil<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()));
   };
-  zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLOUT, 0};
-  zmq::poll(&item, 1, left());
+  // zmq_poll may wake a little early by this clock: each wait goes on until the deadline.
+  const auto wait_for = [&](short events) {
+    zmq::pollitem_t item{s.handle(), 0, events, 0};
+    do {
+      zmq::poll(&item, 1, left());
+      if (item.revents & events) return true;
+    } while (std::chrono::steady_clock::now() < until);
+    return false;
+  };
   const auto name = command_name(c);
-  if (!(item.revents & ZMQ_POLLOUT) || !s.send(zmq::buffer(name.data(), name.size()), zmq::send_flags::dontwait))
+  if (!wait_for(ZMQ_POLLOUT) || !s.send(zmq::buffer(name.data(), name.size()), zmq::send_flags::dontwait))
     return std::nullopt;
-  item = {s.handle(), 0, ZMQ_POLLIN, 0};
-  zmq::poll(&item, 1, left());
-  if (!(item.revents & ZMQ_POLLIN)) return std::nullopt;
+  if (!wait_for(ZMQ_POLLIN)) return std::nullopt;
   std::vector<zmq::message_t> frames;
   zmq::message_t m;
   bool more = true;
