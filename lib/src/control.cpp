@@ -15,7 +15,7 @@ namespace {
 constexpr int burst = 64;
 
 bool loopback_host(const std::string& h) {
-  if (h == "localhost" || h == "::1") return true;
+  if (h == "::1") return true;
   // 127.x.y.z: four decimal parts, the first 127.
   if (h.rfind("127.", 0) != 0) return false;
   int parts = 2, digits = 0;  // "127" and the one being read
@@ -76,9 +76,12 @@ request parse_request(const std::string_view* frames, std::size_t n, std::size_t
 void check_bind(std::string_view text) {
   const auto ep = parse_endpoint(text, endpoint_use::bind);
   if (ep.kind != transport::tcp || loopback_host(ep.host)) return;
+  if (ep.host == "localhost")
+    throw endpoint_error("cannot use '" + std::string(text) + "' for the control socket: ZeroMQ binds addresses, " +
+                         "not host names (tcp://127.0.0.1:" + ep.port + ")");
   throw endpoint_error("cannot use '" + std::string(text) +
                        "' for the control socket: it is not authenticated, so it binds loopback only "
-                       "(tcp://127.0.0.1:PORT, tcp://[::1]:PORT, tcp://localhost:PORT) or ipc://PATH");
+                       "(tcp://127.0.0.1:PORT, tcp://[::1]:PORT) or ipc://PATH");
 }
 
 server::server(zmq::context_t& ctx, const std::string& endpoint, handlers h)
@@ -86,6 +89,7 @@ server::server(zmq::context_t& ctx, const std::string& endpoint, handlers h)
   check_bind(endpoint);
   sock_.set(zmq::sockopt::linger, 0);
   sock_.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(max_frame));
+  if (endpoint.find('[') != std::string::npos) sock_.set(zmq::sockopt::ipv6, 1);  // tcp://[::1]:PORT
   try {
     sock_.bind(endpoint);
   } catch (const zmq::error_t& e) {
@@ -154,6 +158,7 @@ std::optional<answer> call(zmq::context_t& ctx, const std::string& endpoint, com
                            std::chrono::milliseconds timeout) {
   zmq::socket_t s(ctx, zmq::socket_type::req);
   s.set(zmq::sockopt::linger, 0);
+  if (endpoint.find('[') != std::string::npos) s.set(zmq::sockopt::ipv6, 1);  // tcp://[::1]:PORT
   s.connect(endpoint);
   const auto until = std::chrono::steady_clock::now() + timeout;
   const auto left = [&] {

@@ -61,6 +61,12 @@ ctl_commands() {
   start_relay --control-bind "ipc://$TEST_TMP/control"
   [[ $CONTROL_EP == "ipc://$TEST_TMP/control" ]] || fail "ready line's control=: '$CONTROL_EP'"
   expect_status 0 "$ZRELAY" ctl stats --control-connect "$CONTROL_EP"
+  # IPv6 loopback, where the machine has it.
+  if grep -q '^00000000000000000000000000000001 ' /proc/net/if_inet6 2>/dev/null; then
+    start_relay --control-bind 'tcp://[::1]:*'
+    [[ $CONTROL_EP == 'tcp://[::1]:'* ]] || fail "ready line's control=: '$CONTROL_EP'"
+    expect_status 0 "$ZRELAY" ctl stats --control-connect "$CONTROL_EP"
+  fi
   # Off: no control= on the ready line (start_relay's pattern requires the rest as before).
   start_relay --control-bind off
   [[ -z $CONTROL_EP ]] || fail "control=$CONTROL_EP with --control-bind off"
@@ -149,6 +155,8 @@ bad_args() {
   expect_status 2 "$ZRELAY" --control-bind 'tcp://0.0.0.0:5563'
   expect_stderr_contains "--control-bind: cannot use 'tcp://0.0.0.0:5563' for the control socket: it is not authenticated"
   expect_stderr_one_line
+  expect_status 2 "$ZRELAY" --control-bind 'tcp://localhost:5563'
+  expect_stderr_contains "ZeroMQ binds addresses, not host names (tcp://127.0.0.1:5563)"
   expect_status 2 "$ZRELAY" --sys-interval often
   expect_stderr_contains "--sys-interval must be a number of seconds, not 'often'"
 }

@@ -41,7 +41,7 @@ std::string_view command_name(command c);
 std::optional<command> parse_command(std::string_view name);
 
 /// Throws endpoint_error unless `text` is an endpoint the control socket may bind: ipc://,
-/// inproc://, or tcp:// on a loopback address (127.x.y.z, [::1], localhost) - anyone who can connect
+/// inproc://, or tcp:// on a loopback address (127.x.y.z, [::1]; ZeroMQ binds no host names) - anyone who can connect
 /// may reload the relay.
 void check_bind(std::string_view text);
 
