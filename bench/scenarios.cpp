@@ -180,7 +180,7 @@ public:
     const std::string any = "tcp://127.0.0.1:*";
     const std::string policy = opt.on_full == zrelay::full_policy::block ? "block" : "drop";
     std::vector<std::string> args = {"zrelay", "--pub-bind", any, "--sub-bind", any, "--ack-bind", any};
-    args.insert(args.end(), {"--hwm", hwm, "--on-full", policy});
+    args.insert(args.end(), {"--control-bind", "off", "--hwm", hwm, "--on-full", policy});
     if (journal_) {
       args.insert(args.end(), {"--journal", journal_->path(), "--replay-bind", any});
       if (!opt.journal_fsync) args.insert(args.end(), {"--journal-fsync", "off"});

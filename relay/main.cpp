@@ -4,15 +4,52 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "zrelay/cli.hpp"
+#include "zrelay/control.hpp"
 #include "zrelay/endpoint.hpp"
 #include "zrelay/relay.hpp"
 #include "zrelay/reload.hpp"
 #include "zrelay/security.hpp"
 #include "zrelay/signals.hpp"
+
+namespace {
+
+// zrelay ctl stats|reload: one request to a running relay's control socket.
+int ctl(int argc, char** argv) {
+  using namespace zrelay;
+  cli::parsed<ctl_options> args;
+  try {
+    args = cli::parse_ctl(argc, argv);
+  } catch (const cli::usage_error& e) {
+    std::cerr << "zrelay: error: " << e.what() << " (see 'zrelay ctl --help')" << std::endl;
+    return cli::exit_usage;
+  }
+  if (!args.print.empty()) {
+    std::cout << args.print;
+    return cli::exit_ok;
+  }
+  const auto& o = args.options;
+  zmq::context_t ctx(1);
+  const auto a = control::call(ctx, o.endpoint, *control::parse_command(o.command), o.timeout);
+  if (!a) {
+    std::cerr << "zrelay: error: no answer from the control socket at '" << o.endpoint << "' within "
+              << o.timeout.count() << " ms (is zrelay running there, with --control-bind " << o.endpoint << "?)"
+              << std::endl;
+    return cli::exit_error;
+  }
+  if (!a->ok) {
+    std::cerr << "zrelay: error: " << a->body << std::endl;
+    return cli::exit_error;
+  }
+  std::cout << a->body << std::endl;
+  return cli::exit_ok;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace zrelay;
@@ -23,6 +60,7 @@ int main(int argc, char** argv) {
                 << " (public key: give it to the other side)" << std::endl;
       return cli::exit_ok;
     }
+    if (argc > 1 && std::string_view(argv[1]) == "ctl") return ctl(argc, argv);
     signal_watch signals({SIGHUP});  // first: every thread started later inherits the blocked signals
     const auto args = cli::parse_relay(argc, argv);
     if (!args.print.empty()) {
@@ -55,9 +93,25 @@ int main(int argc, char** argv) {
         else r.request_stop();
       }
     });
+    std::unique_ptr<control::server> ctl_server;
+    if (!current.control_bind.empty()) {
+      control::handlers h;
+      h.stats = [&r] { return r.status_json(); };
+      // What SIGHUP does; the answer is the reload's lines.
+      h.reload = [&] {
+        const auto report = reload();
+        std::string text;
+        for (const auto& line : report.lines) text += (text.empty() ? "" : "\n") + std::string("reload: ") + line;
+        return control::answer{report.ok, text};
+      };
+      ctl_server = std::make_unique<control::server>(ctx, current.control_bind, std::move(h));
+      ctl_server->set_logger(log);
+      r.watch(ctl_server->socket(), [&s = *ctl_server] { s.serve(); });
+    }
     const auto& ep = r.endpoints();
     std::cout << "zrelay: ready pub=" << ep.pub << " sub=" << ep.sub << " ack=" << ep.ack
-              << (ep.replay.empty() ? "" : " replay=" + ep.replay) << std::endl;
+              << (ep.replay.empty() ? "" : " replay=" + ep.replay)
+              << (ctl_server ? " control=" + ctl_server->endpoint() : "") << std::endl;
     // Every socket is bound: a Type=notify unit's start is done (nothing happens outside systemd).
     (void)sd_notify(0, ("READY=1\nSTATUS=serving pub=" + ep.pub + " sub=" + ep.sub + " ack=" + ep.ack).c_str());
     r.run();

@@ -40,10 +40,57 @@ zrelay::cli::parsed<zrelay::sub_options> sub(std::initializer_list<const char*> 
   return zrelay::cli::parse_sub(static_cast<int>(v.size()), v.data(), tty);
 }
 
+zrelay::cli::parsed<zrelay::ctl_options> ctl(std::initializer_list<const char*> args) {
+  auto v = argv_of("zrelay", args);
+  v.insert(v.begin() + 1, "ctl");
+  return zrelay::cli::parse_ctl(static_cast<int>(v.size()), v.data());
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // zrelay
+
+TEST_CASE("parse_relay: --control-bind defaults to loopback 5563, takes ipc and off, refuses other hosts",
+          "[cli][control]") {
+  CHECK(relay({}).options.control_bind == "tcp://127.0.0.1:5563");
+  CHECK(relay({"--control-bind", "off"}).options.control_bind.empty());
+  CHECK(relay({"--control-bind", "ipc:///tmp/zrelay.ctl"}).options.control_bind == "ipc:///tmp/zrelay.ctl");
+  CHECK(relay({"--control-bind", "tcp://127.0.0.1:*"}).options.control_bind == "tcp://127.0.0.1:*");
+  CHECK_THROWS_WITH(relay({"--control-bind", "tcp://*:5563"}),
+                    Catch::StartsWith("--control-bind: cannot use 'tcp://*:5563' for the control socket: it is not "
+                                      "authenticated"));
+  CHECK_THROWS_AS(relay({"--control-bind", "nonsense"}), zrelay::cli::usage_error);
+}
+
+TEST_CASE("parse_relay: --sys-interval takes seconds, 0 by default (off)", "[cli][sys]") {
+  CHECK(relay({}).options.relay.sys_interval == 0ms);
+  CHECK(relay({"--sys-interval", "10"}).options.relay.sys_interval == 10000ms);
+  CHECK(relay({"--sys-interval", "0.25"}).options.relay.sys_interval == 250ms);
+  CHECK_THROWS_WITH(relay({"--sys-interval", "-1"}), "--sys-interval must be a number of seconds, not '-1'");
+  CHECK_THROWS_AS(relay({"--sys-interval", "soon"}), zrelay::cli::usage_error);
+}
+
+TEST_CASE("parse_ctl takes one command, the endpoint and a timeout", "[cli][control]") {
+  const auto d = ctl({"stats"});
+  CHECK(d.print.empty());
+  CHECK(d.options.command == "stats");
+  CHECK(d.options.endpoint == "tcp://127.0.0.1:5563");
+  CHECK(d.options.timeout == 2000ms);
+  const auto o = ctl({"reload", "--control-connect", "ipc:///tmp/c", "--timeout", "50"});
+  CHECK(o.options.command == "reload");
+  CHECK(o.options.endpoint == "ipc:///tmp/c");
+  CHECK(o.options.timeout == 50ms);
+  CHECK(ctl({"--timeout", "50", "stats"}).options.command == "stats");
+  CHECK(ctl({"--help"}).print.find("Exit status: 0 done, 1 no answer") != std::string::npos);
+  const std::string usage = "usage: zrelay ctl stats|reload [--control-connect EP] [--timeout MS]";
+  CHECK_THROWS_WITH(ctl({}), usage);
+  CHECK_THROWS_WITH(ctl({"stats", "reload"}), usage);
+  CHECK_THROWS_WITH(ctl({"stop"}), "unknown command 'stop' for zrelay ctl (stats, reload)");
+  CHECK_THROWS_WITH(ctl({"stats", "--timeout", "0"}), "--timeout must be a whole number from 1 to 3600000, not '0'");
+  CHECK_THROWS_WITH(ctl({"stats", "--nope"}), "unknown option '--nope'");
+  CHECK_THROWS_AS(ctl({"stats", "--control-connect", "tcp://*:1"}), zrelay::cli::usage_error);
+}
 
 TEST_CASE("parse_relay defaults bind loopback with the documented settings", "[cli]") {
   const auto p = relay({});

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -1601,4 +1602,117 @@ TEST_CASE("relay with a journal: every acked message survives a cut back to the 
     CHECK(stored[i].payload == "m" + std::to_string(i));
     CHECK(stored[i].jseq == i + 1);
   }
+}
+
+// --- $SYS ---
+
+namespace {
+
+// Reads $SYS samples from `sub` until `done(payload)` holds or the deadline passes; every sample is
+// checked to come on the relay's $SYS topic from one publisher, in consecutive topic sequence.
+bool read_sys_until(subscriber& sub, const relay& r, const std::function<bool(const std::string&)>& done,
+                    std::uint64_t* samples = nullptr) {
+  std::uint64_t publisher = 0, next = 0, n = 0;
+  bool ok = true, finished = false;
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (!finished && ok && std::chrono::steady_clock::now() < until) {
+    sub.receive(100ms, [&](const message_view& m) {
+      ++n;
+      ok = m.topic == r.sys_topic() && m.publisher != 0 && (publisher == 0 || m.publisher == publisher) &&
+           (next == 0 || m.topic_seq == next) && m.journal_seq == 0;
+      publisher = m.publisher;
+      next = m.topic_seq + 1;
+      finished = done(std::string(m.payload));
+      return ok && !finished;
+    });
+  }
+  if (samples) *samples = n;
+  return ok && finished;
+}
+
+}  // namespace
+
+TEST_CASE("relay publishes its counters on $SYS as a stream of its own, without a gap, not journaled", "[relay][sys]") {
+  zmq::context_t ctx;
+  temp_dir dir;
+  const bool journal = GENERATE(false, true);
+  INFO("journal " << journal);
+  auto cfg = journal ? journal_config_in(dir.path) : inproc_config();
+  cfg.sys_interval = 20ms;
+  running_relay r(ctx, cfg);
+  CHECK(r.get().sys_topic().rfind("$SYS.", 0) == 0);
+  CHECK(r.get().sys_topic().size() > 11);
+  subscriber_config sc;
+  sc.endpoint = r.ep().sub;
+  sc.connect_timeout = 0ms;
+  sc.topics = {"$SYS."};
+  subscriber sub(ctx, sc);
+  sub.connect();
+  publisher p(ctx, acked_publisher(r.ep().ack));
+  p.connect();
+  for (int i = 0; i < 3; ++i) p.publish("t", "m" + std::to_string(i));
+  REQUIRE(p.drain(deadline));
+  std::uint64_t samples = 0;
+  CHECK(read_sys_until(
+      sub, r.get(), [](const std::string& s) { return s.find("\"msgs_in\":3,") != std::string::npos; }, &samples));
+  // Two more after that one: the stream goes on in sequence.
+  std::uint64_t more = 0;
+  CHECK(read_sys_until(
+      sub, r.get(), [&](const std::string&) { return ++more == 2; }, nullptr));
+  CHECK(sub.stats().gaps == 0);
+  CHECK(sub.stats().malformed == 0);
+  const auto c = r.get().counters();
+  CHECK(c.msgs_out == 3);  // the samples are not user messages
+  if (journal) CHECK(c.journaled == 3);
+}
+
+TEST_CASE("relay status JSON names the relay, its host and pid, the time, then every counter", "[relay][sys]") {
+  zmq::context_t ctx;
+  relay r(ctx, inproc_config());
+  const auto j = r.status_json();
+  INFO(j);
+  REQUIRE(j.rfind("{\"relay\":\"", 0) == 0);
+  const auto id = j.substr(10, 16);
+  CHECK(std::all_of(id.begin(), id.end(), [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)); }));
+  CHECK(j.substr(26, 9) == "\",\"host\":");
+  CHECK(j.find(",\"pid\":" + std::to_string(::getpid()) + ",\"time\":\"20") != std::string::npos);
+  CHECK(j.find("Z\",\"uptime_ms\":") != std::string::npos);
+  CHECK(j.find(",\"msgs_in\":0,") != std::string::npos);
+  CHECK(j.size() > 2);
+  CHECK(j.substr(j.size() - 13) == "\"replayed\":0}");
+  const auto host = r.sys_topic().substr(5, r.sys_topic().size() - 5 - 6);
+  CHECK(j.find("\"host\":\"" + host + "\"") != std::string::npos);
+  CHECK(r.sys_topic().substr(r.sys_topic().size() - 6) == ".stats");
+}
+
+TEST_CASE("relay sends $SYS samples past a full subscriber while it holds messages for it", "[relay][sys]") {
+  zmq::context_t ctx;
+  auto cfg = inproc_config();
+  cfg.on_full = full_policy::block;
+  cfg.hwm = 1;
+  cfg.sys_interval = 20ms;
+  running_relay r(ctx, cfg);
+  auto pub = make_publisher(ctx, r.ep());
+  zmq::socket_t stuck(ctx, zmq::socket_type::sub);  // subscribes to everything, reads nothing
+  stuck.set(zmq::sockopt::linger, 0);
+  stuck.set(zmq::sockopt::rcvhwm, 1);
+  stuck.set(zmq::sockopt::subscribe, "");
+  stuck.connect(r.ep().sub);
+  REQUIRE(recv_parts(pub).size() == 1);  // its subscription has reached the publisher
+  // Block policy: the relay holds a message for the stuck subscriber and stops reading publishers.
+  REQUIRE(eventually([&] {
+    send_parts(pub, {"t", "x"});
+    return r.get().counters().blocked > 0;
+  }));
+  subscriber_config sc;
+  sc.endpoint = r.ep().sub;
+  sc.connect_timeout = 0ms;
+  sc.topics = {"$SYS."};
+  subscriber sub(ctx, sc);
+  sub.connect();
+  std::uint64_t seen = 0;
+  CHECK(read_sys_until(sub, r.get(), [&](const std::string& s) {
+    return s.find("\"blocked\":1,") != std::string::npos && ++seen == 3;
+  }));
+  CHECK(r.get().counters().blocked == 1);  // still held: the samples went past it
 }

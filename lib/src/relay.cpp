@@ -2,10 +2,15 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
+#include <ctime>
 #include <deque>
 #include <memory>
+#include <random>
 #include <unordered_map>
 #include <vector>
+
+#include <unistd.h>
 
 #include "relay/fanout.hpp"
 #include "relay/ingress.hpp"
@@ -36,6 +41,42 @@ constexpr std::chrono::milliseconds idle_poll{100};
 constexpr std::chrono::seconds sweep_every{60};
 
 std::string_view view(const zmq::message_t& m) { return {static_cast<const char*>(m.data()), m.size()}; }
+
+// The publisher id of the relay's own $SYS stream: new at every start, so a restarted relay's
+// samples are a new stream to subscribers, not a gap.
+std::uint64_t random_id() {
+  std::random_device rd;
+  std::uint64_t v = 0;
+  while (v == 0) v = (std::uint64_t{rd()} << 32) ^ rd();
+  return v;
+}
+
+// This machine's name, as a topic part: letters, digits, '-', '_' and '.' kept, anything else '_'.
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
+  std::string h(buf);
+  for (auto& c : h) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '_' || c == '.';
+    if (!ok) c = '_';
+  }
+  return h;
+}
+
+// The wall clock as RFC 3339 in UTC with milliseconds: "2026-12-01T21:30:00.125Z".
+std::string utc_now() {
+  const auto now = std::chrono::system_clock::now();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[40];
+  const auto n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char frac[8];
+  std::snprintf(frac, sizeof frac, ".%03dZ", static_cast<int>(ms % 1000));
+  return std::string(buf, n) + frac;
+}
 
 }  // namespace
 
@@ -559,6 +600,10 @@ struct relay::impl {
         cfg.max_topic = limits.max_topic = n.max_topic;
       else raise_needs_restart("max-topic", bound_max_topic);
     }
+    if (n.sys_interval != cfg.sys_interval) {
+      cfg.sys_interval = n.sys_interval;
+      next_sys = clock::now() + cfg.sys_interval;
+    }
     cfg.on_full = n.on_full;
     cfg.full_wait = n.full_wait;
     out.set_policy(cfg.on_full, cfg.full_wait);
@@ -623,6 +668,34 @@ struct relay::impl {
              (cfg.journal.fsync ? "on" : "off"));
   }
 
+  std::string status_json() const {
+    std::string j = "{\"relay\":\"" + to_hex(sys_id) + "\",\"host\":";
+    append_json_string(j, host);
+    j += ",\"pid\":" + std::to_string(::getpid()) + ",\"time\":\"" + utc_now() + "\",\"uptime_ms\":" +
+         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - started).count()) + ",";
+    return j + format_counters_json(stats.snapshot()).substr(1);
+  }
+
+  // One $SYS sample: a batch of one record from the relay's own publisher id, with the next number
+  // of its dense sequence, as zsub decodes any delivery. Not journaled (it is no one's data, and
+  // would take journal sequences from what is) and sent outside the fanout's queue: a subscriber
+  // whose queue is full misses it (and sees the gap), under either full policy.
+  void publish_sys() {
+    wire::batch_header h;
+    h.count = 1;
+    h.publisher = sys_id;
+    h.seq = h.topic_seq = sys_seq++;
+    std::string body;
+    wire::append_record(body, status_json());
+    zmq::message_t f[3];
+    f[0].rebuild(sys_topic.data(), sys_topic.size());
+    f[1].rebuild(wire::header_size);
+    wire::encode_header(h, f[1].data());
+    f[2].rebuild(body.data(), body.size());
+    if (!out.send_aside(f, 3))
+      log.note([&] { return "a full subscriber missed $SYS sample " + std::to_string(h.seq); });
+  }
+
   void run(int stop_fd) {
     if (jr) report_journal();
     register_sockets(stop_fd);
@@ -630,6 +703,7 @@ struct relay::impl {
     const auto may_read = [this] { return !stop.load(std::memory_order_relaxed) && out.retry(); };
     next_tick = clock::now() + tick_every;
     auto next_sweep = clock::now() + sweep_every;
+    next_sys = clock::now() + cfg.sys_interval;
     try {
       while (!stop.load(std::memory_order_relaxed)) {
         const bool blocked = out.holding() || (jr && jr->full());
@@ -639,6 +713,10 @@ struct relay::impl {
                                                 : idle_poll;
         if (tick && !blocked) {
           const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - clock::now());
+          timeout = std::clamp(until, std::chrono::milliseconds(0), timeout);
+        }
+        if (cfg.sys_interval.count() > 0 && !blocked) {
+          const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(next_sys - clock::now());
           timeout = std::clamp(until, std::chrono::milliseconds(0), timeout);
         }
         loop.run_once(timeout, blocked, may_read);
@@ -653,6 +731,10 @@ struct relay::impl {
         if (tick && now >= next_tick) {
           tick(stats.snapshot());
           next_tick = now + tick_every;
+        }
+        if (cfg.sys_interval.count() > 0 && now >= next_sys) {
+          publish_sys();
+          next_sys = now + cfg.sys_interval;
         }
         if (now >= next_sweep) {
           publishers.sweep(now, cfg.publisher_idle);
@@ -717,6 +799,13 @@ struct relay::impl {
   clock::time_point next_tick{};
   // What the sockets were bound with: a limit may go up to these while running, not past them.
   std::size_t bound_max_msg_size = 0, bound_max_topic = 0;
+  // $SYS: the relay's own stream (publisher id, sequence), published from the loop.
+  const std::uint64_t sys_id = random_id();
+  const std::string host = host_name();
+  const std::string sys_topic = "$SYS." + host + ".stats";
+  const clock::time_point started = clock::now();
+  std::uint64_t sys_seq = 1;
+  clock::time_point next_sys{};
   struct watched_reader {
     zmq::socket_t* socket = nullptr;
     int fd = -1;
@@ -753,5 +842,9 @@ void relay::run(int stop_fd) { impl_->run(stop_fd); }
 void relay::request_stop() { impl_->stop.store(true, std::memory_order_relaxed); }
 
 relay_counters relay::counters() const { return impl_->stats.snapshot(); }
+
+std::string relay::status_json() const { return impl_->status_json(); }
+
+const std::string& relay::sys_topic() const { return impl_->sys_topic; }
 
 }  // namespace zrelay

@@ -33,7 +33,7 @@ malformed_endpoints() {
 
 unresolvable_bind() {
   # A name that does not resolve is a runtime error that says so (not libzmq's "No such device").
-  expect_status 1 "$ZRELAY" --pub-bind 'tcp://no-such-host.invalid:5559' --sub-bind "$ANY" --ack-bind "$ANY"
+  expect_status 1 "$ZRELAY" --control-bind off --pub-bind 'tcp://no-such-host.invalid:5559' --sub-bind "$ANY" --ack-bind "$ANY"
   expect_stderr_contains "no such host or interface 'no-such-host.invalid'"
   expect_stderr_one_line
 }
@@ -43,7 +43,7 @@ port_in_use() {
   for which in pub sub ack; do
     local -A ep=([pub]=$ANY [sub]=$ANY [ack]=$ANY)
     case $which in pub) ep[pub]=$PUB_EP ;; sub) ep[sub]=$SUB_EP ;; ack) ep[ack]=$ACK_EP ;; esac
-    expect_status 1 "$ZRELAY" --pub-bind "${ep[pub]}" --sub-bind "${ep[sub]}" --ack-bind "${ep[ack]}"
+    expect_status 1 "$ZRELAY" --control-bind off --pub-bind "${ep[pub]}" --sub-bind "${ep[sub]}" --ack-bind "${ep[ack]}"
     expect_stderr_contains "Address already in use"
     expect_stderr_contains "cannot bind '${ep[$which]}'"
     expect_stderr_one_line

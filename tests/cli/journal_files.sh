@@ -19,7 +19,7 @@ replay() { run_cmd "$ZSUB" --replay-connect "$REPLAY_EP" -W 5 "$@"; }
 
 unusable_file() {
   : >"$TEST_TMP/plainfile"
-  expect_status 1 "$ZRELAY" --journal "$TEST_TMP/plainfile" --pub-bind 'tcp://127.0.0.1:*' \
+  expect_status 1 "$ZRELAY" --control-bind off --journal "$TEST_TMP/plainfile" --pub-bind 'tcp://127.0.0.1:*' \
     --sub-bind 'tcp://127.0.0.1:*' --ack-bind 'tcp://127.0.0.1:*' --replay-bind 'tcp://127.0.0.1:*'
   expect_stderr_one_line
   grep -qF "zrelay: error: journal directory $TEST_TMP/plainfile" "$TEST_TMP/last.err" || fail "the error does not start as expected: $(cat "$TEST_TMP/last.err")"
@@ -28,7 +28,7 @@ unusable_file() {
 
 unusable_locked() {
   start_relay --journal "$TEST_TMP/shared"
-  expect_status 1 "$ZRELAY" --journal "$TEST_TMP/shared" --pub-bind 'tcp://127.0.0.1:*' \
+  expect_status 1 "$ZRELAY" --control-bind off --journal "$TEST_TMP/shared" --pub-bind 'tcp://127.0.0.1:*' \
     --sub-bind 'tcp://127.0.0.1:*' --ack-bind 'tcp://127.0.0.1:*' --replay-bind 'tcp://127.0.0.1:*'
   expect_stderr_one_line
   grep -qF "zrelay: error: journal directory $TEST_TMP/shared" "$TEST_TMP/last.err" || fail "the error does not start as expected: $(cat "$TEST_TMP/last.err")"
@@ -49,7 +49,7 @@ unusable_permission() {
   else
     chmod 0500 "$TEST_TMP/private"
   fi
-  expect_status 1 "${as[@]}" "$ZRELAY" --journal "$TEST_TMP/private/j" --pub-bind 'tcp://127.0.0.1:*' \
+  expect_status 1 "${as[@]}" "$ZRELAY" --control-bind off --journal "$TEST_TMP/private/j" --pub-bind 'tcp://127.0.0.1:*' \
     --sub-bind 'tcp://127.0.0.1:*' --ack-bind 'tcp://127.0.0.1:*' --replay-bind 'tcp://127.0.0.1:*'
   expect_stderr_one_line
   grep -qF "zrelay: error: journal directory $TEST_TMP/private/j" "$TEST_TMP/last.err" || fail "the error does not start as expected: $(cat "$TEST_TMP/last.err")"

@@ -111,17 +111,20 @@ child_pid() {
 }
 
 # start_relay [EXTRA ARGS...]: start zrelay on ephemeral loopback ports with -v and wait (with a
-# deadline) for its ready line. Exports PUB_EP SUB_EP ACK_EP (and REPLAY_EP with --journal),
+# deadline) for its ready line. Exports PUB_EP SUB_EP ACK_EP CONTROL_EP (empty with --control-bind
+# off) (and REPLAY_EP with --journal),
 # RELAY_PID (zrelay itself, for kill -STOP), RELAY_ERR (its stderr file) and RELAY_INDEX (for
 # stop_relay).
 start_relay() {
   RELAY_COUNT=$((RELAY_COUNT + 1))
   local i=$RELAY_COUNT
-  local base=$TEST_TMP/relay$i fd line tpid pid replay=()
+  local base=$TEST_TMP/relay$i fd line tpid pid replay=() control=()
   [[ " $* " == *' --journal '* && " $* " != *' --replay-bind '* ]] && replay=(--replay-bind 'tcp://127.0.0.1:*')
+  # The default control port would be shared by relays started in parallel (ctest -j).
+  [[ " $* " != *' --control-bind '* ]] && control=(--control-bind 'tcp://127.0.0.1:*')
   mkfifo "$base.fifo" || fail "cannot make a fifo in $TEST_TMP"
   timeout -k 5 "$RELAY_LIMIT" "$ZRELAY" --pub-bind 'tcp://127.0.0.1:*' --sub-bind 'tcp://127.0.0.1:*' \
-    --ack-bind 'tcp://127.0.0.1:*' "${replay[@]}" -v "$@" >"$base.fifo" 2>"$base.err" &
+    --ack-bind 'tcp://127.0.0.1:*' "${replay[@]}" "${control[@]}" -v "$@" >"$base.fifo" 2>"$base.err" &
   tpid=$!
   RELAY_TPIDS[i]=$tpid
   # Opening blocks until the relay's side opens the fifo, which its shell does before exec.
@@ -130,9 +133,10 @@ start_relay() {
   if ! IFS= read -r -t "$WAIT_LIMIT" -u "$fd" line; then
     fail "zrelay $* printed no ready line within ${WAIT_LIMIT}s; its stderr: $(cat "$base.err")"
   fi
-  [[ $line =~ ^zrelay:\ ready\ pub=([^ ]+)\ sub=([^ ]+)\ ack=([^ ]+)(\ replay=([^ ]+))?$ ]] ||
+  [[ $line =~ ^zrelay:\ ready\ pub=([^ ]+)\ sub=([^ ]+)\ ack=([^ ]+)(\ replay=([^ ]+))?(\ control=([^ ]+))?$ ]] ||
     fail "unexpected ready line from zrelay: '$line'"
   PUB_EP=${BASH_REMATCH[1]} SUB_EP=${BASH_REMATCH[2]} ACK_EP=${BASH_REMATCH[3]} REPLAY_EP=${BASH_REMATCH[5]}
+  CONTROL_EP=${BASH_REMATCH[7]}
   [[ $PUB_EP != *'*'* && $SUB_EP != *'*'* && $ACK_EP != *'*'* ]] ||
     fail "zrelay reported an unresolved wildcard endpoint: '$line'"
   # timeout forked zrelay and has already exec'd it (it printed), so this is the relay's pid.
@@ -141,7 +145,7 @@ start_relay() {
   RELAY_PIDS[i]=$pid
   echo "$pid $tpid" >>"$TEST_TMP/relay.pids"
   RELAY_PID=$pid RELAY_ERR=$base.err RELAY_INDEX=$i
-  export PUB_EP SUB_EP ACK_EP REPLAY_EP RELAY_PID RELAY_ERR RELAY_INDEX
+  export PUB_EP SUB_EP ACK_EP REPLAY_EP CONTROL_EP RELAY_PID RELAY_ERR RELAY_INDEX
 }
 
 # kill_relay: SIGKILL the current relay (no flush, no final line) and forget it.

@@ -2,7 +2,8 @@
 # Writes the seed corpora (the files are committed; rerun this only to change them):
 # tests/fuzz/corpus/ for wire_fuzz, an input a header frame then a body frame, or a reply frame;
 # tests/fuzz/ingress_corpus/ for ingress_fuzz, settings then length-prefixed frames;
-# tests/fuzz/journal_corpus/ for journal_fuzz, settings then segment bytes.
+# tests/fuzz/journal_corpus/ for journal_fuzz, settings then segment bytes;
+# tests/fuzz/control_corpus/ for control_fuzz, a count then u8-length-prefixed frames.
 # See the top of each target and docs/PROTOCOL.md.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -115,3 +116,18 @@ batchentry() {
 { settings 3 84 9; plain 1 10 a x; plain 2 11 a y; plain 3 12 b z; } >second-name-disagrees
 { settings 1 42 1; plain 1 10 a x; plain 2 11 a y; } >no-crc-fix
 { settings 6 0 0; for i in $(seq 1 20); do plain "$i" "$i" topic "payload number $i of twenty"; done; } >small-segments
+
+# control_fuzz: a byte of frames seen beyond those given, then frames, each a u8 length and its
+# bytes; the input after the first byte is also tried as a --control-bind endpoint.
+mkdir -p "$here/control_corpus"
+cd "$here/control_corpus"
+printf '\x00\x05stats' >stats
+printf '\x00\x06reload' >reload
+printf '\x00\x05stats\x06reload' >two-frames
+printf '\x03\x05stats' >frames-not-kept
+printf '\x00\x00' >empty
+printf '\x00\x03\x00\xff\x10' >binary
+printf '\x00\x08shutdown' >unknown
+printf '\x00tcp://127.0.0.1:5563' >bind-loopback
+printf '\x00tcp://*:5563' >bind-any
+printf '\x00ipc:///run/zrelay/control' >bind-ipc

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang++ and runs each for a bounded time on a copy of its seed
 # corpus: wire_fuzz (the wire decoder, seeds in corpus/), ingress_fuzz (the relay's ingress
-# rules, seeds in ingress_corpus/) and journal_fuzz (the journal's recovery over any segment files,
-# seeds in journal_corpus/) and config_fuzz (zrelay's config file reader, seeds in config_corpus/),
-# one after the other. Fails on any crash, leak, timeout,
-# sanitizer finding or failed check.
+# rules, seeds in ingress_corpus/), journal_fuzz (the journal's recovery over any segment files,
+# seeds in journal_corpus/), control_fuzz (the control socket's request parser and bind rule,
+# seeds in control_corpus/) and config_fuzz (zrelay's config file reader, seeds in config_corpus/),
+# one after the other. Fails on any crash, leak, timeout, sanitizer finding or failed check.
 # Usage: run.sh [OUT_DIR [TARGET...]]   (OUT_DIR defaults to a temp dir, ctest passes its binary
-#        dir; TARGET is wire, ingress, journal or config, all four by default)
+#        dir; TARGET is wire, ingress, journal, control or config, all five by default)
 # Environment: FUZZ_TIME seconds to run each target (default 30), FUZZ_CXX compiler (default clang++).
 # The longer run is in docs/TESTING.md.
 set -euo pipefail
@@ -27,7 +27,7 @@ out=${1:-$work}
 mkdir -p "$out"
 shift $(($# > 0 ? 1 : 0))
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(wire ingress journal config)
+[ ${#targets[@]} -gt 0 ] || targets=(wire ingress journal control config)
 
 # fuzz NAME CORPUS SOURCE...: builds $out/NAME from the sources and runs it on a copy of CORPUS.
 fuzz() {
@@ -73,11 +73,14 @@ for t in "${targets[@]}"; do
     journal)
       fuzz journal_fuzz "$here/journal_corpus" "$root/lib/src/wire.cpp" "$root/lib/src/record.cpp" \
            "$root/lib/src/relay/journal.cpp" "$here/journal_fuzz.cpp" -lisal -pthread ;;
+    control)
+      fuzz control_fuzz "$here/control_corpus" "$root/lib/src/control.cpp" "$root/lib/src/endpoint.cpp" \
+           "$here/control_fuzz.cpp" -lzmq ;;
     config)
       # -DNDEBUG as Debian builds libtomlplusplus: toml++ 3.3's debug assertions abort on some bad keys
       # ('[~t]') that its release build reports as a parse error (the sanitizers still watch memory).
       fuzz config_fuzz "$here/config_corpus" -DNDEBUG -I "$root/lib/tool/include" "$root/lib/tool/src/config.cpp" \
            "$here/config_fuzz.cpp" ;;
-    *) fail "no fuzz target '$t' (wire, ingress, journal or config)" ;;
+    *) fail "no fuzz target '$t' (wire, ingress, journal, control or config)" ;;
   esac
 done

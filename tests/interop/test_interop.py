@@ -50,13 +50,13 @@ def deadline(seconds=WAIT):
 class Relay:
     """The real zrelay on ephemeral loopback ports; the endpoints come from its ready line."""
 
-    READY = re.compile(r"^zrelay: ready pub=(\S+) sub=(\S+) ack=(\S+)$")
+    READY = re.compile(r"^zrelay: ready pub=(\S+) sub=(\S+) ack=(\S+) control=(\S+)$")
 
     def __init__(self, binary, *args):
         self.err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [binary, "--pub-bind", "tcp://127.0.0.1:*", "--sub-bind", "tcp://127.0.0.1:*",
-             "--ack-bind", "tcp://127.0.0.1:*", "-v", *args],
+             "--ack-bind", "tcp://127.0.0.1:*", "--control-bind", "tcp://127.0.0.1:*", "-v", *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.err)
         line = b""
         end = deadline(10)
@@ -74,7 +74,7 @@ class Relay:
         if not m or "*" in line.decode():
             self.kill()
             raise RuntimeError(f"unexpected ready line from zrelay: {line!r}")
-        self.pub, self.sub, self.ack = m.groups()
+        self.pub, self.sub, self.ack, self.control = m.groups()
 
     def stderr(self):
         self.err.seek(0)

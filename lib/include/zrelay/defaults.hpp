@@ -17,6 +17,8 @@ inline constexpr unsigned default_sub_port = 5560;  ///< XPUB: subscribers
 inline constexpr unsigned default_ack_port = 5561;  ///< ROUTER: acked publishers
 /// Default port of the replay socket (ROUTER; bound only with a journal).
 inline constexpr unsigned default_replay_port = 5562;
+/// Default port of the control socket (zrelay --control-bind, `zrelay ctl`; loopback only).
+inline constexpr unsigned default_control_port = 5563;
 
 /// A default endpoint: `port` on loopback ("tcp://127.0.0.1:5559"). The relay binds these, the
 /// clients connect to them.

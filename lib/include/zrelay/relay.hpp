@@ -72,6 +72,9 @@ struct relay_config {
   /// After a turn with work, look for the next message without sleeping for up to this long, while
   /// messages come at shorter gaps (lower latency for more CPU; an idle relay never spins; 0: never).
   std::chrono::microseconds spin{default_spin_us};
+  /// Publish the counters as JSON (relay::status_json()) on relay::sys_topic() this often (0: never).
+  /// Not journaled; a subscriber whose queue is full misses a sample rather than hold anything up.
+  std::chrono::milliseconds sys_interval{0};
 };
 
 /// The endpoints the relay actually bound (ephemeral ports resolved).
@@ -114,7 +117,7 @@ public:
   /// From the relay thread only (a watch or tick handler, e.g. zrelay's reload on SIGHUP): applies
   /// the settings of `next` that can change while running — the size and topic limits (lowered, or
   /// raised up to their values at start, which the sockets' frame limits were set for), the full
-  /// policy and wait, the spin window, the journal's retention and the CURVE allowlist (for
+  /// policy and wait, the spin window, the $SYS interval, the journal's retention and the CURVE allowlist (for
   /// handshakes from now on). The rest of `next` is ignored: endpoints, the high-water mark,
   /// heartbeats, the key pair, the journal's directory, fsync and segment size take a restart.
   /// Connections stay. Returns what it could not apply.
@@ -130,6 +133,12 @@ public:
   void request_stop();
   /// The counters now (thread-safe).
   relay_counters counters() const;
+  /// The counters now as one JSON object, after what identifies this relay and the time:
+  /// {"relay":"<id, 16 hex digits>","host":"…","pid":…,"time":"<RFC 3339, UTC>","uptime_ms":…,"msgs_in":…,…}
+  /// (thread-safe). The $SYS payload and the answer to `zrelay ctl stats`.
+  std::string status_json() const;
+  /// Where the $SYS samples go: "$SYS.<host name>.stats".
+  const std::string& sys_topic() const;
 
 private:
   struct impl;

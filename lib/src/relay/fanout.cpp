@@ -46,6 +46,12 @@ void fanout::send_dropping(zmq::message_t* frames, std::size_t n) {
   xpub_.set(zmq::sockopt::xpub_nodrop, 1);
 }
 
+bool fanout::send_aside(zmq::message_t* frames, std::size_t n) {
+  if (try_send(frames, n)) return true;
+  send_dropping(frames, n);
+  return false;
+}
+
 void fanout::out(std::uint64_t msgs, std::uint64_t bytes, std::uint64_t tag, outcome o) {
   relay_stats::add(stats_.msgs_out, msgs);
   relay_stats::add(stats_.bytes_out, bytes);

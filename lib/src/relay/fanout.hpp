@@ -36,6 +36,10 @@ public:
   /// held, while a subscriber is full. False while something is held: the caller stops reading
   /// publishers, which is what makes back-pressure reach them.
   bool send(zmq::message_t* frames, std::size_t n, std::uint64_t msgs, std::uint64_t bytes, std::uint64_t tag);
+  /// Sends one message of the relay's own (a $SYS sample) at once, outside the queue and the
+  /// counters: never held, never waited for. False when a full subscriber missed it (the others
+  /// have it; the full one sees the gap in that stream).
+  bool send_aside(zmq::message_t* frames, std::size_t n);
   /// Sends what is held, oldest first. Under the drop policy a full subscriber gets full_wait to make
   /// room; then the message goes to everyone else and counts as dropped (the subscriber sees the gap
   /// in the sequence numbers). True once nothing is held. With `wait`, the oldest message waits up to hold_wait for

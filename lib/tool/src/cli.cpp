@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "zrelay/config.hpp"
+#include "zrelay/control.hpp"
 #include "zrelay/defaults.hpp"
 #include "zrelay/endpoint.hpp"
 #include "zrelay/format.hpp"
@@ -315,9 +316,44 @@ std::string parse_keygen(int argc, const char* const* argv) {
   return argv[2];
 }
 
+parsed<ctl_options> parse_ctl(int argc, const char* const* argv) {
+  cxxopts::Options o("zrelay ctl", "zrelay ctl: ask a running zrelay, through its control socket (--control-bind).\n");
+  o.custom_help("stats|reload [OPTIONS]");
+  o.positional_help("");
+  // clang-format off
+  o.add_options()
+      ("control-connect", "the relay's control socket", cxxopts::value<std::string>()->default_value(default_endpoint(default_control_port)), "EP")
+      ("timeout", "give up when no answer comes within MS milliseconds", cxxopts::value<std::string>()->default_value("2000"), "MS")
+      ("h,help", "print this help")
+      ("command", "", cxxopts::value<std::vector<std::string>>());
+  // clang-format on
+  o.parse_positional({"command"});
+  // argv[1] is "ctl": parse from there, as if it were the program's name.
+  auto r = parse_or_throw(o, argc - 1, argv + 1);
+  parsed<ctl_options> out;
+  if (r.count("help")) {
+    out.print = o.help({""}) +
+                "\nCommands:\n"
+                "  stats   print the relay's counters as one line of JSON\n"
+                "  reload  do what SIGHUP does (re-read the configuration) and print what changed\n"
+                "\nExit status: 0 done, 1 no answer within --timeout (is zrelay running, with that --control-bind?)\n"
+                "or the relay reported a failure, 2 usage error.\n";
+    return out;
+  }
+  const auto words = r.count("command") ? r["command"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  if (words.size() != 1) throw usage_error("usage: zrelay ctl stats|reload [--control-connect EP] [--timeout MS]");
+  if (!control::parse_command(words[0]))
+    throw usage_error("unknown command '" + words[0] + "' for zrelay ctl (stats, reload)");
+  auto& c = out.options;
+  c.command = words[0];
+  c.endpoint = checked_endpoint(get(r, "control-connect"), endpoint_use::connect);
+  c.timeout = std::chrono::milliseconds(parse_uint(get(r, "timeout"), "--timeout", 1, 3'600'000));
+  return out;
+}
+
 parsed<relay_options> parse_relay(int argc, const char* const* argv) {
   cxxopts::Options o("zrelay", "zrelay: a ZeroMQ pub/sub relay with acknowledged publishing.\n");
-  o.custom_help("[OPTIONS]  |  zrelay keygen NAME");
+  o.custom_help("[OPTIONS]  |  zrelay keygen NAME  |  zrelay ctl stats|reload");
   const std::string pub_port = std::to_string(default_pub_port);
   // One option a line, as cxxopts tables are written:
   // clang-format off
@@ -327,7 +363,8 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
   o.add_options("Sockets")
       ("pub-bind", "XSUB socket for fire-and-forget publishers (PUB)", cxxopts::value<std::string>()->default_value(default_endpoint(default_pub_port)), "EP")
       ("sub-bind", "XPUB socket for subscribers (SUB)", cxxopts::value<std::string>()->default_value(default_endpoint(default_sub_port)), "EP")
-      ("ack-bind", "ROUTER socket for acknowledged publishers (zpub)", cxxopts::value<std::string>()->default_value(default_endpoint(default_ack_port)), "EP");
+      ("ack-bind", "ROUTER socket for acknowledged publishers (zpub)", cxxopts::value<std::string>()->default_value(default_endpoint(default_ack_port)), "EP")
+      ("control-bind", "control socket for 'zrelay ctl stats|reload': loopback tcp or ipc:// only (it is not authenticated); off: none", cxxopts::value<std::string>()->default_value(default_endpoint(default_control_port)), "EP|off");
   o.add_options("Journal")
       ("journal", "store every message accepted in DIR (created if missing) and acknowledge a batch only once it is synced to disk; a restart on the same DIR resumes and replays", cxxopts::value<std::string>(), "DIR")
       ("journal-fsync", "on: acknowledge after the fdatasync that covers a batch (survives a power loss); off: after the write (survives a crash of zrelay, not of the machine)", cxxopts::value<std::string>()->default_value("on"), "on|off")
@@ -343,6 +380,7 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
       ("max-topic", "longest topic (" + size_text(min_max_topic, arg_units) + " to " + size_text(max_topic_limit, arg_units) + "): a message with a longer topic frame is refused (acked publishers get a NACK) and counted; a subscriber sending a longer subscription is disconnected by ZeroMQ", cxxopts::value<std::string>()->default_value(std::to_string(default_max_topic)), "BYTES")
       ("heartbeat", "ZeroMQ heartbeat interval to publishers (one silent for 3 intervals is dropped) and TCP keepalive interval to subscribers (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
       ("stats-interval", "print the counters on stderr every SECONDS (a final line is always printed)", cxxopts::value<std::string>()->default_value("0"), "SECONDS")
+      ("sys-interval", "publish the counters as JSON on the topic $SYS.<host name>.stats every SECONDS, for zsub -t '$SYS.' (0: off)", cxxopts::value<std::string>()->default_value("0"), "SECONDS")
       ("spin", "after handling a message, look for the next one without sleeping for up to US microseconds while messages come that often: lower latency for CPU (0 to 1000000; an idle relay never spins; 0: never)", cxxopts::value<std::string>()->default_value(std::to_string(default_spin_us)), "US")
       ("v,verbose", "log subscriptions, new publishers, publisher connections that end and every refused message")
       ("h,help", "print this help")
@@ -400,6 +438,18 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
     throw usage_error(src.what("max-topic") + " must be from " + std::to_string(min_max_topic) + " to " +
                       std::to_string(max_topic_limit) + " bytes, not '" + src.get("max-topic") + "'");
   out.options.stats_interval = parse_seconds(src.get("stats-interval"), src.what("stats-interval"), true);
+  c.sys_interval = parse_seconds(src.get("sys-interval"), src.what("sys-interval"), true);
+  auto& control = out.options.control_bind;
+  control = src.get("control-bind");
+  if (control == "off") {
+    control.clear();
+  } else {
+    try {
+      control::check_bind(control);
+    } catch (const endpoint_error& e) {
+      throw usage_error(src.what("control-bind") + ": " + e.what());
+    }
+  }
   out.options.verbose = src.flag("verbose");
   c.curve = relay_curve(src);
   auto& j = c.journal;

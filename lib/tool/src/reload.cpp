@@ -29,6 +29,7 @@ void take(const std::string& key, const relay_options& from, relay_options& to) 
   else if (key == "journal-max-bytes") t.journal.max_bytes = f.journal.max_bytes;
   else if (key == "journal-max-age") t.journal.max_age = f.journal.max_age;
   else if (key == "allow-keys") t.curve.allowed_keys = f.curve.allowed_keys;
+  else if (key == "sys-interval") t.sys_interval = f.sys_interval;
   else if (key == "verbose") to.verbose = from.verbose;
   else if (key == "stats-interval") to.stats_interval = from.stats_interval;
 }

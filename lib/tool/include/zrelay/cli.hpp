@@ -39,6 +39,9 @@ struct parsed {
 parsed<relay_options> parse_relay(int argc, const char* const* argv);
 /// The NAME of `zrelay keygen NAME` (argv[1] is "keygen"); throws usage_error.
 std::string parse_keygen(int argc, const char* const* argv);
+/// `zrelay ctl stats|reload [--control-connect EP] [--timeout MS]` (argv[1] is "ctl"); throws
+/// usage_error. --help gives the text to print.
+parsed<ctl_options> parse_ctl(int argc, const char* const* argv);
 /// Parses zpub's arguments; `stdin_is_terminal` decides whether it may prompt. Throws usage_error
 /// (key_error for a bad key file).
 parsed<pub_options> parse_pub(int argc, const char* const* argv, bool stdin_is_terminal);

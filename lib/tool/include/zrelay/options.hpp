@@ -30,6 +30,14 @@ struct relay_options {
   bool verbose = false;
   std::string config_path;              ///< --config (empty: none)
   std::vector<relay_setting> settings;  ///< every key, in --help's order, with its effective text
+  std::string control_bind = default_endpoint(default_control_port);  ///< empty: no control socket (off)
+};
+
+/// `zrelay ctl COMMAND`'s options.
+struct ctl_options {
+  std::string command;  ///< "stats" or "reload"
+  std::string endpoint = default_endpoint(default_control_port);
+  std::chrono::milliseconds timeout{2000};
 };
 
 /// Where zpub's messages come from.
