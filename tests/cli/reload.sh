@@ -3,7 +3,8 @@
 # needs a restart, keeps the old configuration when the new file is bad, and drops no client: a
 # zpub and a zsub connected across three reloads lose nothing and never reconnect. The CURVE
 # allowlist reloads too: a key added is let in, a key removed is refused, a client connected
-# with it stays. systemd hears READY=1, RELOADING=1 and STOPPING=1 on $NOTIFY_SOCKET.
+# with it stays. systemd hears READY=1, RELOADING=1 and STOPPING=1 on $NOTIFY_SOCKET; zrelay ctl
+# reload does what SIGHUP does and prints what it did.
 source "$(dirname "$0")/lib.sh"
 
 cd "$TEST_TMP" || fail "cannot enter $TEST_TMP"
@@ -138,6 +139,14 @@ EOF
   hup_until "zrelay: reload: full-wait: '100' -> '10': applied"
   wait_for_text notify.out "READY=1 STATUS=reloaded" || fail "no READY=1 after the reload: $(cat notify.out)"
   grep -q -x "RELOADING=1" notify.out || fail "no RELOADING=1 before it: $(cat notify.out)"
+  # zrelay ctl reload does what SIGHUP does, and answers with what it did.
+  printf 'full-wait = 5\n' >n.toml
+  expect_status 0 "$ZRELAY" ctl reload --control-connect "$CONTROL_EP"
+  grep -q -x -F "reload: full-wait: '10' -> '5': applied" "$TEST_TMP/last.out" ||
+    fail "zrelay ctl reload printed: $(cat "$TEST_TMP/last.out")"
+  printf 'full-wait = -5\n' >n.toml
+  expect_status 1 "$ZRELAY" ctl reload --control-connect "$CONTROL_EP"
+  expect_stderr_contains "reload: failed: n.toml:1: full-wait must be a whole number"
   stop_relay
   wait_for_line notify.out "STOPPING=1" || fail "no STOPPING=1 on SIGTERM: $(cat notify.out)"
 }
