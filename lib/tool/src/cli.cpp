@@ -404,9 +404,12 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
             "per client write NAME.key (secret, mode 0600) and NAME.pub; start the relay with\n"
             "--curve-key relay.key --allow-keys FILE (the clients' .pub lines), and give each client its own\n"
             "--curve-key NAME.key and --curve-server-key relay.pub. A firewall in front still helps.\n"
+            "\nSIGHUP (or 'zrelay ctl reload') reads the command line and the --config file again: what can\n"
+            "change live is applied and logged, the rest is logged as needing a restart; a file that does not\n"
+            "parse changes nothing. No client is dropped.\n"
             "\nExit status: 0 stopped by SIGINT/SIGTERM, 1 runtime error (cannot bind, cannot read a key file,\n"
             "cannot use the journal directory: not a directory, no permission, locked by another zrelay),\n"
-            "2 usage error.\n");
+            "2 usage error (the command line or the --config file: the error names the file, line and key).\n");
     return out;
   }
   if (r.count("version")) {
