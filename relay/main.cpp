@@ -1,12 +1,16 @@
 // zrelay: parse, build, run, map errors to exit statuses.
+#include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 
 #include "zrelay/cli.hpp"
 #include "zrelay/endpoint.hpp"
+#include "zrelay/metrics.hpp"
 #include "zrelay/relay.hpp"
 #include "zrelay/security.hpp"
 #include "zrelay/signals.hpp"
+#include "zrelay/version.hpp"
 
 int main(int argc, char** argv) {
   using namespace zrelay;
@@ -18,6 +22,7 @@ int main(int argc, char** argv) {
       return cli::exit_ok;
     }
     signal_watch signals;  // first: every thread started later inherits the blocked signals
+    const auto started = std::chrono::system_clock::now();
     const auto args = cli::parse_relay(argc, argv);
     if (!args.print.empty()) {
       std::cout << args.print;
@@ -30,10 +35,17 @@ int main(int argc, char** argv) {
     if (opt.stats_interval.count() > 0)
       r.on_tick(opt.stats_interval,
                 [](const relay_counters& c) { std::cerr << "zrelay: stats " << format_counters(c) << std::endl; });
+    std::unique_ptr<metrics_server> metrics;
+    if (opt.metrics_bind)
+      metrics = std::make_unique<metrics_server>(
+          *opt.metrics_bind, [&r] { return r.counters(); },
+          metrics_info{version_string, std::chrono::duration<double>(started.time_since_epoch()).count()});
     const auto& ep = r.endpoints();
     std::cout << "zrelay: ready pub=" << ep.pub << " sub=" << ep.sub << " ack=" << ep.ack
-              << (ep.replay.empty() ? "" : " replay=" + ep.replay) << std::endl;
+              << (ep.replay.empty() ? "" : " replay=" + ep.replay) << (metrics ? " metrics=" + metrics->url() : "")
+              << std::endl;
     r.run(signals.fd());
+    metrics.reset();
     std::cerr << "zrelay: final " << format_counters(r.counters()) << std::endl;
     return cli::exit_ok;
   } catch (const cli::usage_error& e) {

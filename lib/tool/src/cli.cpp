@@ -240,6 +240,7 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
       ("max-topic", "longest topic (" + size_text(min_max_topic, arg_units) + " to " + size_text(max_topic_limit, arg_units) + "): a message with a longer topic frame is refused (acked publishers get a NACK) and counted; a subscriber sending a longer subscription is disconnected by ZeroMQ", cxxopts::value<std::string>()->default_value(std::to_string(default_max_topic)), "BYTES")
       ("heartbeat", "ZeroMQ heartbeat interval to publishers (one silent for 3 intervals is dropped) and TCP keepalive interval to subscribers (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
       ("stats-interval", "print the counters on stderr every SECONDS (a final line is always printed)", cxxopts::value<std::string>()->default_value("0"), "SECONDS")
+      ("metrics-bind", "serve GET /metrics (Prometheus text format) and GET /healthz over HTTP on HOST:PORT ([::1]:PORT for IPv6; port 0: any free one, on the ready line as metrics=URL); off by default", cxxopts::value<std::string>(), "HOST:PORT")
       ("spin", "after handling a message, look for the next one without sleeping for up to US microseconds while messages come that often: lower latency for CPU (0 to 1000000; an idle relay never spins; 0: never)", cxxopts::value<std::string>()->default_value(std::to_string(default_spin_us)), "US")
       ("v,verbose", "log subscriptions, new publishers, publisher connections that end and every refused message")
       ("h,help", "print this help")
@@ -291,6 +292,13 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
                       std::to_string(max_topic_limit) + " bytes, not '" + get(r, "max-topic") + "'");
   out.options.stats_interval = parse_seconds(get(r, "stats-interval"), "--stats-interval", true);
   out.options.verbose = r.count("verbose") > 0;
+  if (r.count("metrics-bind")) {
+    try {
+      out.options.metrics_bind = parse_http_endpoint(get(r, "metrics-bind"));
+    } catch (const std::invalid_argument& e) {
+      throw usage_error(std::string("--metrics-bind ") + e.what());
+    }
+  }
   c.curve = relay_curve(r);
   auto& j = c.journal;
   if (r.count("journal")) {

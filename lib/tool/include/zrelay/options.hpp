@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "zrelay/defaults.hpp"
+#include "zrelay/metrics.hpp"
 #include "zrelay/publisher.hpp"
 #include "zrelay/relay.hpp"
 #include "zrelay/subscriber.hpp"
@@ -19,6 +20,7 @@ struct relay_options {
   relay_config relay;
   std::chrono::milliseconds stats_interval{0};  ///< 0: only the final line
   bool verbose = false;
+  std::optional<http_endpoint> metrics_bind;  ///< --metrics-bind: serve /metrics and /healthz there
 };
 
 /// Where zpub's messages come from.
