@@ -77,7 +77,7 @@ TEST_CASE("format_metrics: what is a gauge and what a counter", "[metrics]") {
   const auto text = format_metrics(relay_counters{}, metrics_info{});
   CHECK(text.find("# TYPE zrelay_msgs_in_total counter\nzrelay_msgs_in_total 0\n") != std::string::npos);
   CHECK(text.find("# TYPE zrelay_publishers gauge\nzrelay_publishers 0\n") != std::string::npos);
-  CHECK(text.find("# TYPE zrelay_subscribers gauge\n") != std::string::npos);
+  CHECK(text.find("# TYPE zrelay_subscriber_connections gauge\n") != std::string::npos);
   CHECK(text.find("# TYPE zrelay_held gauge\n") != std::string::npos);
   CHECK(text.find("zrelay_publishers_total") == std::string::npos);
   for (const auto& e : entries()) {
@@ -130,12 +130,15 @@ TEST_CASE("parse_http_endpoint takes HOST:PORT and [IPV6]:PORT", "[metrics]") {
 TEST_CASE("metrics_server serves /metrics and /healthz, and nothing else", "[metrics]") {
   std::atomic<std::uint64_t> msgs{7}, down{0};
   const metrics_info info{"9.9.9", 12.5};
-  metrics_server server(http_endpoint{"127.0.0.1", 0, false}, [&] {
-    relay_counters c;
-    c.msgs_in = msgs.load();
-    c.journal_unavailable = down.load();
-    return c;
-  }, info);
+  metrics_server server(
+      http_endpoint{"127.0.0.1", 0, false},
+      [&] {
+        relay_counters c;
+        c.msgs_in = msgs.load();
+        c.journal_unavailable = down.load();
+        return c;
+      },
+      info);
   const auto& url = server.url();
   REQUIRE(url.rfind("http://127.0.0.1:", 0) == 0);
   REQUIRE(url.substr(17) != "0");
@@ -177,15 +180,16 @@ TEST_CASE("metrics_server serves /metrics and /healthz, and nothing else", "[met
 
   SECTION("a second server on the same port cannot bind") {
     const auto port = static_cast<std::uint16_t>(std::stoul(url.substr(17)));
-    CHECK_THROWS_MATCHES(metrics_server(http_endpoint{"127.0.0.1", port, false}, [] { return relay_counters{}; },
-                                        metrics_info{}),
-                         zrelay::bind_error,
-                         Catch::Matchers::Message("cannot bind '127.0.0.1:" + std::to_string(port) +
-                                                  "': Address already in use"));
+    CHECK_THROWS_MATCHES(
+        metrics_server(
+            http_endpoint{"127.0.0.1", port, false}, [] { return relay_counters{}; }, metrics_info{}),
+        zrelay::bind_error,
+        Catch::Matchers::Message("cannot bind '127.0.0.1:" + std::to_string(port) + "': Address already in use"));
   }
 }
 
 TEST_CASE("metrics_server stops at once when destroyed right after it starts", "[metrics]") {
   for (int i = 0; i < 20; ++i)
-    metrics_server(http_endpoint{"127.0.0.1", 0, false}, [] { return relay_counters{}; }, metrics_info{});
+    metrics_server(
+        http_endpoint{"127.0.0.1", 0, false}, [] { return relay_counters{}; }, metrics_info{});
 }

@@ -155,12 +155,13 @@ TEST_CASE("for_each_counter visits every counter once, by name, with its value",
 
 TEST_CASE("format_counters writes every counter as key=value in a fixed order", "[stats]") {
   SECTION("zeros") {
-    CHECK(format_counters(relay_counters{}) ==
-          "msgs_in=0 bytes_in=0 msgs_out=0 bytes_out=0 acks=0 nacks=0 duplicates=0 dropped=0 blocked=0 "
-          "malformed=0 subscriptions=0 unsubscriptions=0 refused=0 clients_refused=0 disconnects=0 "
-          "publishers=0 journaled=0 journal_syncs=0 journal_errors=0 unjournaled=0 replays=0 replayed=0 "
-          "subscribers=0 publisher_connections=0 ack_connections=0 held=0 journal_pending=0 journal_unavailable=0 "
-          "journal_messages=0 journal_bytes=0 journal_segments=0 journal_bytes_written=0 journal_segments_removed=0");
+    CHECK(
+        format_counters(relay_counters{}) ==
+        "msgs_in=0 bytes_in=0 msgs_out=0 bytes_out=0 acks=0 nacks=0 duplicates=0 dropped=0 blocked=0 "
+        "malformed=0 subscriptions=0 unsubscriptions=0 refused=0 clients_refused=0 disconnects=0 "
+        "publishers=0 journaled=0 journal_syncs=0 journal_errors=0 unjournaled=0 replays=0 replayed=0 "
+        "subscriber_connections=0 publisher_connections=0 ack_connections=0 held=0 journal_pending=0 journal_unavailable=0 "
+        "journal_messages=0 journal_bytes=0 journal_segments=0 journal_bytes_written=0 journal_segments_removed=0");
   }
   SECTION("distinct values land on their own keys") {
     relay_counters c;
@@ -186,7 +187,7 @@ TEST_CASE("format_counters writes every counter as key=value in a fixed order", 
     c.unjournaled = 22;
     c.replays = 16;
     c.replayed = 17;
-    c.subscribers = 23;
+    c.subscriber_connections = 23;
     c.publisher_connections = 24;
     c.ack_connections = 25;
     c.held = 26;
@@ -198,12 +199,13 @@ TEST_CASE("format_counters writes every counter as key=value in a fixed order", 
     c.journal_bytes_written = 31;
     c.journal_segments_removed = 32;
     const auto line = format_counters(c);
-    CHECK(line == "msgs_in=1 bytes_in=2 msgs_out=3 bytes_out=4 acks=5 nacks=6 duplicates=7 dropped=8 blocked=9 "
-                  "malformed=10 subscriptions=11 unsubscriptions=12 refused=13 clients_refused=14 disconnects=15 "
-                  "publishers=18446744073709551615 journaled=19 journal_syncs=20 journal_errors=21 unjournaled=22 "
-                  "replays=16 replayed=17 subscribers=23 publisher_connections=24 ack_connections=25 held=26 "
-                  "journal_pending=27 journal_unavailable=1 journal_messages=28 journal_bytes=29 journal_segments=30 "
-                  "journal_bytes_written=31 journal_segments_removed=32");
+    CHECK(line ==
+          "msgs_in=1 bytes_in=2 msgs_out=3 bytes_out=4 acks=5 nacks=6 duplicates=7 dropped=8 blocked=9 "
+          "malformed=10 subscriptions=11 unsubscriptions=12 refused=13 clients_refused=14 disconnects=15 "
+          "publishers=18446744073709551615 journaled=19 journal_syncs=20 journal_errors=21 unjournaled=22 "
+          "replays=16 replayed=17 subscriber_connections=23 publisher_connections=24 ack_connections=25 held=26 "
+          "journal_pending=27 journal_unavailable=1 journal_messages=28 journal_bytes=29 journal_segments=30 "
+          "journal_bytes_written=31 journal_segments_removed=32");
   }
   SECTION("every counter in the list, each once, in the list's order") {
     relay_counters c;
@@ -229,7 +231,7 @@ TEST_CASE("format_counters_json writes one flat object with every counter once",
         "{\"msgs_in\":10,\"bytes_in\":640,\"msgs_out\":0,\"bytes_out\":0,\"acks\":0,\"nacks\":0,\"duplicates\":0,"
         "\"dropped\":0,\"blocked\":0,\"malformed\":0,\"subscriptions\":0,\"unsubscriptions\":0,\"refused\":0,"
         "\"clients_refused\":0,\"disconnects\":0,\"publishers\":18446744073709551615,\"journaled\":0,\"journal_syncs\":0,"
-        "\"journal_errors\":0,\"unjournaled\":0,\"replays\":0,\"replayed\":0,\"subscribers\":0,"
+        "\"journal_errors\":0,\"unjournaled\":0,\"replays\":0,\"replayed\":0,\"subscriber_connections\":0,"
         "\"publisher_connections\":0,\"ack_connections\":0,\"held\":0,\"journal_pending\":0,"
         "\"journal_unavailable\":0,\"journal_messages\":0,\"journal_bytes\":0,\"journal_segments\":0,"
         "\"journal_bytes_written\":0,\"journal_segments_removed\":0}");

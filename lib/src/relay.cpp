@@ -82,7 +82,7 @@ struct relay::impl {
       stats.publishers.store(publishers.size(), std::memory_order_relaxed);
       stored = jr->next_jseq();
       last_time = jr->recovered().last_time_ns;  // entry times never go back, across restarts too
-      store_journal_counters();  // what recovery found, before the first write
+      store_journal_counters();                  // what recovery found, before the first write
     }
   }
 
@@ -549,7 +549,7 @@ struct relay::impl {
   // Subscriber connections come and go (nothing is logged or counted as a disconnect).
   void handle_subscriber_events() {
     (void)xpub_watch.read_events([](const std::string&) {});
-    stats.subscribers.store(xpub_watch.connected(), std::memory_order_relaxed);
+    stats.subscriber_connections.store(xpub_watch.connected(), std::memory_order_relaxed);
   }
 
   // The levels the metrics show, once per turn: relaxed stores of what the relay thread knows.

@@ -35,7 +35,8 @@
   X(unjournaled, counter, "fire-and-forget messages forwarded without being stored, while the journal failed")    \
   X(replays, counter, "replay sessions started (journal only; counted by the replay thread)")                     \
   X(replayed, counter, "messages sent by replay (counted by the replay thread)")                                  \
-  X(subscribers, gauge, "subscriber connections open (their handshake done)")                                     \
+  X(subscriber_connections, gauge,                                                                                \
+    "subscriber connections open (their handshake done; a zsub holds two: its data and its heartbeat probe)")     \
   X(publisher_connections, gauge, "fire-and-forget publisher connections open (their handshake done)")            \
   X(ack_connections, gauge, "acked publisher connections open (their handshake done)")                            \
   X(held, gauge, "messages held for a full subscriber")                                                           \
