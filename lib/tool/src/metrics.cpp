@@ -12,6 +12,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 // The only file that includes httplib.h: it is big, and nothing else needs it.
 #include <httplib.h>
@@ -22,12 +23,17 @@ namespace zrelay {
 namespace {
 
 constexpr const char* content_type = "text/plain; version=0.0.4; charset=utf-8";
-// A request is a GET: no body to speak of. The request line and each header are capped at 8 KiB by
-// the library itself (CPPHTTPLIB_REQUEST_URI_MAX_LENGTH, CPPHTTPLIB_HEADER_MAX_LENGTH).
+// A request is a GET: no body is read (nor would one over 1 KiB be). The request line and each
+// header are capped at 8 KiB by the library itself (CPPHTTPLIB_REQUEST_URI_MAX_LENGTH,
+// CPPHTTPLIB_HEADER_MAX_LENGTH: 414 and 400).
 constexpr std::size_t max_body = 1024;
-constexpr time_t timeout_seconds = 2;
-// Connections accepted and waiting for the one worker; past that the accepting thread answers the
-// next one itself, and accepts nothing meanwhile: the kernel's backlog takes the rest.
+// A scraper sends its request at once: a connection silent this long is closed, so that a few idle
+// ones cannot keep the workers from a scrape for long.
+constexpr time_t read_timeout_seconds = 1;
+constexpr time_t write_timeout_seconds = 2;
+constexpr std::size_t workers = 2;
+// Connections accepted and waiting for a worker; past that the accepting thread answers the next
+// one itself, and accepts nothing meanwhile: the kernel's backlog takes the rest.
 constexpr std::size_t max_waiting = 8;
 
 // # HELP text: a backslash and a line feed are escaped (the text format 0.0.4).
@@ -60,12 +66,15 @@ void metric(std::string& out, const std::string& name, const char* type, std::st
   out += name + sample + '\n';
 }
 
-// httplib's pool grows its queue without bound; this one has one worker and a short queue.
+// httplib's pool starts 8 threads or more and grows its queue without bound; this one has two
+// workers and a short queue.
 class bounded_queue : public httplib::TaskQueue {
 public:
-  bounded_queue() : worker_([this] { work(); }) {}
+  bounded_queue() {
+    for (std::size_t i = 0; i < workers; ++i) workers_.emplace_back([this] { work(); });
+  }
   ~bounded_queue() override {
-    if (worker_.joinable()) shutdown();
+    if (!workers_.empty()) shutdown();
   }
   bounded_queue(const bounded_queue&) = delete;
   bounded_queue& operator=(const bounded_queue&) = delete;
@@ -87,8 +96,9 @@ public:
       std::lock_guard<std::mutex> lock(m_);
       stop_ = true;
     }
-    cv_.notify_one();
-    worker_.join();
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
   }
 
 private:
@@ -110,7 +120,7 @@ private:
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;
   bool stop_ = false;
-  std::thread worker_;  // last: it starts once the rest is built
+  std::vector<std::thread> workers_;
 };
 
 }  // namespace
@@ -222,9 +232,10 @@ metrics_server::metrics_server(const http_endpoint& ep, std::function<relay_coun
     const int yes = 1;
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
-  m.svr.set_read_timeout(timeout_seconds, 0);
-  m.svr.set_write_timeout(timeout_seconds, 0);
-  m.svr.set_keep_alive_max_count(1);  // one request a connection: the one worker is never held by an idle client
+  m.svr.set_keep_alive_timeout(read_timeout_seconds);  // also how long a new connection may wait to send
+  m.svr.set_read_timeout(read_timeout_seconds, 0);
+  m.svr.set_write_timeout(write_timeout_seconds, 0);
+  m.svr.set_keep_alive_max_count(1);  // one request a connection: no worker waits on an idle keep-alive
   m.svr.set_payload_max_length(max_body);
   m.svr.set_pre_routing_handler([&m](const httplib::Request& req, httplib::Response& res) {
     m.serve(req, res);

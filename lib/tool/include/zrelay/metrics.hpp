@@ -47,9 +47,9 @@ struct health {
 };
 health check_health(const relay_counters& c);
 
-/// The HTTP server: binds in the constructor, serves on two threads of its own (one accepts, one
-/// answers, a connection at a time), stops in the destructor. Requests are small (8 KiB of request
-/// line and headers, no body), and a client that stalls is dropped after a few seconds.
+/// The HTTP server: binds in the constructor, serves on three threads of its own (one accepts, two
+/// answer, a connection each at a time), stops in the destructor. Requests are small (8 KiB of
+/// request line and headers, no body read), and a client silent for a second is dropped.
 class metrics_server {
 public:
   /// Binds `ep` and starts serving; `counters` is called on the server's thread for each request.
