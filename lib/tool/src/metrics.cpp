@@ -1,6 +1,8 @@
 #include "zrelay/metrics.hpp"
 
 #include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -254,6 +256,13 @@ metrics_server::metrics_server(const http_endpoint& ep, std::function<relay_coun
   bound_ep.port = static_cast<std::uint16_t>(port);
   m.url = http_url(bound_ep);
   m.listener = std::thread([&m] {
+    // httplib writes with send(..., 0): a client gone would raise SIGPIPE, which kills the process.
+    // Blocked in this thread and the workers it starts (they inherit the mask), a write to it fails
+    // with EPIPE instead.
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    (void)pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
     (void)m.svr.listen_after_bind();
     m.listened.store(true);
   });
