@@ -1,6 +1,7 @@
 // zrelay: parse, build, run, map errors to exit statuses. SIGHUP reloads; systemd hears of it all.
 #include <systemd/sd-daemon.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -11,10 +12,12 @@
 #include "zrelay/cli.hpp"
 #include "zrelay/control.hpp"
 #include "zrelay/endpoint.hpp"
+#include "zrelay/metrics.hpp"
 #include "zrelay/relay.hpp"
 #include "zrelay/reload.hpp"
 #include "zrelay/security.hpp"
 #include "zrelay/signals.hpp"
+#include "zrelay/version.hpp"
 
 namespace {
 
@@ -62,6 +65,7 @@ int main(int argc, char** argv) {
     }
     if (argc > 1 && std::string_view(argv[1]) == "ctl") return ctl(argc, argv);
     signal_watch signals({SIGHUP});  // first: every thread started later inherits the blocked signals
+    const auto started = std::chrono::system_clock::now();
     const auto args = cli::parse_relay(argc, argv);
     if (!args.print.empty()) {
       std::cout << args.print;
@@ -108,14 +112,21 @@ int main(int argc, char** argv) {
       ctl_server->set_logger(log);
       r.watch(ctl_server->socket(), [&s = *ctl_server] { s.serve(); });
     }
+    std::unique_ptr<metrics_server> metrics;
+    if (current.metrics_bind)
+      metrics = std::make_unique<metrics_server>(
+          *current.metrics_bind, [&r] { return r.counters(); },
+          metrics_info{version_string, std::chrono::duration<double>(started.time_since_epoch()).count()});
     const auto& ep = r.endpoints();
     std::cout << "zrelay: ready pub=" << ep.pub << " sub=" << ep.sub << " ack=" << ep.ack
               << (ep.replay.empty() ? "" : " replay=" + ep.replay)
-              << (ctl_server ? " control=" + ctl_server->endpoint() : "") << std::endl;
+              << (ctl_server ? " control=" + ctl_server->endpoint() : "")
+              << (metrics ? " metrics=" + metrics->url() : "") << std::endl;
     // Every socket is bound: a Type=notify unit's start is done (nothing happens outside systemd).
     (void)sd_notify(0, ("READY=1\nSTATUS=serving pub=" + ep.pub + " sub=" + ep.sub + " ack=" + ep.ack).c_str());
     r.run();
     (void)sd_notify(0, "STOPPING=1");
+    metrics.reset();
     std::cerr << "zrelay: final " << format_counters(r.counters()) << std::endl;
     return cli::exit_ok;
   } catch (const cli::usage_error& e) {

@@ -217,6 +217,24 @@ TEST_CASE("parse_relay reports each usage error in words", "[cli]") {
   }
 }
 
+TEST_CASE("parse_relay --metrics-bind: off by default, HOST:PORT or [IPV6]:PORT, a usage error otherwise", "[cli]") {
+  CHECK_FALSE(relay({}).options.metrics_bind);
+  const auto o = relay({"--metrics-bind", "127.0.0.1:0"}).options;
+  REQUIRE(o.metrics_bind);
+  CHECK(o.metrics_bind->host == "127.0.0.1");
+  CHECK(o.metrics_bind->port == 0);
+  const auto v6 = relay({"--metrics-bind", "[::1]:9560"}).options;
+  REQUIRE(v6.metrics_bind);
+  CHECK(v6.metrics_bind->host == "::1");
+  CHECK(v6.metrics_bind->port == 9560);
+  CHECK_THROWS_MATCHES(relay({"--metrics-bind", "9560"}), usage_error,
+                       Catch::Message("--metrics-bind '9560': no port (HOST:PORT, [IPV6]:PORT)"));
+  CHECK_THROWS_MATCHES(relay({"--metrics-bind", "h:99999"}), usage_error,
+                       Catch::Message("--metrics-bind 'h:99999': the port must be a number from 0 to 65535 (0: any "
+                                      "free port)"));
+  CHECK_THROWS_AS(relay({"--metrics-bind"}), usage_error);
+}
+
 // ---------------------------------------------------------------------------------------------
 // zpub
 

@@ -21,7 +21,7 @@ namespace {
 // added to ZRELAY_COUNTERS is covered without touching this file.
 const std::vector<std::string>& counter_names() {
   static const std::vector<std::string> names{
-#define NAME(name, doc) #name,
+#define NAME(name, kind, doc) #name,
       ZRELAY_COUNTERS(NAME)
 #undef NAME
   };
@@ -76,7 +76,7 @@ bool parse_flat_object(const std::string& s, std::vector<std::pair<std::string, 
 
 // How many entries ZRELAY_COUNTERS has.
 constexpr std::size_t counter_count = 0
-#define ONE(name, doc) +1
+#define ONE(name, kind, doc) +1
     ZRELAY_COUNTERS(ONE)
 #undef ONE
     ;
@@ -104,7 +104,7 @@ TEST_CASE("relay_stats::add accumulates and snapshot copies every counter", "[st
   relay_stats s;
   std::size_t i = 0;
   // Each counter gets its own value, in two adds (one with the default n = 1).
-#define ADD(name, doc)                        \
+#define ADD(name, kind, doc)                  \
   relay_stats::add(s.name, value_for(i) - 1); \
   relay_stats::add(s.name);                   \
   ++i;
@@ -141,7 +141,7 @@ TEST_CASE("relay_stats::add accumulates and snapshot copies every counter", "[st
 TEST_CASE("for_each_counter visits every counter once, by name, with its value", "[stats]") {
   relay_counters c;
   std::size_t i = 0;
-#define SET(name, doc) c.name = value_for(i++);
+#define SET(name, kind, doc) c.name = value_for(i++);
   ZRELAY_COUNTERS(SET)
 #undef SET
   const auto v = visited(c);
@@ -155,10 +155,13 @@ TEST_CASE("for_each_counter visits every counter once, by name, with its value",
 
 TEST_CASE("format_counters writes every counter as key=value in a fixed order", "[stats]") {
   SECTION("zeros") {
-    CHECK(format_counters(relay_counters{}) ==
-          "msgs_in=0 bytes_in=0 msgs_out=0 bytes_out=0 acks=0 nacks=0 duplicates=0 dropped=0 blocked=0 "
-          "malformed=0 subscriptions=0 unsubscriptions=0 refused=0 clients_refused=0 disconnects=0 "
-          "publishers=0 journaled=0 journal_syncs=0 journal_errors=0 unjournaled=0 replays=0 replayed=0");
+    CHECK(
+        format_counters(relay_counters{}) ==
+        "msgs_in=0 bytes_in=0 msgs_out=0 bytes_out=0 acks=0 nacks=0 duplicates=0 dropped=0 blocked=0 "
+        "malformed=0 subscriptions=0 unsubscriptions=0 refused=0 clients_refused=0 disconnects=0 "
+        "publishers=0 journaled=0 journal_syncs=0 journal_errors=0 unjournaled=0 replays=0 replayed=0 "
+        "subscriber_connections=0 publisher_connections=0 ack_connections=0 held=0 journal_pending=0 journal_unavailable=0 "
+        "journal_messages=0 journal_bytes=0 journal_segments=0 journal_bytes_written=0 journal_segments_removed=0");
   }
   SECTION("distinct values land on their own keys") {
     relay_counters c;
@@ -184,16 +187,30 @@ TEST_CASE("format_counters writes every counter as key=value in a fixed order", 
     c.unjournaled = 22;
     c.replays = 16;
     c.replayed = 17;
+    c.subscriber_connections = 23;
+    c.publisher_connections = 24;
+    c.ack_connections = 25;
+    c.held = 26;
+    c.journal_pending = 27;
+    c.journal_unavailable = 1;
+    c.journal_messages = 28;
+    c.journal_bytes = 29;
+    c.journal_segments = 30;
+    c.journal_bytes_written = 31;
+    c.journal_segments_removed = 32;
     const auto line = format_counters(c);
-    CHECK(line == "msgs_in=1 bytes_in=2 msgs_out=3 bytes_out=4 acks=5 nacks=6 duplicates=7 dropped=8 blocked=9 "
-                  "malformed=10 subscriptions=11 unsubscriptions=12 refused=13 clients_refused=14 disconnects=15 "
-                  "publishers=18446744073709551615 journaled=19 journal_syncs=20 journal_errors=21 unjournaled=22 "
-                  "replays=16 replayed=17");
+    CHECK(line ==
+          "msgs_in=1 bytes_in=2 msgs_out=3 bytes_out=4 acks=5 nacks=6 duplicates=7 dropped=8 blocked=9 "
+          "malformed=10 subscriptions=11 unsubscriptions=12 refused=13 clients_refused=14 disconnects=15 "
+          "publishers=18446744073709551615 journaled=19 journal_syncs=20 journal_errors=21 unjournaled=22 "
+          "replays=16 replayed=17 subscriber_connections=23 publisher_connections=24 ack_connections=25 held=26 "
+          "journal_pending=27 journal_unavailable=1 journal_messages=28 journal_bytes=29 journal_segments=30 "
+          "journal_bytes_written=31 journal_segments_removed=32");
   }
   SECTION("every counter in the list, each once, in the list's order") {
     relay_counters c;
     std::size_t i = 0;
-#define SET(name, doc) c.name = value_for(i++);
+#define SET(name, kind, doc) c.name = value_for(i++);
     ZRELAY_COUNTERS(SET)
 #undef SET
     std::string expected;
@@ -214,12 +231,15 @@ TEST_CASE("format_counters_json writes one flat object with every counter once",
         "{\"msgs_in\":10,\"bytes_in\":640,\"msgs_out\":0,\"bytes_out\":0,\"acks\":0,\"nacks\":0,\"duplicates\":0,"
         "\"dropped\":0,\"blocked\":0,\"malformed\":0,\"subscriptions\":0,\"unsubscriptions\":0,\"refused\":0,"
         "\"clients_refused\":0,\"disconnects\":0,\"publishers\":18446744073709551615,\"journaled\":0,\"journal_syncs\":0,"
-        "\"journal_errors\":0,\"unjournaled\":0,\"replays\":0,\"replayed\":0}");
+        "\"journal_errors\":0,\"unjournaled\":0,\"replays\":0,\"replayed\":0,\"subscriber_connections\":0,"
+        "\"publisher_connections\":0,\"ack_connections\":0,\"held\":0,\"journal_pending\":0,"
+        "\"journal_unavailable\":0,\"journal_messages\":0,\"journal_bytes\":0,\"journal_segments\":0,"
+        "\"journal_bytes_written\":0,\"journal_segments_removed\":0}");
   }
   SECTION("parsed back: each name once, with its value, in the list's order") {
     relay_counters c;
     std::size_t i = 0;
-#define SET(name, doc) c.name = value_for(i++);
+#define SET(name, kind, doc) c.name = value_for(i++);
     ZRELAY_COUNTERS(SET)
 #undef SET
     const auto text = format_counters_json(c);

@@ -103,6 +103,7 @@ struct relay::impl {
         s(ctx, cfg),
         xsub_watch(ctx, s.xsub, "pub"),
         router_watch(ctx, s.router, "ack"),
+        xpub_watch(ctx, s.xpub, "sub"),
         out(s.xpub, cfg.on_full, cfg.full_wait, stats, log,
             [this](std::uint64_t t, fanout::outcome o) { delivered(t, o); }) {
     bound_max_msg_size = cfg.max_msg_size;
@@ -124,6 +125,7 @@ struct relay::impl {
       stats.publishers.store(publishers.size(), std::memory_order_relaxed);
       stored = jr->next_jseq();
       last_time = jr->recovered().last_time_ns;  // entry times never go back, across restarts too
+      store_journal_counters();                  // what recovery found, before the first write
     }
   }
 
@@ -501,11 +503,20 @@ struct relay::impl {
     }
   }
 
-  void handle_journal() {
-    const auto p = jr->poll();
+  void store_journal_counters() {
     const auto c = jr->counters();
     stats.journal_syncs.store(c.syncs, std::memory_order_relaxed);
     stats.journal_errors.store(c.failures, std::memory_order_relaxed);
+    stats.journal_bytes_written.store(c.bytes_written, std::memory_order_relaxed);
+    stats.journal_segments_removed.store(c.segments_removed, std::memory_order_relaxed);
+    stats.journal_bytes.store(c.bytes, std::memory_order_relaxed);
+    stats.journal_segments.store(c.segments, std::memory_order_relaxed);
+    stats.journal_messages.store(c.messages, std::memory_order_relaxed);
+  }
+
+  void handle_journal() {
+    const auto p = jr->poll();
+    store_journal_counters();
     const auto upto = cfg.journal.fsync ? p.durable : p.written;
     if (upto > stored && journal_down && !p.failed) {
       journal_down = false;
@@ -563,8 +574,9 @@ struct relay::impl {
     }
   }
 
-  // Publisher connections that ended, as the monitor of their socket reports them.
-  void handle_disconnects(connection_watch& w, const char* socket_name) {
+  // Publisher connections that ended, as the monitor of their socket reports them; `open` gets the
+  // connections open now.
+  void handle_disconnects(connection_watch& w, const char* socket_name, std::atomic<std::uint64_t>& open) {
     const auto gone = w.read_events([&](const std::string& address) {
       log.note([&] {
         const auto cap = frame_limit(cfg.max_msg_size);
@@ -574,6 +586,21 @@ struct relay::impl {
       });
     });
     if (gone != 0) relay_stats::add(stats.disconnects, gone);
+    open.store(w.connected(), std::memory_order_relaxed);
+  }
+
+  // Subscriber connections come and go (nothing is logged or counted as a disconnect).
+  void handle_subscriber_events() {
+    (void)xpub_watch.read_events([](const std::string&) {});
+    stats.subscriber_connections.store(xpub_watch.connected(), std::memory_order_relaxed);
+  }
+
+  // The levels the metrics show, once per turn: relaxed stores of what the relay thread knows.
+  void store_gauges() {
+    stats.held.store(out.held(), std::memory_order_relaxed);
+    if (!jr) return;
+    stats.journal_pending.store(jr->next_jseq() - std::min(stored, jr->next_jseq()), std::memory_order_relaxed);
+    stats.journal_unavailable.store(journal_down ? 1 : 0, std::memory_order_relaxed);
   }
 
   void flush_acks() {
@@ -634,8 +661,9 @@ struct relay::impl {
     if (stop_fd >= 0) loop.add(stop_fd, [this] { stop.store(true, std::memory_order_relaxed); });
     loop.add(s.xpub, [this] { handle_subscriptions(); });
     if (jr) loop.add(jr->notify_fd(), [this] { handle_journal(); });
-    loop.add(xsub_watch.reader(), [this] { handle_disconnects(xsub_watch, "publisher"); });
-    loop.add(router_watch.reader(), [this] { handle_disconnects(router_watch, "ack"); });
+    loop.add(xsub_watch.reader(), [this] { handle_disconnects(xsub_watch, "publisher", stats.publisher_connections); });
+    loop.add(router_watch.reader(), [this] { handle_disconnects(router_watch, "ack", stats.ack_connections); });
+    loop.add(xpub_watch.reader(), [this] { handle_subscriber_events(); });
     for (auto& w : watched) {
       if (w.socket) loop.add(*w.socket, std::move(w.fn));
       else loop.add(w.fd, std::move(w.fn));
@@ -727,6 +755,7 @@ struct relay::impl {
           jr->flush();
         }
         flush_acks();
+        store_gauges();
         const auto now = clock::now();
         if (tick && now >= next_tick) {
           tick(stats.snapshot());
@@ -759,8 +788,10 @@ struct relay::impl {
       out.give_up();
       flush_acks();
       // Connections that ended while shutting down belong in the last counters.
-      handle_disconnects(xsub_watch, "publisher");
-      handle_disconnects(router_watch, "ack");
+      handle_disconnects(xsub_watch, "publisher", stats.publisher_connections);
+      handle_disconnects(router_watch, "ack", stats.ack_connections);
+      handle_subscriber_events();
+      store_gauges();
     } catch (const zmq::error_t& e) {
       if (e.num() != ETERM) throw;
     }
@@ -784,8 +815,8 @@ struct relay::impl {
   // bind), and stops before they close (~impl).
   std::unique_ptr<zap_handler> zap;
   relay_sockets s;
-  connection_watch xsub_watch, router_watch;  // after the sockets they watch: they stop first
-  std::unique_ptr<replay_server> replayer;    // with a journal; stops before the journal closes
+  connection_watch xsub_watch, router_watch, xpub_watch;  // after the sockets they watch: they stop first
+  std::unique_ptr<replay_server> replayer;                // with a journal; stops before the journal closes
   sessions publishers;
   fanout out;
   reactor loop;

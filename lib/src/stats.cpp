@@ -4,7 +4,7 @@ namespace zrelay {
 
 relay_counters relay_stats::snapshot() const {
   relay_counters c;
-#define ZRELAY_COUNTER_COPY(name, doc) c.name = name.load(std::memory_order_relaxed);
+#define ZRELAY_COUNTER_COPY(name, kind, doc) c.name = name.load(std::memory_order_relaxed);
   ZRELAY_COUNTERS(ZRELAY_COUNTER_COPY)
 #undef ZRELAY_COUNTER_COPY
   return c;

@@ -112,7 +112,7 @@ child_pid() {
 
 # start_relay [EXTRA ARGS...]: start zrelay on ephemeral loopback ports with -v and wait (with a
 # deadline) for its ready line. Exports PUB_EP SUB_EP ACK_EP CONTROL_EP (empty with --control-bind
-# off) (and REPLAY_EP with --journal),
+# off) (and REPLAY_EP with --journal, METRICS_URL with --metrics-bind),
 # RELAY_PID (zrelay itself, for kill -STOP), RELAY_ERR (its stderr file) and RELAY_INDEX (for
 # stop_relay).
 start_relay() {
@@ -133,10 +133,13 @@ start_relay() {
   if ! IFS= read -r -t "$WAIT_LIMIT" -u "$fd" line; then
     fail "zrelay $* printed no ready line within ${WAIT_LIMIT}s; its stderr: $(cat "$base.err")"
   fi
-  [[ $line =~ ^zrelay:\ ready\ pub=([^ ]+)\ sub=([^ ]+)\ ack=([^ ]+)(\ replay=([^ ]+))?(\ control=([^ ]+))?$ ]] ||
+  # More endpoints (control=EP, metrics=URL) may follow replay=, each as ' NAME=VALUE'.
+  [[ $line =~ ^zrelay:\ ready\ pub=([^ ]+)\ sub=([^ ]+)\ ack=([^ ]+)(\ replay=([^ ]+))?(\ [a-z]+=[^ ]+)*$ ]] ||
     fail "unexpected ready line from zrelay: '$line'"
   PUB_EP=${BASH_REMATCH[1]} SUB_EP=${BASH_REMATCH[2]} ACK_EP=${BASH_REMATCH[3]} REPLAY_EP=${BASH_REMATCH[5]}
-  CONTROL_EP=${BASH_REMATCH[7]}
+  CONTROL_EP= METRICS_URL=
+  [[ $line =~ \ control=([^ ]+) ]] && CONTROL_EP=${BASH_REMATCH[1]}
+  [[ $line =~ \ metrics=([^ ]+) ]] && METRICS_URL=${BASH_REMATCH[1]}
   [[ $PUB_EP != *'*'* && $SUB_EP != *'*'* && $ACK_EP != *'*'* ]] ||
     fail "zrelay reported an unresolved wildcard endpoint: '$line'"
   # timeout forked zrelay and has already exec'd it (it printed), so this is the relay's pid.
@@ -145,7 +148,7 @@ start_relay() {
   RELAY_PIDS[i]=$pid
   echo "$pid $tpid" >>"$TEST_TMP/relay.pids"
   RELAY_PID=$pid RELAY_ERR=$base.err RELAY_INDEX=$i
-  export PUB_EP SUB_EP ACK_EP REPLAY_EP CONTROL_EP RELAY_PID RELAY_ERR RELAY_INDEX
+  export PUB_EP SUB_EP ACK_EP REPLAY_EP CONTROL_EP METRICS_URL RELAY_PID RELAY_ERR RELAY_INDEX
 }
 
 # kill_relay: SIGKILL the current relay (no flush, no final line) and forget it.

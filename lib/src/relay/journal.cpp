@@ -1086,6 +1086,11 @@ writer_counters store::counters() const {
   c.bytes_written = m.n_bytes.load(std::memory_order_relaxed);
   c.failures = m.n_failures.load(std::memory_order_relaxed);
   c.segments_removed = m.n_removed.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(m.im);
+  c.bytes = m.total_bytes;
+  c.segments = m.segs.size();
+  const auto oldest = m.segs.empty() ? m.head : std::min(m.segs.front().first, m.head);
+  c.messages = m.head - oldest;
   return c;
 }
 

@@ -107,12 +107,15 @@ struct position {
   std::uint64_t jseq = 0;
 };
 
-/// Counters the writer keeps (relaxed reads from any thread).
+/// Counters the writer keeps (relaxed reads from any thread), and the size of the journal now.
 struct writer_counters {
   std::uint64_t syncs = 0;          ///< fdatasyncs that returned
   std::uint64_t bytes_written = 0;  ///< bytes of entries written
   std::uint64_t failures = 0;       ///< writes or syncs that failed
   std::uint64_t segments_removed = 0;
+  std::uint64_t bytes = 0;     ///< of the segment files now
+  std::uint64_t segments = 0;  ///< segment files now
+  std::uint64_t messages = 0;  ///< jseqs retained now: from the oldest retained to the written head
 };
 
 class store {

@@ -1,8 +1,8 @@
 #pragma once
 // Sockets: the relay's three sockets built from its config — XSUB for fire-and-forget publishers,
 // XPUB for subscribers, ROUTER for acked publishers — with their options (CURVE, high-water marks,
-// frame limits, heartbeats and keepalives), bound; and the monitor that counts publisher
-// connections that end.
+// frame limits, heartbeats and keepalives), bound; and the monitor that counts the connections
+// open and the publisher connections that end.
 
 #include <cstdint>
 #include <cstring>
@@ -78,6 +78,9 @@ public:
   /// failed one may be the other's; the failed one's own, which follows, then counts in its place,
   /// so the count is exact once both have ended.
   bool publisher_gone(std::uint16_t id);
+
+  /// Connections open now whose handshake completed (of the events read so far).
+  std::uint64_t connected() const { return established_; }
 
 private:
   zmq::socket_t& watched_;

@@ -381,6 +381,7 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
       ("heartbeat", "ZeroMQ heartbeat interval to publishers (one silent for 3 intervals is dropped) and TCP keepalive interval to subscribers (0: off)", cxxopts::value<std::string>()->default_value("1000"), "MS")
       ("stats-interval", "print the counters on stderr every SECONDS (a final line is always printed)", cxxopts::value<std::string>()->default_value("0"), "SECONDS")
       ("sys-interval", "publish the counters as JSON on the topic $SYS.<host name>.stats every SECONDS, for zsub -t '$SYS.' (0: off)", cxxopts::value<std::string>()->default_value("0"), "SECONDS")
+      ("metrics-bind", "serve GET /metrics (Prometheus text format) and GET /healthz over HTTP on HOST:PORT ([::1]:PORT for IPv6; port 0: any free one, on the ready line as metrics=URL); off by default", cxxopts::value<std::string>(), "HOST:PORT")
       ("spin", "after handling a message, look for the next one without sleeping for up to US microseconds while messages come that often: lower latency for CPU (0 to 1000000; an idle relay never spins; 0: never)", cxxopts::value<std::string>()->default_value(std::to_string(default_spin_us)), "US")
       ("v,verbose", "log subscriptions, new publishers, publisher connections that end and every refused message")
       ("h,help", "print this help")
@@ -451,6 +452,13 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
       control::check_bind(control);
     } catch (const endpoint_error& e) {
       throw usage_error(src.what("control-bind") + ": " + e.what());
+    }
+  }
+  if (src.given("metrics-bind")) {
+    try {
+      out.options.metrics_bind = parse_http_endpoint(src.get("metrics-bind"));
+    } catch (const std::invalid_argument& e) {
+      throw usage_error(src.what("metrics-bind") + " " + e.what());
     }
   }
   out.options.verbose = src.flag("verbose");

@@ -199,6 +199,7 @@ const std::map<std::string, value_kind>& relay_keys() {
       {"heartbeat", value_kind::whole},
       {"stats-interval", value_kind::seconds},
       {"sys-interval", value_kind::seconds},
+      {"metrics-bind", value_kind::text},
       {"spin", value_kind::whole},
       {"verbose", value_kind::flag},
       {"curve-key", value_kind::text},

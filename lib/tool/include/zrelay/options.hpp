@@ -9,6 +9,7 @@
 
 #include "zrelay/defaults.hpp"
 #include "zrelay/format.hpp"
+#include "zrelay/metrics.hpp"
 #include "zrelay/publisher.hpp"
 #include "zrelay/relay.hpp"
 #include "zrelay/subscriber.hpp"
@@ -28,8 +29,9 @@ struct relay_options {
   relay_config relay;
   std::chrono::milliseconds stats_interval{0};  ///< 0: only the final line
   bool verbose = false;
-  std::string config_path;              ///< --config (empty: none)
-  std::vector<relay_setting> settings;  ///< every key, in --help's order, with its effective text
+  std::string config_path;                    ///< --config (empty: none)
+  std::vector<relay_setting> settings;        ///< every key, in --help's order, with its effective text
+  std::optional<http_endpoint> metrics_bind;  ///< --metrics-bind: serve /metrics and /healthz there
   std::string control_bind = default_endpoint(default_control_port);  ///< empty: no control socket (off)
 };
 
