@@ -86,7 +86,14 @@ grep -q -- '--scenario' "$TEST_TMP/last.out" || fail "/usr/bin/zbench --help doe
 ZRELAY=/usr/bin/zrelay ZPUB=/usr/bin/zpub ZSUB=/usr/bin/zsub
 # The relay from the installed configuration (its journal here, its sockets on ephemeral ports: the
 # command line wins over the file); the file's own settings are in force.
-start_relay --config /etc/zrelay/zrelay.toml --journal "$TEST_TMP/journal"
+start_relay --config /etc/zrelay/zrelay.toml --journal "$TEST_TMP/journal" --metrics-bind 127.0.0.1:0
+# A scraper's view of it: promtool accepts what /metrics serves.
+[[ -n $METRICS_URL ]] || fail "the installed relay printed no metrics= on its ready line"
+curl -sf "$METRICS_URL/metrics" >"$TEST_TMP/metrics.txt" || fail "curl $METRICS_URL/metrics failed"
+promtool check metrics <"$TEST_TMP/metrics.txt" >"$TEST_TMP/promtool.out" 2>&1 ||
+  fail "promtool check metrics on the installed relay's /metrics: $(cat "$TEST_TMP/promtool.out")"
+grep -q '^zrelay_journal_segments ' "$TEST_TMP/metrics.txt" || fail "no journal figures in /metrics"
+[[ $(curl -s "$METRICS_URL/healthz") == ok ]] || fail "/healthz of the installed relay is not ok"
 expect_status 0 /usr/bin/zrelay --config /etc/zrelay/zrelay.toml --print-config
 grep -q -x 'journal-max-bytes = "1G"' "$TEST_TMP/last.out" ||
   fail "--print-config with the installed file does not show its journal-max-bytes: $(cat "$TEST_TMP/last.out")"
