@@ -139,6 +139,13 @@ TEST_CASE("toml_line writes what parse_config reads back to the same text", "[co
   // TOML wants digits on both sides of a point; the text the command line took stays the same number.
   CHECK(toml_line("stats-interval", ".5", value_kind::seconds) == "stats-interval = 0.5\n");
   CHECK(toml_line("stats-interval", "2.", value_kind::seconds) == "stats-interval = 2.0\n");
+  // Nor leading zeros, which the command line takes ("--hwm 0100").
+  CHECK(toml_line("hwm", "0100", value_kind::whole) == "hwm = 100\n");
+  CHECK(toml_line("hwm", "0", value_kind::whole) == "hwm = 0\n");
+  CHECK(toml_line("max-msg-size", "00065536", value_kind::size) == "max-msg-size = 65536\n");
+  CHECK(toml_line("stats-interval", "05", value_kind::seconds) == "stats-interval = 5\n");
+  CHECK(toml_line("stats-interval", "00.25", value_kind::seconds) == "stats-interval = 0.25\n");
+  CHECK(parse_config(toml_line("hwm", "0100", value_kind::whole), "z").values.at("hwm").text == "100");
 }
 
 TEST_CASE("parse_relay --config: the file's values, the command line winning, errors naming the file", "[config]") {

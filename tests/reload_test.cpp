@@ -46,15 +46,17 @@ TEST_CASE("reload_relay applies live settings, reports restarts, and keeps every
     CHECK(rep.lines == std::vector<std::string>{"no change"});
   }
   SECTION("live settings applied, the rest reported") {
-    write("full-wait = 20\nhwm = 5000\nmax-topic = 600\nstats-interval = 2\nspin = 0\n");
+    write("full-wait = 20\nhwm = 5000\nmax-topic = 600\nstats-interval = 2\nspin = 0\nsys-interval = 0.5\n");
     const auto rep = reload_relay(r, current, args, set_stats);
     CHECK(rep.ok);
     CHECK(has_line(rep, "full-wait: '100' -> '20': applied"));
     CHECK(has_line(rep, "max-topic: '1024' -> '600': applied"));
     CHECK(has_line(rep, "spin: '200' -> '0': applied"));
     CHECK(has_line(rep, "stats-interval: '0' -> '2': applied"));
+    CHECK(has_line(rep, "sys-interval: '0' -> '0.5': applied"));
     CHECK(has_line(rep, "hwm: '1000' -> '5000': needs a restart, not applied"));
-    CHECK(rep.lines.size() == 5);
+    CHECK(rep.lines.size() == 6);
+    CHECK(current.relay.sys_interval == 500ms);
     CHECK(current.relay.full_wait == 20ms);
     CHECK(current.relay.max_topic == 600);
     CHECK(current.relay.hwm == 1000);  // in force: not applied
@@ -63,7 +65,7 @@ TEST_CASE("reload_relay applies live settings, reports restarts, and keeps every
     const auto again = reload_relay(r, current, args, set_stats);
     CHECK(again.lines == std::vector<std::string>{"hwm: '1000' -> '5000': needs a restart, not applied"});
     // A limit goes back up to its value at start, not past it.
-    write("full-wait = 20\nhwm = 1000\nmax-topic = 2048\nstats-interval = 2\nspin = 0\n");
+    write("full-wait = 20\nhwm = 1000\nmax-topic = 2048\nstats-interval = 2\nspin = 0\nsys-interval = 0.5\n");
     const auto up = reload_relay(r, current, args, set_stats);
     REQUIRE(up.lines.size() == 1);
     CHECK_THAT(up.lines[0], Catch::StartsWith("max-topic: '600' -> '2048': not applied: raising it above 1024 bytes"));

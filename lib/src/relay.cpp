@@ -579,7 +579,7 @@ struct relay::impl {
   void handle_disconnects(connection_watch& w, const char* socket_name, std::atomic<std::uint64_t>& open) {
     const auto gone = w.read_events([&](const std::string& address) {
       log.note([&] {
-        const auto cap = frame_limit(cfg.max_msg_size);
+        const auto cap = frame_limit(bound_max_msg_size);  // the sockets' limit, set at start
         return std::string("a connection to the ") + socket_name + " socket " + address +
                " ended: the publisher closed it, heartbeats lost it" +
                (cap != 0 ? ", or ZeroMQ cut it for a frame over " + std::to_string(cap) + " bytes" : std::string());

@@ -58,6 +58,7 @@ cleanup() {
   local pid
   # Relays started in a case_ subshell are known only from the file start_relay writes.
   [[ -f $TEST_TMP/relay.pids ]] && RELAY_PIDS+=($(cat "$TEST_TMP/relay.pids"))
+  [[ -f $TEST_TMP/bg.pids ]] && BG_PIDS+=($(cat "$TEST_TMP/bg.pids"))
   for pid in "${RELAY_PIDS[@]}"; do
     [[ -n $pid ]] || continue
     kill -CONT "$pid" 2>/dev/null
@@ -92,6 +93,8 @@ bg() {
   timeout -k 2 "$CMD_LIMIT" "$@" <"${BG_STDIN:-/dev/null}" >"$out" 2>"$err" &
   BG_PID=$!
   BG_PIDS+=("$BG_PID")
+  # A command started in a case_ subshell is known to the cleanup only from this file.
+  echo "$BG_PID" >>"$TEST_TMP/bg.pids"
 }
 
 # wait_bg PID: wait for a background command started by bg; sets BG_STATUS (124: it hit its

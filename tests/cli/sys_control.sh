@@ -61,6 +61,11 @@ ctl_commands() {
   start_relay --control-bind "ipc://$TEST_TMP/control"
   [[ $CONTROL_EP == "ipc://$TEST_TMP/control" ]] || fail "ready line's control=: '$CONTROL_EP'"
   expect_status 0 "$ZRELAY" ctl stats --control-connect "$CONTROL_EP"
+  # A second relay on the same path is refused: ZeroMQ would remove the first one's socket file.
+  expect_status 1 "$ZRELAY" --pub-bind 'tcp://127.0.0.1:*' --sub-bind 'tcp://127.0.0.1:*' \
+    --ack-bind 'tcp://127.0.0.1:*' --control-bind "ipc://$TEST_TMP/control"
+  expect_stderr_contains "cannot bind 'ipc://$TEST_TMP/control' (the control socket): Address already in use"
+  expect_status 0 "$ZRELAY" ctl stats --control-connect "$CONTROL_EP"
   # IPv6 loopback, where the machine has it.
   if grep -q '^00000000000000000000000000000001 ' /proc/net/if_inet6 2>/dev/null; then
     start_relay --control-bind 'tcp://[::1]:*'

@@ -178,7 +178,8 @@ curve_config relay_curve(const relay_source& r) {
     throw usage_error(r.what("allow-keys") + " needs --curve-key (the relay's own key pair)");
   if (!r.given("curve-key")) return c;
   if (!r.given("allow-keys"))
-    throw usage_error("CURVE without --allow-keys would encrypt but authenticate nobody: give --allow-keys FILE");
+    throw usage_error((r.from_file("curve-key") ? r.what("curve-key") + ": " : std::string()) +
+                      "CURVE without --allow-keys would encrypt but authenticate nobody: give --allow-keys FILE");
   c.keys = read_key_file(r.get("curve-key"));
   c.allowed_keys = read_allowlist(r.get("allow-keys"));
   return c;

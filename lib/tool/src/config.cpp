@@ -253,15 +253,29 @@ config_file read_config(const std::string& path, const std::map<std::string, val
   return parse_config(text, path, keys);
 }
 
+namespace {
+
+// TOML allows no leading zeros ("0100"), which the command line takes: the same number without them.
+std::string without_leading_zeros(std::string s) {
+  const std::size_t from = !s.empty() && s[0] == '-' ? 1 : 0;
+  std::size_t zeros = 0;
+  while (from + zeros + 1 < s.size() && s[from + zeros] == '0' && s[from + zeros + 1] >= '0' &&
+         s[from + zeros + 1] <= '9')
+    ++zeros;
+  return s.erase(from, zeros);
+}
+
+}  // namespace
+
 std::string toml_line(const std::string& key, const std::string& text, value_kind kind) {
   std::string value;
   switch (kind) {
     case value_kind::whole:
     case value_kind::size:
-    case value_kind::duration: value = integer_text(text) ? text : quoted(text); break;
+    case value_kind::duration: value = integer_text(text) ? without_leading_zeros(text) : quoted(text); break;
     case value_kind::seconds:
-      // TOML wants a digit on both sides of the point: ".5" is 0.5, "5." is 5.0.
-      value = text;
+      // TOML wants a digit on both sides of the point: ".5" is 0.5, "5." is 5.0; and no leading zeros.
+      value = without_leading_zeros(text);
       if (!value.empty() && value.front() == '.') value.insert(0, "0");
       if (!value.empty() && value.back() == '.') value += "0";
       break;

@@ -8,9 +8,9 @@
 namespace zrelay {
 namespace {
 
-constexpr std::array<const char*, 10> live_keys = {
-    "on-full",           "full-wait",       "spin",       "max-msg-size", "max-topic",
-    "journal-max-bytes", "journal-max-age", "allow-keys", "verbose",      "stats-interval",
+constexpr std::array<const char*, 11> live_keys = {
+    "on-full",         "full-wait",  "spin",    "max-msg-size",   "max-topic",    "journal-max-bytes",
+    "journal-max-age", "allow-keys", "verbose", "stats-interval", "sys-interval",
 };
 
 bool same(const relay_setting& a, const relay_setting& b) { return a.set == b.set && (!a.set || a.text == b.text); }
@@ -64,6 +64,8 @@ reload_report reload_relay(relay& r, relay_options& current, const std::vector<s
     bool changed = !same(current.settings[i], now.settings[i]);
     // The allowlist's file may be the same and its keys not.
     if (key == "allow-keys" && now.relay.curve.allowed_keys != current.relay.curve.allowed_keys) changed = true;
+    // So may the key pair's (a new pair written to the same file): that takes a restart.
+    if (key == "curve-key" && now.relay.curve.keys.public_key != current.relay.curve.keys.public_key) changed = true;
     if (!changed) continue;
     const bool can = reloadable(key) && (key.rfind("journal-", 0) != 0 || journal_same) &&
                      (key != "allow-keys" || (curve_same && current.relay.curve.enabled()));
@@ -91,9 +93,14 @@ reload_report reload_relay(relay& r, relay_options& current, const std::vector<s
     if (key == "stats-interval" && set_stats) set_stats(current.stats_interval);
     report.lines.push_back(line + (key == "allow-keys" ? "" : ": applied"));
   }
-  for (const auto i : restart)
-    report.lines.push_back(now.settings[i].key + ": " + shown(current.settings[i]) + " -> " + shown(now.settings[i]) +
-                           ": needs a restart, not applied");
+  for (const auto i : restart) {
+    const auto& key = now.settings[i].key;
+    if (same(current.settings[i], now.settings[i]))  // the same file, other contents
+      report.lines.push_back(key + ": " + shown(now.settings[i]) + " holds another key pair now: needs a restart, not applied");
+    else
+      report.lines.push_back(key + ": " + shown(current.settings[i]) + " -> " + shown(now.settings[i]) +
+                             ": needs a restart, not applied");
+  }
   if (report.lines.empty()) report.lines.push_back("no change");
   return report;
 }
