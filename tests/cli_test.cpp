@@ -83,7 +83,7 @@ TEST_CASE("parse_ctl takes one command, the endpoint and a timeout", "[cli][cont
   CHECK(o.options.timeout == 50ms);
   CHECK(ctl({"--timeout", "50", "stats"}).options.command == "stats");
   CHECK(ctl({"--help"}).print.find("Exit status: 0 done, 1 no answer") != std::string::npos);
-  const std::string usage = "usage: zrelay ctl stats|reload [--control-connect EP] [--timeout MS]";
+  const std::string usage = "usage: zrelay ctl stats|reload [--control-connect EP | --config FILE] [--timeout MS]";
   CHECK_THROWS_WITH(ctl({}), usage);
   CHECK_THROWS_WITH(ctl({"stats", "reload"}), usage);
   CHECK_THROWS_WITH(ctl({"stop"}), "unknown command 'stop' for zrelay ctl (stats, reload)");
@@ -788,7 +788,13 @@ TEST_CASE("parse_sub reports each usage error in words", "[cli]") {
 
 TEST_CASE("a positive time never rounds to 0, which would mean no limit", "[cli]") {
   SECTION("-W") { CHECK(sub({"-t", "x", "-W", "0.0001"}).options.idle == 1ms); }
-  SECTION("--stats-interval") { CHECK(relay({"--stats-interval", "0.0001"}).options.stats_interval == 1ms); }
+  SECTION("--stats-interval: 0 or at least 10 ms") {
+    CHECK(relay({"--stats-interval", "0.01"}).options.stats_interval == 10ms);
+    CHECK_THROWS_WITH(relay({"--stats-interval", "0.0001"}),
+                      "--stats-interval must be 0 (off) or at least 0.01 seconds, not '0.0001'");
+    CHECK_THROWS_WITH(relay({"--sys-interval", "0.009"}),
+                      "--sys-interval must be 0 (off) or at least 0.01 seconds, not '0.009'");
+  }
   SECTION("--stats-interval 0 stays 0 (only the final line)") {
     CHECK(relay({"--stats-interval", "0"}).options.stats_interval == 0ms);
   }

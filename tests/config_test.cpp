@@ -121,6 +121,7 @@ TEST_CASE("toml_line writes what parse_config reads back to the same text", "[co
   const std::vector<sample> samples = {
       {"pub-bind", "tcp://127.0.0.1:5559", value_kind::text},
       {"journal", "/var/lib/zrelay/a \"quoted\" \\ dir\t\x01", value_kind::text},
+      {"journal", "/var/lib/z\xC3\xA9lay/\xF0\x9F\x98\x80", value_kind::text},  // non-ASCII: written as escapes
       {"hwm", "1000", value_kind::whole},
       {"max-msg-size", "1M", value_kind::size},
       {"max-msg-size", "65536", value_kind::size},
@@ -139,6 +140,7 @@ TEST_CASE("toml_line writes what parse_config reads back to the same text", "[co
   // TOML wants digits on both sides of a point; the text the command line took stays the same number.
   CHECK(toml_line("stats-interval", ".5", value_kind::seconds) == "stats-interval = 0.5\n");
   CHECK(toml_line("stats-interval", "2.", value_kind::seconds) == "stats-interval = 2.0\n");
+  CHECK(toml_line("journal", "/j\xC3\xA9", value_kind::text) == "journal = \"/j\\u00e9\"\n");
   // Nor leading zeros, which the command line takes ("--hwm 0100").
   CHECK(toml_line("hwm", "0100", value_kind::whole) == "hwm = 100\n");
   CHECK(toml_line("hwm", "0", value_kind::whole) == "hwm = 0\n");
@@ -169,8 +171,10 @@ TEST_CASE("parse_relay --config: the file's values, the command line winning, er
   CHECK_THROWS_MATCHES(relay({"--config", file.path(), "--hwm", "0"}), usage_error,
                        Catch::Message("--hwm must be a whole number from 1 to 10000000, not '0'"));
   file.rewrite("journal-fsync = \"off\"\n");
-  CHECK_THROWS_MATCHES(relay({"--config", file.path()}), usage_error,
-                       Catch::Message(file.path() + ":1: journal-fsync needs --journal DIR"));
+  CHECK_THROWS_MATCHES(
+      relay({"--config", file.path()}), usage_error,
+      Catch::Message(file.path() +
+                     ":1: journal-fsync needs a journal (journal = \"DIR\" in the file, or --journal DIR)"));
   file.rewrite("sub-bind = \"localhost:5560\"\n");
   CHECK_THROWS_WITH(relay({"--config", file.path()}), Catch::StartsWith(file.path() + ":1: sub-bind: "));
   file.rewrite("on-full = \"sometimes\"\n");
@@ -211,4 +215,44 @@ TEST_CASE("parse_relay --print-config prints every key, and --config reads it ba
   CHECK(plain.find("# journal-fsync = \"on\"\n") != std::string::npos);
   temp_config defaults(plain);
   CHECK(relay({"--config", defaults.path()}).options.relay.journal.dir.empty());
+}
+
+TEST_CASE("zrelay ctl --config takes the control socket from the relay's configuration file", "[config]") {
+  const auto ctl = [](std::vector<std::string> args) {
+    std::vector<const char*> v{"zrelay", "ctl"};
+    for (const auto& a : args) v.push_back(a.c_str());
+    return zrelay::cli::parse_ctl(static_cast<int>(v.size()), v.data()).options;
+  };
+  temp_config file("hwm = 5\ncontrol-bind = \"ipc:///run/zrelay/control\"\n");
+  CHECK(ctl({"stats", "--config", file.path()}).endpoint == "ipc:///run/zrelay/control");
+  // --control-connect wins; a file without the key leaves the default.
+  CHECK(ctl({"stats", "--config", file.path(), "--control-connect", "tcp://127.0.0.1:7000"}).endpoint ==
+        "tcp://127.0.0.1:7000");
+  file.rewrite("hwm = 5\n");
+  CHECK(ctl({"reload", "--config", file.path()}).endpoint == "tcp://127.0.0.1:5563");
+  file.rewrite("control-bind = \"off\"\n");
+  CHECK_THROWS_WITH(ctl({"stats", "--config", file.path()}),
+                    Catch::StartsWith(file.path() + ":1: control-bind is off"));
+  file.rewrite("control-bind = 5\n");
+  CHECK_THROWS_WITH(ctl({"stats", "--config", file.path()}),
+                    Catch::StartsWith(file.path() + ":1: control-bind must be a string"));
+}
+
+TEST_CASE("read_config refuses what is not a config file: a FIFO, a device, a huge file, a byte order mark",
+          "[config]") {
+  CHECK_THROWS_WITH(zrelay::cli::read_config("/dev/zero"),
+                    Catch::Equals("cannot read config file '/dev/zero': not a regular file"));
+  temp_config big(std::string((1u << 20) + 1, '#'));
+  CHECK_THROWS_WITH(zrelay::cli::read_config(big.path()), Catch::Contains("more than a config file's 1048576"));
+  temp_config bom("\xEF\xBB\xBFhwm = 1\n");
+  CHECK_THROWS_WITH(zrelay::cli::read_config(bom.path()),
+                    Catch::EndsWith(":1: the file starts with a UTF-8 byte order mark: save it without one"));
+  CHECK_THROWS_WITH(parse_config("HWM = 1", "z"), Catch::Contains("(did you mean 'hwm'?)"));
+  CHECK_THROWS_WITH(parse_config("journal = \"/j\xC3\xA9\"", "z"),
+                    Catch::StartsWith("z:1: a non-ASCII character outside a comment line"));
+  CHECK(parse_config("# Gr\xC3\xB6\xC3\x9F"
+                     "e\njournal = \"/j\\u00e9\"",
+                     "z")
+            .values.at("journal")
+            .text == "/j\xC3\xA9");
 }

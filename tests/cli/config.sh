@@ -39,10 +39,19 @@ bad 'hwm = 1000\nhwmm = 5\n' "bad.toml:2: unknown key 'hwmm' (did you mean 'hwm'
 bad 'hwm = "lots"\n' "bad.toml:1: hwm must be an integer (hwm = 1000), not a string"
 bad '\n\nhwm = 0\n' "bad.toml:3: hwm must be a whole number from 1 to 10000000, not '0'"
 bad 'verbose = "yes"\n' "bad.toml:1: verbose must be true or false, not a string"
-bad 'journal-fsync = "off"\n' "bad.toml:1: journal-fsync needs --journal DIR"
+bad 'journal-fsync = "off"\n' 'bad.toml:1: journal-fsync needs a journal (journal = "DIR" in the file, or --journal DIR)'
 bad '[sockets]\npub-bind = "x"\n' "bad.toml:1: 'sockets' is a table"
 bad 'hwm = 1\nhwm = 2\n' "bad.toml:2: not valid TOML: "
 bad 'pub-bind = "localhost:5559"\n' "bad.toml:1: pub-bind: "
+bad '\xef\xbb\xbfhwm = 1\n' "bad.toml:1: the file starts with a UTF-8 byte order mark"
+bad 'journal = "/var/lib/z\xc3\xa9"\n' "bad.toml:1: a non-ASCII character outside a comment line"
+expect_status 2 "$ZRELAY" --config /dev/zero
+expect_stderr_contains "cannot read config file '/dev/zero': not a regular file"
+# What --print-config writes of a non-ASCII path is what --config reads back.
+expect_status 0 "$ZRELAY" --journal "$TEST_TMP/j"$'\xc3\xa9' --print-config
+grep -q -F 'journal = "'"$TEST_TMP"'/j\u00e9"' "$TEST_TMP/last.out" || fail "print-config wrote: $(grep '^journal' "$TEST_TMP/last.out")"
+cp "$TEST_TMP/last.out" nonascii.toml
+expect_status 0 "$ZRELAY" --config nonascii.toml --print-config
 expect_status 2 "$ZRELAY" --config missing.toml
 expect_stderr_contains "cannot read config file 'missing.toml': No such file or directory"
 # The command line's value stands in for the file's bad one.

@@ -149,7 +149,7 @@ no_relay() {
 
 bad_args() {
   expect_status 2 "$ZRELAY" ctl
-  expect_stderr_contains "zrelay: error: usage: zrelay ctl stats|reload [--control-connect EP] [--timeout MS] (see 'zrelay ctl --help')"
+  expect_stderr_contains "zrelay: error: usage: zrelay ctl stats|reload [--control-connect EP | --config FILE] [--timeout MS] (see 'zrelay ctl --help')"
   expect_status 2 "$ZRELAY" ctl restart
   expect_stderr_contains "unknown command 'restart' for zrelay ctl (stats, reload)"
   expect_status 2 "$ZRELAY" ctl stats --timeout soon

@@ -241,6 +241,14 @@ std::string checked_endpoint(const relay_source& src, const std::string& name) {
   return src.get(name);
 }
 
+// --stats-interval and --sys-interval: 0 (off) or at least 10 ms (a line or a sample each).
+std::chrono::milliseconds parse_interval(const relay_source& src, const std::string& name) {
+  const auto v = parse_seconds(src.get(name), src.what(name), true);
+  if (v.count() != 0 && v < std::chrono::milliseconds(10))
+    throw usage_error(src.what(name) + " must be 0 (off) or at least 0.01 seconds, not '" + src.get(name) + "'");
+  return v;
+}
+
 bool journal_setting(const std::string& key) {
   return key != "journal" && (key.rfind("journal-", 0) == 0 || key == "replay-bind");
 }
@@ -323,7 +331,8 @@ parsed<ctl_options> parse_ctl(int argc, const char* const* argv) {
   o.positional_help("");
   // clang-format off
   o.add_options()
-      ("control-connect", "the relay's control socket", cxxopts::value<std::string>()->default_value(default_endpoint(default_control_port)), "EP")
+      ("control-connect", "the relay's control socket (default: the control-bind of --config FILE, else " + default_endpoint(default_control_port) + ")", cxxopts::value<std::string>(), "EP")
+      ("config", "the relay's configuration file: its control-bind is where to connect", cxxopts::value<std::string>(), "FILE")
       ("timeout", "give up when no answer comes within MS milliseconds", cxxopts::value<std::string>()->default_value("2000"), "MS")
       ("h,help", "print this help")
       ("command", "", cxxopts::value<std::vector<std::string>>());
@@ -342,12 +351,27 @@ parsed<ctl_options> parse_ctl(int argc, const char* const* argv) {
     return out;
   }
   const auto words = r.count("command") ? r["command"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  if (words.size() != 1) throw usage_error("usage: zrelay ctl stats|reload [--control-connect EP] [--timeout MS]");
+  if (words.size() != 1)
+    throw usage_error("usage: zrelay ctl stats|reload [--control-connect EP | --config FILE] [--timeout MS]");
   if (!control::parse_command(words[0]))
     throw usage_error("unknown command '" + words[0] + "' for zrelay ctl (stats, reload)");
   auto& c = out.options;
   c.command = words[0];
-  c.endpoint = checked_endpoint(get(r, "control-connect"), endpoint_use::connect);
+  if (r.count("control-connect")) {
+    c.endpoint = checked_endpoint(get(r, "control-connect"), endpoint_use::connect);
+  } else if (r.count("config")) {
+    const auto file = read_config(get(r, "config"));
+    const auto it = file.values.find("control-bind");
+    if (it != file.values.end()) {
+      if (it->second.text == "off")
+        throw usage_error(file.where("control-bind") + " is off: that relay has no control socket");
+      try {
+        c.endpoint = checked_endpoint(it->second.text, endpoint_use::connect);
+      } catch (const usage_error& e) {
+        throw usage_error(file.where("control-bind") + ": " + e.what());
+      }
+    }
+  }
   c.timeout = std::chrono::milliseconds(parse_uint(get(r, "timeout"), "--timeout", 1, 3'600'000));
   return out;
 }
@@ -407,8 +431,13 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
             "--curve-key relay.key --allow-keys FILE (the clients' .pub lines), and give each client its own\n"
             "--curve-key NAME.key and --curve-server-key relay.pub. A firewall in front still helps.\n"
             "\nSIGHUP (or 'zrelay ctl reload') reads the command line and the --config file again: what can\n"
-            "change live is applied and logged, the rest is logged as needing a restart; a file that does not\n"
-            "parse changes nothing. No client is dropped.\n"
+            "change live is applied and logged (allow-keys, max-msg-size and max-topic up to their values at\n"
+            "start, on-full, full-wait, spin, journal-max-bytes, journal-max-age, verbose, stats-interval,\n"
+            "sys-interval), the rest is logged as needing a restart; a file that does not parse changes\n"
+            "nothing. No client is dropped.\n"
+            "\nzrelay ctl stats|reload [--control-connect EP | --config FILE] [--timeout MS] asks a running relay\n"
+            "through its control socket: stats prints its counters as JSON, reload does what SIGHUP does and\n"
+            "prints what changed (see 'zrelay ctl --help').\n"
             "\nExit status: 0 stopped by SIGINT/SIGTERM, 1 runtime error (cannot bind, cannot read a key file,\n"
             "cannot use the journal directory: not a directory, no permission, locked by another zrelay),\n"
             "2 usage error (the command line or the --config file: the error names the file, line and key).\n");
@@ -442,8 +471,8 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
   if (c.max_topic < min_max_topic || c.max_topic > max_topic_limit)
     throw usage_error(src.what("max-topic") + " must be from " + std::to_string(min_max_topic) + " to " +
                       std::to_string(max_topic_limit) + " bytes, not '" + src.get("max-topic") + "'");
-  out.options.stats_interval = parse_seconds(src.get("stats-interval"), src.what("stats-interval"), true);
-  c.sys_interval = parse_seconds(src.get("sys-interval"), src.what("sys-interval"), true);
+  out.options.stats_interval = parse_interval(src, "stats-interval");
+  c.sys_interval = parse_interval(src, "sys-interval");
   auto& control = out.options.control_bind;
   control = src.get("control-bind");
   if (control == "off") {
@@ -488,7 +517,10 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
   } else {
     for (const char* name :
          {"journal-fsync", "journal-max-bytes", "journal-max-age", "journal-segment-size", "replay-bind"})
-      if (src.given(name)) throw usage_error(src.what(name) + " needs --journal DIR");
+      if (src.given(name))
+        throw usage_error(src.what(name) + (src.from_file(name)
+                                                ? " needs a journal (journal = \"DIR\" in the file, or --journal DIR)"
+                                                : " needs --journal DIR"));
   }
   out.options.settings = effective_settings(o, src, !j.dir.empty());
   if (r.count("print-config")) out.print = print_config(out.options.settings, file ? &*file : nullptr);

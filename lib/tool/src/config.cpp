@@ -3,7 +3,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -29,6 +31,8 @@ std::string kind_name(value_kind k, const std::string& key) {
   }
   return "?";
 }
+
+constexpr std::uint64_t max_config_bytes = std::uint64_t{1} << 20;
 
 const char* type_name(const toml::node& n) {
   switch (n.type()) {
@@ -107,7 +111,9 @@ std::string suggestion(const std::string& key, const std::map<std::string, value
   std::string best;
   std::size_t best_d = 3;  // at most two edits away
   for (const auto& k : keys) {
-    const auto d = distance(key, k.first);
+    std::string lower = key;
+    for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    const auto d = std::min(distance(key, k.first), distance(lower, k.first));
     if (d < best_d) {
       best_d = d;
       best = k.first;
@@ -116,10 +122,37 @@ std::string suggestion(const std::string& key, const std::map<std::string, value
   return best.empty() ? std::string() : " (did you mean '" + best + "'?)";
 }
 
+// The code point of the UTF-8 sequence at s[i] (moving i to its last byte), or 0 when none is there.
+std::uint32_t utf8_at(const std::string& s, std::size_t& i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  const std::size_t n = c >= 0xF0 && c <= 0xF4 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 && c < 0xE0 ? 1 : 0;
+  if (n == 0 || i + n >= s.size()) return 0;
+  std::uint32_t cp = c & (n == 1 ? 0x1F : n == 2 ? 0x0F : 0x07);
+  for (std::size_t k = 1; k <= n; ++k) {
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (b(i + k) & 0x3F);
+  }
+  const std::uint32_t least = n == 1 ? 0x80 : n == 2 ? 0x800 : 0x10000;
+  if (cp < least || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  i += n;
+  return cp;
+}
+
 // A TOML basic string.
 std::string quoted(const std::string& s) {
   std::string out = "\"";
-  for (const unsigned char c : s) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    // A non-ASCII character as an escape: the reader takes non-ASCII only on comment lines.
+    if (c >= 0x80) {
+      const auto cp = utf8_at(s, i);
+      char buf[16];
+      if (cp > 0xFFFF) std::snprintf(buf, sizeof buf, "\\U%08x", static_cast<unsigned>(cp));
+      else std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(cp));
+      out += cp != 0 ? buf : std::string(1, s[i]);  // not UTF-8: as it is (TOML cannot say it)
+      continue;
+    }
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -145,6 +178,8 @@ std::string quoted(const std::string& s) {
 // the text, except on a comment line (one whose first character is '#'). A path or an endpoint with
 // non-ASCII characters can be written with TOML's \uXXXX escapes in a string instead.
 void refuse_non_ascii(std::string_view t, const std::string& path) {
+  if (t.rfind("\xEF\xBB\xBF", 0) == 0)
+    throw usage_error(path + ":1: the file starts with a UTF-8 byte order mark: save it without one");
   std::size_t line = 1;
   bool line_start = true, comment = false;
   for (const char c : t) {
@@ -242,8 +277,14 @@ config_file parse_config(std::string_view text, const std::string& path,
 
 config_file read_config(const std::string& path, const std::map<std::string, value_kind>& keys) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
-    throw usage_error("cannot read config file '" + path + "': it is a directory");
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) throw usage_error("cannot read config file '" + path + "': it is a directory");
+    // Not a FIFO or a device: reading one may never end (and signals wait meanwhile).
+    if (!S_ISREG(st.st_mode)) throw usage_error("cannot read config file '" + path + "': not a regular file");
+    if (static_cast<std::uint64_t>(st.st_size) > max_config_bytes)
+      throw usage_error("cannot read config file '" + path + "': " + std::to_string(st.st_size) +
+                        " bytes, more than a config file's " + std::to_string(max_config_bytes));
+  }
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!f) throw usage_error("cannot read config file '" + path + "': " + std::strerror(errno));
   std::string text;

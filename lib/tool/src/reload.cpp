@@ -96,7 +96,8 @@ reload_report reload_relay(relay& r, relay_options& current, const std::vector<s
   for (const auto i : restart) {
     const auto& key = now.settings[i].key;
     if (same(current.settings[i], now.settings[i]))  // the same file, other contents
-      report.lines.push_back(key + ": " + shown(now.settings[i]) + " holds another key pair now: needs a restart, not applied");
+      report.lines.push_back(key + ": " + shown(now.settings[i]) +
+                             " holds another key pair now: needs a restart, not applied");
     else
       report.lines.push_back(key + ": " + shown(current.settings[i]) + " -> " + shown(now.settings[i]) +
                              ": needs a restart, not applied");
