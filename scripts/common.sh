@@ -4,14 +4,15 @@ set -euo pipefail
 
 ZRELAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ZRELAY_BUILD=${ZRELAY_BUILD:-$ZRELAY_ROOT/build}
-ZRELAY_PACKAGES=(g++ cmake ninja-build pkg-config libzmq3-dev cppzmq-dev libcxxopts-dev libtomlplusplus-dev libsystemd-dev libisal-dev libcpp-httplib-dev catch2 util-linux coreutils)
+ZRELAY_PACKAGES=(g++ cmake ninja-build pkg-config libzmq3-dev cppzmq-dev libcxxopts-dev libtomlplusplus-dev libsystemd-dev libisal-dev libmicrohttpd-dev catch2 util-linux coreutils)
 # Only the tests need these (scripts/test adds them): clang and its libFuzzer runtime for tests/fuzz,
 # pyzmq for the Python client of tests/interop, clang-format for the format check (scripts/format),
 # nats-server for the nats and nats-js scenarios of the zbench smoke test (tests/bench/smoke.sh);
 # help2man for the man pages (docs/man: none without it), dpkg-dev (dpkg-shlibdeps, cpack's Depends),
 # lintian, man-db (man, lexgrog) and systemd (systemd-analyze) for the package test (tests/package);
-# curl and prometheus (promtool) for the metrics test (tests/cli/metrics.sh).
-ZRELAY_TEST_PACKAGES=(clang libclang-rt-14-dev python3-zmq clang-format nats-server
+# curl and prometheus (promtool) for the metrics test (tests/cli/metrics.sh), cpp-httplib's client
+# for the metrics unit test.
+ZRELAY_TEST_PACKAGES=(clang libclang-rt-14-dev python3-zmq clang-format nats-server libcpp-httplib-dev
   help2man dpkg-dev lintian man-db systemd curl prometheus)
 
 as_root() {

@@ -1,23 +1,18 @@
 #include "zrelay/metrics.hpp"
 
+#include <arpa/inet.h>
 #include <netdb.h>
-#include <pthread.h>
-#include <signal.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
-#include <atomic>
+#include <microhttpd.h>
+
 #include <cerrno>
-#include <condition_variable>
 #include <cstdio>
 #include <cstring>
-#include <deque>
-#include <mutex>
+#include <memory>
 #include <stdexcept>
-#include <thread>
-#include <vector>
-
-// The only file that includes httplib.h: it is big, and nothing else needs it.
-#include <httplib.h>
 
 #include "zrelay/relay.hpp"
 
@@ -25,20 +20,15 @@ namespace zrelay {
 namespace {
 
 constexpr const char* content_type = "text/plain; version=0.0.4; charset=utf-8";
-// A request is a GET: no body is read (nor would one over 1 KiB be). The request line and each
-// header are capped at 8 KiB by the library itself (CPPHTTPLIB_REQUEST_URI_MAX_LENGTH,
-// CPPHTTPLIB_HEADER_MAX_LENGTH: 414 and 400).
-constexpr std::size_t max_body = 1024;
-// A scraper sends its request at once: a connection silent this long is closed, so that a few idle
-// ones cannot keep the workers from a scrape for long.
-constexpr time_t read_timeout_seconds = 1;
-constexpr time_t write_timeout_seconds = 2;
-constexpr std::size_t workers = 2;
-// Connections accepted and waiting for a worker; past that the accepting thread answers the next
-// one itself, and accepts nothing meanwhile: the kernel's backlog takes the rest.
-constexpr std::size_t max_waiting = 8;
+// libmicrohttpd (Debian's libmicrohttpd-dev) serves on one thread of its own, every connection
+// non-blocking (epoll): a slow client holds up no other. What one connection may cost is bounded:
+// its request line and headers live in a buffer of this size (a longer request is answered 431 or
+// 414 and closed; a GET has no body, and none is read), and a connection idle this long is closed.
+constexpr std::size_t connection_memory = 16 * 1024;
+constexpr unsigned idle_timeout_seconds = 2;
+// Connections at once, in all: a scraper needs one. Past this, new ones are refused at once.
+constexpr unsigned max_connections = 64;
 
-// # HELP text: a backslash and a line feed are escaped (the text format 0.0.4).
 std::string escape_help(std::string_view s) {
   std::string out;
   for (const char c : s) {
@@ -67,63 +57,6 @@ void metric(std::string& out, const std::string& name, const char* type, std::st
   out += "# TYPE " + name + ' ' + type + '\n';
   out += name + sample + '\n';
 }
-
-// httplib's pool starts 8 threads or more and grows its queue without bound; this one has two
-// workers and a short queue.
-class bounded_queue : public httplib::TaskQueue {
-public:
-  bounded_queue() {
-    for (std::size_t i = 0; i < workers; ++i) workers_.emplace_back([this] { work(); });
-  }
-  ~bounded_queue() override {
-    if (!workers_.empty()) shutdown();
-  }
-  bounded_queue(const bounded_queue&) = delete;
-  bounded_queue& operator=(const bounded_queue&) = delete;
-
-  void enqueue(std::function<void()> fn) override {
-    {
-      std::lock_guard<std::mutex> lock(m_);
-      if (jobs_.size() < max_waiting) {
-        jobs_.push_back(std::move(fn));
-        cv_.notify_one();
-        return;
-      }
-    }
-    fn();  // the read and write timeouts bound how long this holds up accepting
-  }
-
-  void shutdown() override {
-    {
-      std::lock_guard<std::mutex> lock(m_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : workers_) t.join();
-    workers_.clear();
-  }
-
-private:
-  void work() {
-    for (;;) {
-      std::function<void()> job;
-      {
-        std::unique_lock<std::mutex> lock(m_);
-        cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
-        if (jobs_.empty()) return;  // stopping, and every connection accepted was answered
-        job = std::move(jobs_.front());
-        jobs_.pop_front();
-      }
-      job();
-    }
-  }
-
-  std::mutex m_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;
-  bool stop_ = false;
-  std::vector<std::thread> workers_;
-};
 
 }  // namespace
 
@@ -185,94 +118,94 @@ health check_health(const relay_counters& c) {
 }
 
 struct metrics_server::impl {
-  impl(const http_endpoint& e, std::function<relay_counters()> c, metrics_info i)
-      : ep(e), counters(std::move(c)), info(std::move(i)) {}
+  impl(std::function<relay_counters()> c, metrics_info i) : counters(std::move(c)), info(std::move(i)) {}
 
-  void serve(const httplib::Request& req, httplib::Response& res) {
-    if (req.method != "GET" && req.method != "HEAD") {
-      res.status = 405;
-      res.set_header("Allow", "GET, HEAD");
-      res.set_content("method not allowed: use GET\n", "text/plain");
-    } else if (req.path == "/metrics") {
-      res.set_content(format_metrics(counters(), info), content_type);
-    } else if (req.path == "/healthz") {
-      const auto h = check_health(counters());
-      res.status = h.status;
-      res.set_content(h.body, "text/plain");
+  // The answer to one request (on the server's thread).
+  static MHD_Result answer(void* cls, MHD_Connection* conn, const char* path, const char* method, const char*,
+                           const char*, std::size_t*, void**) {
+    auto& m = *static_cast<impl*>(cls);
+    int status = 200;
+    std::string body;
+    const char* type = "text/plain";
+    const bool get = std::strcmp(method, "GET") == 0 || std::strcmp(method, "HEAD") == 0;
+    if (!get) {
+      status = 405;
+      body = "method not allowed: use GET\n";
+    } else if (std::strcmp(path, "/metrics") == 0) {
+      body = format_metrics(m.counters(), m.info);
+      type = content_type;
+    } else if (std::strcmp(path, "/healthz") == 0) {
+      const auto h = check_health(m.counters());
+      status = h.status;
+      body = h.body;
     } else {
-      res.status = 404;
-      res.set_content("not found: the paths are /metrics and /healthz\n", "text/plain");
+      status = 404;
+      body = "not found: the paths are /metrics and /healthz\n";
     }
+    MHD_Response* res = MHD_create_response_from_buffer(body.size(), body.data(), MHD_RESPMEM_MUST_COPY);
+    if (res == nullptr) return MHD_NO;  // out of memory: MHD closes the connection
+    (void)MHD_add_response_header(res, "Content-Type", type);
+    if (status == 405) (void)MHD_add_response_header(res, "Allow", "GET, HEAD");
+    // One request a connection: a scraper's next scrape is seconds away, and no slot waits on it.
+    (void)MHD_add_response_header(res, "Connection", "close");
+    const auto queued = MHD_queue_response(conn, static_cast<unsigned>(status), res);
+    MHD_destroy_response(res);
+    return queued;
   }
 
-  http_endpoint ep;
   std::function<relay_counters()> counters;
   metrics_info info;
   std::string url;
-  httplib::Server svr;
-  std::atomic<bool> listened{false};  // listen_after_bind() returned
-  std::thread listener;
+  MHD_Daemon* daemon = nullptr;
 };
 
 metrics_server::metrics_server(const http_endpoint& ep, std::function<relay_counters()> counters, metrics_info info)
-    : impl_(std::make_unique<impl>(ep, std::move(counters), std::move(info))) {
+    : impl_(std::make_unique<impl>(std::move(counters), std::move(info))) {
   auto& m = *impl_;
   const auto where = "cannot bind '" + (ep.ipv6 ? "[" + ep.host + "]" : ep.host) + ":" + std::to_string(ep.port) + "'";
-  // Resolved here first, so that a host that does not resolve says so (httplib only says it failed).
+  // The listening socket is made here, so that a bind error says why and only SO_REUSEADDR is set
+  // (no SO_REUSEPORT: a second relay on the port must fail, not share it).
   addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
+  hints.ai_family = ep.ipv6 ? AF_INET6 : AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE;
   addrinfo* found = nullptr;
-  if (const int rc = getaddrinfo(ep.host.c_str(), nullptr, &hints, &found); rc != 0)
+  if (const int rc = getaddrinfo(ep.host.c_str(), std::to_string(ep.port).c_str(), &hints, &found); rc != 0)
     throw bind_error(where + ": " + gai_strerror(rc));
-  freeaddrinfo(found);
-
-  m.svr.new_task_queue = [] { return new bounded_queue; };
-  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let two relays share the port.
-  m.svr.set_socket_options([](int fd) {
-    const int yes = 1;
-    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
-  m.svr.set_keep_alive_timeout(read_timeout_seconds);  // also how long a new connection may wait to send
-  m.svr.set_read_timeout(read_timeout_seconds, 0);
-  m.svr.set_write_timeout(write_timeout_seconds, 0);
-  m.svr.set_keep_alive_max_count(1);  // one request a connection: no worker waits on an idle keep-alive
-  m.svr.set_payload_max_length(max_body);
-  m.svr.set_pre_routing_handler([&m](const httplib::Request& req, httplib::Response& res) {
-    m.serve(req, res);
-    return httplib::Server::HandlerResponse::Handled;
-  });
-  m.svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-    res.status = 500;
-    res.set_content("internal error\n", "text/plain");
-  });
-
-  errno = 0;
-  int port = ep.port;
-  const bool bound = ep.port == 0 ? (port = m.svr.bind_to_any_port(ep.host)) > 0 : m.svr.bind_to_port(ep.host, port);
-  if (!bound) throw bind_error(where + (errno != 0 ? std::string(": ") + std::strerror(errno) : std::string()));
+  std::unique_ptr<addrinfo, void (*)(addrinfo*)> list(found, freeaddrinfo);
+  const int fd = ::socket(found->ai_family, found->ai_socktype | SOCK_CLOEXEC, found->ai_protocol);
+  if (fd < 0) throw bind_error(where + ": " + std::strerror(errno));
+  const int yes = 1;
+  (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd, 64) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw bind_error(where + ": " + std::strerror(err));
+  }
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  (void)getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   auto bound_ep = ep;
-  bound_ep.port = static_cast<std::uint16_t>(port);
+  bound_ep.port = ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
+                                                   : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
   m.url = http_url(bound_ep);
-  m.listener = std::thread([&m] {
-    // httplib writes with send(..., 0): a client gone would raise SIGPIPE, which kills the process.
-    // Blocked in this thread and the workers it starts (they inherit the mask), a write to it fails
-    // with EPIPE instead.
-    sigset_t pipe;
-    sigemptyset(&pipe);
-    sigaddset(&pipe, SIGPIPE);
-    (void)pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
-    (void)m.svr.listen_after_bind();
-    m.listened.store(true);
-  });
-  // stop() does nothing before the server runs: a server stopped at once would never end.
-  while (!m.svr.is_running() && !m.listened.load()) std::this_thread::yield();
+  const unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                         (found->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+  m.daemon = MHD_start_daemon(flags, 0, nullptr, nullptr, &impl::answer, &m,          //
+                              MHD_OPTION_LISTEN_SOCKET, fd,                           //
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory,  //
+                              MHD_OPTION_CONNECTION_LIMIT, max_connections,           //
+                              MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout_seconds,    //
+                              MHD_OPTION_END);
+  if (m.daemon == nullptr) {
+    ::close(fd);
+    throw bind_error(where + ": libmicrohttpd could not start serving on it");
+  }
 }
 
 metrics_server::~metrics_server() {
-  impl_->svr.stop();
-  if (impl_->listener.joinable()) impl_->listener.join();
+  // Closes every connection, slow ones too, and the listening socket, and joins the thread.
+  if (impl_->daemon != nullptr) MHD_stop_daemon(impl_->daemon);
 }
 
 const std::string& metrics_server::url() const { return impl_->url; }

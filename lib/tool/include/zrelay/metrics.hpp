@@ -1,6 +1,6 @@
 #pragma once
 // Metrics over HTTP (zrelay --metrics-bind HOST:PORT): GET /metrics in the Prometheus text
-// exposition format 0.0.4, GET /healthz. The server (cpp-httplib) runs on threads of its own and
+// exposition format 0.0.4, GET /healthz. The server (libmicrohttpd) runs on a thread of its own and
 // reads the relay's counters, which are relaxed atomics, through a function it is given.
 
 #include <cstdint>
@@ -47,9 +47,10 @@ struct health {
 };
 health check_health(const relay_counters& c);
 
-/// The HTTP server: binds in the constructor, serves on three threads of its own (one accepts, two
-/// answer, a connection each at a time), stops in the destructor. Requests are small (8 KiB of
-/// request line and headers, no body read), and a client silent for a second is dropped.
+/// The HTTP server: binds in the constructor, serves on one thread of its own (every connection
+/// non-blocking), stops in the destructor (closing every connection). A connection may hold 16 KiB
+/// of request line and headers (no body is read) and one request; one idle for 2 s is closed; 64 at
+/// most are open.
 class metrics_server {
 public:
   /// Binds `ep` and starts serving; `counters` is called on the server's thread for each request.
