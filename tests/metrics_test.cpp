@@ -2,9 +2,16 @@
 
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -192,4 +199,65 @@ TEST_CASE("metrics_server stops at once when destroyed right after it starts", "
   for (int i = 0; i < 20; ++i)
     metrics_server(
         http_endpoint{"127.0.0.1", 0, false}, [] { return relay_counters{}; }, metrics_info{});
+}
+
+namespace {
+
+// A plain TCP connection to the server at `url` (http://127.0.0.1:PORT), or -1.
+int connect_to(const std::string& url) {
+  const auto port = static_cast<std::uint16_t>(std::stoul(url.substr(url.rfind(':') + 1)));
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
+  if (fd >= 0) ::close(fd);
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("metrics_server bounds what a client costs: an endless header is cut off, slow clients hold up no one",
+          "[metrics]") {
+  auto server = std::make_unique<metrics_server>(
+      http_endpoint{"127.0.0.1", 0, false}, [] { return relay_counters{}; }, metrics_info{});
+  const auto url = server->url();
+  // A header that never ends: the server stops reading it at its 16 KiB and closes the connection.
+  const int big = connect_to(url);
+  REQUIRE(big >= 0);
+  const std::string start = "GET /metrics HTTP/1.1\r\nX-A: ";
+  REQUIRE(::send(big, start.data(), start.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(start.size()));
+  const std::string chunk(65536, 'a');
+  std::size_t sent = 0;
+  while (sent < (std::size_t{64} << 20)) {
+    const auto n = ::send(big, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<std::size_t>(n);
+  }
+  ::close(big);
+  CHECK(sent < (std::size_t{64} << 20));  // cut off long before 64 MiB
+  // Ten clients that send a byte and then nothing: the next scrape is answered all the same.
+  std::vector<int> slow;
+  for (int i = 0; i < 10; ++i) {
+    const int fd = connect_to(url);
+    REQUIRE(fd >= 0);
+    REQUIRE(::send(fd, "G", 1, MSG_NOSIGNAL) == 1);
+    slow.push_back(fd);
+  }
+  httplib::Client client(url);
+  client.set_connection_timeout(5);
+  client.set_read_timeout(5);
+  const auto res = client.Get("/healthz");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  // Stopping closes them: it waits for none of them.
+  const auto t0 = std::chrono::steady_clock::now();
+  server.reset();
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+  char c = 0;
+  for (const int fd : slow) {
+    CHECK(::recv(fd, &c, 1, 0) <= 0);  // closed by the server
+    ::close(fd);
+  }
 }
