@@ -127,6 +127,8 @@ TEST_CASE("parse_http_endpoint takes HOST:PORT and [IPV6]:PORT", "[metrics]") {
   CHECK_THROWS_WITH(parse_http_endpoint(":80"), Catch::StartsWith("':80': no host"));
   CHECK_THROWS_WITH(parse_http_endpoint("::1:80"), Catch::Contains("needs brackets"));
   CHECK_THROWS_WITH(parse_http_endpoint("[::1"), Catch::Contains("no ']'"));
+  CHECK_THROWS_WITH(parse_http_endpoint("http://127.0.0.1:9560"),
+                    "'http://127.0.0.1:9560': give HOST:PORT (127.0.0.1:9560), not a URL");
   CHECK_THROWS_WITH(parse_http_endpoint("[1.2.3.4]:80"), Catch::Contains("brackets hold an IPv6 address"));
   for (const char* bad : {"h:", "h:65536", "h:-1", "h:1x", "h:123456", "[::1]", "[::1]80", "h/x:80", ""}) {
     INFO(bad);

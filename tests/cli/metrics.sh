@@ -33,6 +33,8 @@ wait_metric() {
 # promtool_ok: the last scrape passes promtool check metrics with nothing to say.
 promtool_ok() {
   local out
+  # promtool passes an empty page: the page must be there first.
+  grep -q '^zrelay_info{version=' "$TEST_TMP/scrape" || fail "the scrape holds no zrelay_info: $(head -c 300 "$TEST_TMP/scrape")"
   out=$(timeout "$CMD_LIMIT" promtool check metrics <"$TEST_TMP/scrape" 2>&1) ||
     fail "promtool check metrics failed: $out"
   [[ -z $out ]] || fail "promtool check metrics found problems: $out"

@@ -62,6 +62,8 @@ void metric(std::string& out, const std::string& name, const char* type, std::st
 
 http_endpoint parse_http_endpoint(std::string_view text) {
   const std::string quoted = "'" + std::string(text) + "'";
+  if (text.find("://") != std::string_view::npos)
+    throw std::invalid_argument(quoted + ": give HOST:PORT (127.0.0.1:9560), not a URL");
   http_endpoint ep;
   std::string_view port;
   if (!text.empty() && text.front() == '[') {
