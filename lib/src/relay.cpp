@@ -20,6 +20,7 @@
 #include "relay/replay.hpp"
 #include "relay/sessions.hpp"
 #include "relay/sockets.hpp"
+#include "zrelay/endpoint.hpp"
 #include "zrelay/text.hpp"
 #include "zrelay/wire.hpp"
 
@@ -110,6 +111,13 @@ struct relay::impl {
     bound_max_topic = cfg.max_topic;
     xframes.resize(ingress::max_frames);
     xviews.resize(ingress::max_frames);
+    // ZeroMQ removes a socket file in its way: a relay started twice on the same ipc paths would
+    // take the running one's sockets away even though it fails itself. So nothing binds while
+    // something listens on any of them.
+    for (const auto* ep : {&cfg.pub_bind, &cfg.sub_bind, &cfg.ack_bind, &cfg.journal.replay_bind}) {
+      if (ep == &cfg.journal.replay_bind && !jr) continue;
+      if (ipc_in_use(*ep)) throw bind_error("cannot bind '" + *ep + "': Address already in use (another zrelay?)");
+    }
     // Bound only now that the monitors watch: a publisher that connects at once is counted too.
     s.bind(cfg);
     if (jr) {
