@@ -150,6 +150,21 @@ TEST_CASE("toml_line writes what parse_config reads back to the same text", "[co
   CHECK(parse_config(toml_line("hwm", "0100", value_kind::whole), "z").values.at("hwm").text == "100");
 }
 
+TEST_CASE("toml_line writes UTF-8 as escapes and refuses text that is not UTF-8", "[config]") {
+  CHECK(toml_line("journal", "/j\xE2\x82\xAC", value_kind::text) == "journal = \"/j\\u20ac\"\n");
+  CHECK(toml_line("journal", "/j\xF0\x9F\x98\x80", value_kind::text) == "journal = \"/j\\U0001f600\"\n");
+  CHECK(toml_line("journal", "/j\xF4\x8F\xBF\xBF", value_kind::text) == "journal = \"/j\\U0010ffff\"\n");
+  // Lead bytes no UTF-8 sequence starts with (0xF8 once decoded to U+8000), a cut sequence, a
+  // continuation byte alone, an overlong form, a surrogate, a code point past U+10FFFF.
+  for (const std::string bad : {"/x\xF8\x80\x80", "/x\xF5\x80\x80\x80", "/x\xFF\x80\x80", "/x\xE2\x82", "/x\x80",
+                                "/x\xC0\xAF", "/x\xED\xA0\x80", "/x\xF4\x90\x80\x80"}) {
+    INFO(bad);
+    CHECK_THROWS_MATCHES(toml_line("journal", bad, value_kind::text), usage_error,
+                         Catch::Message("journal: '" + bad + "' is not UTF-8, which TOML cannot hold"));
+  }
+  CHECK_THROWS_AS(toml_line("full-wait", "1\xF8\x80\x80s", value_kind::duration), usage_error);
+}
+
 TEST_CASE("parse_relay --config: the file's values, the command line winning, errors naming the file", "[config]") {
   temp_config file("hwm = 2000\nfull-wait = 50\nverbose = true\nmax-msg-size = \"2M\"\n");
   auto p = relay({"--config", file.path()});

@@ -126,7 +126,7 @@ std::string suggestion(const std::string& key, const std::map<std::string, value
 std::uint32_t utf8_at(const std::string& s, std::size_t& i) {
   const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
   const unsigned char c = b(i);
-  const std::size_t n = c >= 0xF0 && c <= 0xF4 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 && c < 0xE0 ? 1 : 0;
+  const std::size_t n = c >= 0xF0 && c <= 0xF4 ? 3 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xC2 && c <= 0xDF ? 1 : 0;
   if (n == 0 || i + n >= s.size()) return 0;
   std::uint32_t cp = c & (n == 1 ? 0x1F : n == 2 ? 0x0F : 0x07);
   for (std::size_t k = 1; k <= n; ++k) {
@@ -139,9 +139,9 @@ std::uint32_t utf8_at(const std::string& s, std::size_t& i) {
   return cp;
 }
 
-// A TOML basic string.
-std::string quoted(const std::string& s) {
-  std::string out = "\"";
+// A TOML basic string; false when `s` is not UTF-8 (which a TOML file cannot hold).
+bool quoted(const std::string& s, std::string& out) {
+  out = "\"";
   for (std::size_t i = 0; i < s.size(); ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
     // A non-ASCII character as an escape: the reader takes non-ASCII only on comment lines.
@@ -150,7 +150,8 @@ std::string quoted(const std::string& s) {
       char buf[16];
       if (cp > 0xFFFF) std::snprintf(buf, sizeof buf, "\\U%08x", static_cast<unsigned>(cp));
       else std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(cp));
-      out += cp != 0 ? buf : std::string(1, s[i]);  // not UTF-8: as it is (TOML cannot say it)
+      if (cp == 0) return false;
+      out += buf;
       continue;
     }
     switch (c) {
@@ -169,7 +170,8 @@ std::string quoted(const std::string& s) {
         }
     }
   }
-  return out + "\"";
+  out += "\"";
+  return true;
 }
 
 // toml++ 3.3.0 (Debian 12) reaches __builtin_unreachable when it classifies some non-ASCII code
@@ -310,10 +312,16 @@ std::string without_leading_zeros(std::string s) {
 
 std::string toml_line(const std::string& key, const std::string& text, value_kind kind) {
   std::string value;
+  const auto quote = [&](const std::string& t, std::string& out) {
+    if (!quoted(t, out)) throw usage_error(key + ": '" + t + "' is not UTF-8, which TOML cannot hold");
+  };
   switch (kind) {
     case value_kind::whole:
     case value_kind::size:
-    case value_kind::duration: value = integer_text(text) ? without_leading_zeros(text) : quoted(text); break;
+    case value_kind::duration:
+      if (integer_text(text)) value = without_leading_zeros(text);
+      else quote(text, value);
+      break;
     case value_kind::seconds:
       // TOML wants a digit on both sides of the point: ".5" is 0.5, "5." is 5.0; and no leading zeros.
       value = without_leading_zeros(text);
@@ -322,7 +330,7 @@ std::string toml_line(const std::string& key, const std::string& text, value_kin
       break;
     case value_kind::flag: value = text == "true" ? "true" : "false"; break;
     case value_kind::on_off:
-    case value_kind::text: value = quoted(text); break;
+    case value_kind::text: quote(text, value); break;
   }
   return key + " = " + value + "\n";
 }
