@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -257,6 +258,16 @@ TEST_CASE("read_config refuses what is not a config file: a FIFO, a device, a hu
           "[config]") {
   CHECK_THROWS_WITH(zrelay::cli::read_config("/dev/zero"),
                     Catch::Equals("cannot read config file '/dev/zero': not a regular file"));
+  // A FIFO no one writes to: refused at once (opening it does not wait for a writer).
+  temp_config fifo_dir("");
+  const auto fifo = fifo_dir.path() + ".fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THROWS_WITH(zrelay::cli::read_config(fifo),
+                    Catch::Equals("cannot read config file '" + fifo + "': not a regular file"));
+  CHECK_THROWS_WITH(zrelay::cli::read_config("/tmp"),
+                    Catch::Equals("cannot read config file '/tmp': it is a directory"));
+  temp_config full(std::string(1u << 20, '#'));
+  CHECK(zrelay::cli::read_config(full.path()).values.empty());
   temp_config big(std::string((1u << 20) + 1, '#'));
   CHECK_THROWS_WITH(zrelay::cli::read_config(big.path()), Catch::Contains("more than a config file's 1048576"));
   temp_config bom("\xEF\xBB\xBFhwm = 1\n");

@@ -1,6 +1,8 @@
 #include "zrelay/config.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -278,21 +280,36 @@ config_file parse_config(std::string_view text, const std::string& path,
 }
 
 config_file read_config(const std::string& path, const std::map<std::string, value_kind>& keys) {
+  const auto cannot = [&](const std::string& why) {
+    return usage_error("cannot read config file '" + path + "': " + why);
+  };
+  // Opened once and looked at through the descriptor: the file checked is the file read. O_NONBLOCK:
+  // opening a FIFO does not wait for a writer (it is refused below).
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw cannot(std::strerror(errno));
+  struct closer {
+    int fd;
+    ~closer() { (void)::close(fd); }
+  } const close_fd{fd};
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0) {
-    if (S_ISDIR(st.st_mode)) throw usage_error("cannot read config file '" + path + "': it is a directory");
-    // Not a FIFO or a device: reading one may never end (and signals wait meanwhile).
-    if (!S_ISREG(st.st_mode)) throw usage_error("cannot read config file '" + path + "': not a regular file");
-    if (static_cast<std::uint64_t>(st.st_size) > max_config_bytes)
-      throw usage_error("cannot read config file '" + path + "': " + std::to_string(st.st_size) +
-                        " bytes, more than a config file's " + std::to_string(max_config_bytes));
+  if (::fstat(fd, &st) != 0) throw cannot(std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) throw cannot("it is a directory");
+  // Not a FIFO or a device: reading one may never end (and signals wait meanwhile).
+  if (!S_ISREG(st.st_mode)) throw cannot("not a regular file");
+  if (static_cast<std::uint64_t>(st.st_size) > max_config_bytes)
+    throw cannot(std::to_string(st.st_size) + " bytes, more than a config file's " + std::to_string(max_config_bytes));
+  // At most one byte past the limit, should the file grow while it is read.
+  std::string text(max_config_bytes + 1, '\0');
+  std::size_t got = 0;
+  while (got < text.size()) {
+    const auto n = ::read(fd, &text[got], text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw cannot(std::strerror(errno));
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
   }
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) throw usage_error("cannot read config file '" + path + "': " + std::strerror(errno));
-  std::string text;
-  char buf[65536];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f.get())) > 0;) text.append(buf, n);
-  if (std::ferror(f.get())) throw usage_error("cannot read config file '" + path + "': " + std::strerror(errno));
+  if (got > max_config_bytes) throw cannot("more than a config file's " + std::to_string(max_config_bytes) + " bytes");
+  text.resize(got);
   return parse_config(text, path, keys);
 }
 
