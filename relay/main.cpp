@@ -74,6 +74,8 @@ int main(int argc, char** argv) {
     auto current = args.options;
     const std::vector<std::string> command_line(argv, argv + argc);
     zmq::context_t ctx(1);
+    // The control socket binds after the relay's: its ipc path is checked before any of them binds.
+    if (!current.control_bind.empty()) control::server::check_free(current.control_bind);
     relay r(ctx, current.relay);
     const auto log = [](std::string_view line) { std::cerr << "zrelay: " << line << std::endl; };
     r.set_logger(log, current.verbose);

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -150,6 +151,21 @@ TEST_CASE("toml_line writes what parse_config reads back to the same text", "[co
   CHECK(parse_config(toml_line("hwm", "0100", value_kind::whole), "z").values.at("hwm").text == "100");
 }
 
+TEST_CASE("toml_line writes UTF-8 as escapes and refuses text that is not UTF-8", "[config]") {
+  CHECK(toml_line("journal", "/j\xE2\x82\xAC", value_kind::text) == "journal = \"/j\\u20ac\"\n");
+  CHECK(toml_line("journal", "/j\xF0\x9F\x98\x80", value_kind::text) == "journal = \"/j\\U0001f600\"\n");
+  CHECK(toml_line("journal", "/j\xF4\x8F\xBF\xBF", value_kind::text) == "journal = \"/j\\U0010ffff\"\n");
+  // Lead bytes no UTF-8 sequence starts with (0xF8 once decoded to U+8000), a cut sequence, a
+  // continuation byte alone, an overlong form, a surrogate, a code point past U+10FFFF.
+  for (const std::string bad : {"/x\xF8\x80\x80", "/x\xF5\x80\x80\x80", "/x\xFF\x80\x80", "/x\xE2\x82", "/x\x80",
+                                "/x\xC0\xAF", "/x\xED\xA0\x80", "/x\xF4\x90\x80\x80"}) {
+    INFO(bad);
+    CHECK_THROWS_MATCHES(toml_line("journal", bad, value_kind::text), usage_error,
+                         Catch::Message("journal: '" + bad + "' is not UTF-8, which TOML cannot hold"));
+  }
+  CHECK_THROWS_AS(toml_line("full-wait", "1\xF8\x80\x80s", value_kind::duration), usage_error);
+}
+
 TEST_CASE("parse_relay --config: the file's values, the command line winning, errors naming the file", "[config]") {
   temp_config file("hwm = 2000\nfull-wait = 50\nverbose = true\nmax-msg-size = \"2M\"\n");
   auto p = relay({"--config", file.path()});
@@ -242,6 +258,16 @@ TEST_CASE("read_config refuses what is not a config file: a FIFO, a device, a hu
           "[config]") {
   CHECK_THROWS_WITH(zrelay::cli::read_config("/dev/zero"),
                     Catch::Equals("cannot read config file '/dev/zero': not a regular file"));
+  // A FIFO no one writes to: refused at once (opening it does not wait for a writer).
+  temp_config fifo_dir("");
+  const auto fifo = fifo_dir.path() + ".fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THROWS_WITH(zrelay::cli::read_config(fifo),
+                    Catch::Equals("cannot read config file '" + fifo + "': not a regular file"));
+  CHECK_THROWS_WITH(zrelay::cli::read_config("/tmp"),
+                    Catch::Equals("cannot read config file '/tmp': it is a directory"));
+  temp_config full(std::string(1u << 20, '#'));
+  CHECK(zrelay::cli::read_config(full.path()).values.empty());
   temp_config big(std::string((1u << 20) + 1, '#'));
   CHECK_THROWS_WITH(zrelay::cli::read_config(big.path()), Catch::Contains("more than a config file's 1048576"));
   temp_config bom("\xEF\xBB\xBFhwm = 1\n");

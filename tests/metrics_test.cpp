@@ -109,6 +109,20 @@ TEST_CASE("check_health is ok unless the journal is unavailable", "[metrics]") {
   CHECK(zrelay::check_health(c).body.rfind("journal unavailable", 0) == 0);
 }
 
+TEST_CASE("check_health is 503 while the relay stops or its loop does not turn", "[metrics]") {
+  relay_counters c;
+  c.live.loop_age_ms = 5000;  // at the limit: still ok
+  CHECK(zrelay::check_health(c).status == 200);
+  c.live.loop_age_ms = 7300;
+  CHECK(zrelay::check_health(c).status == 503);
+  CHECK(zrelay::check_health(c).body == "relay loop not turning for 7 s\n");
+  c.journal_unavailable = 1;  // the stuck loop is said first
+  CHECK(zrelay::check_health(c).body == "relay loop not turning for 7 s\n");
+  c.live.stopping = true;
+  CHECK(zrelay::check_health(c).status == 503);
+  CHECK(zrelay::check_health(c).body == "stopping\n");
+}
+
 TEST_CASE("parse_http_endpoint takes HOST:PORT and [IPV6]:PORT", "[metrics]") {
   auto ep = parse_http_endpoint("127.0.0.1:9560");
   CHECK(ep.host == "127.0.0.1");

@@ -168,6 +168,19 @@ TEST_CASE("relay forwards a plain [topic][payload] from XSUB to a subscriber", "
   }
 }
 
+TEST_CASE("relay counters tell /healthz that the loop turns, and when the relay stops", "[relay]") {
+  zmq::context_t ctx;
+  running_relay r(ctx, inproc_config());
+  const auto start = std::chrono::steady_clock::now();
+  // Idle, the loop turns at least every 100 ms: once 1.5 s have passed, its last turn is recent.
+  CHECK(eventually([&] { return std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(1500); }));
+  const auto c = r.get().counters();
+  CHECK(c.live.loop_age_ms < 1000);
+  CHECK_FALSE(c.live.stopping);
+  r.get().request_stop();
+  CHECK(r.get().counters().live.stopping);
+}
+
 TEST_CASE("relay passes subscriptions up to publishers and filters by prefix", "[relay]") {
   zmq::context_t ctx;
   running_relay r(ctx, inproc_config());

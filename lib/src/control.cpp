@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "zrelay/endpoint.hpp"
 #include "zrelay/relay.hpp"  // bind_error
 
 namespace zrelay::control {
@@ -89,23 +90,16 @@ void check_bind(std::string_view text) {
                        "(tcp://127.0.0.1:PORT, tcp://[::1]:PORT) or ipc://PATH");
 }
 
-namespace {
+namespace {}  // namespace
 
-// Whether a process accepts connections on the unix socket at `path` (a socket file left by a
-// process that is gone refuses them, and may be bound over).
-bool unix_listener_at(const std::string& path) {
-  sockaddr_un addr{};
-  if (path.empty() || path[0] == '@' || path.size() >= sizeof addr.sun_path) return false;
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  const bool listening = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return listening;
+void server::check_free(const std::string& endpoint) {
+  // ZeroMQ removes a socket file in its way before binding ipc://PATH: a second relay would take a
+  // running relay's control socket away without a word. So a path something listens on is in use.
+  if (ipc_in_use(endpoint))
+    throw bind_error("cannot bind '" + endpoint +
+                     "' (the control socket): Address already in use (another zrelay? give --control-bind another "
+                     "endpoint, or off)");
 }
-
-}  // namespace
 
 server::server(zmq::context_t& ctx, const std::string& endpoint, handlers h)
     : sock_(ctx, zmq::socket_type::router), h_(std::move(h)) {
@@ -113,12 +107,7 @@ server::server(zmq::context_t& ctx, const std::string& endpoint, handlers h)
   sock_.set(zmq::sockopt::linger, 0);
   sock_.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(max_frame));
   if (endpoint.find('[') != std::string::npos) sock_.set(zmq::sockopt::ipv6, 1);  // tcp://[::1]:PORT
-  // ZeroMQ removes a socket file in its way before binding ipc://PATH: a second relay would take a
-  // running relay's control socket away without a word. So a path something listens on is in use.
-  if (endpoint.rfind("ipc://", 0) == 0 && unix_listener_at(endpoint.substr(6)))
-    throw bind_error("cannot bind '" + endpoint +
-                     "' (the control socket): Address already in use (another zrelay? give --control-bind another "
-                     "endpoint, or off)");
+  check_free(endpoint);
   try {
     sock_.bind(endpoint);
   } catch (const zmq::error_t& e) {

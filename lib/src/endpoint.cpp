@@ -3,6 +3,10 @@
 #include <netdb.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <cctype>
 
@@ -99,6 +103,23 @@ void check_resolvable(const endpoint& ep) {
   const int rc = ::getaddrinfo(ep.host.c_str(), nullptr, &hints, &res);
   if (rc != 0) throw endpoint_error("cannot resolve '" + ep.host + "': " + ::gai_strerror(rc));
   ::freeaddrinfo(res);
+}
+
+bool ipc_in_use(std::string_view endpoint) {
+  constexpr std::string_view scheme = "ipc://";
+  if (endpoint.substr(0, scheme.size()) != scheme) return false;
+  const auto path = endpoint.substr(scheme.size());
+  sockaddr_un addr{};
+  if (path.empty() || path[0] == '@' || path.size() >= sizeof addr.sun_path) return false;
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  // Non-blocking: a listener whose backlog is full (a stuck relay) answers EAGAIN at once.
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const bool listening = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 || errno == EAGAIN ||
+                         errno == EINPROGRESS;
+  ::close(fd);
+  return listening;
 }
 
 }  // namespace zrelay

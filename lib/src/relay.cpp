@@ -20,6 +20,7 @@
 #include "relay/replay.hpp"
 #include "relay/sessions.hpp"
 #include "relay/sockets.hpp"
+#include "zrelay/endpoint.hpp"
 #include "zrelay/text.hpp"
 #include "zrelay/wire.hpp"
 
@@ -110,6 +111,13 @@ struct relay::impl {
     bound_max_topic = cfg.max_topic;
     xframes.resize(ingress::max_frames);
     xviews.resize(ingress::max_frames);
+    // ZeroMQ removes a socket file in its way: a relay started twice on the same ipc paths would
+    // take the running one's sockets away even though it fails itself. So nothing binds while
+    // something listens on any of them.
+    for (const auto* ep : {&cfg.pub_bind, &cfg.sub_bind, &cfg.ack_bind, &cfg.journal.replay_bind}) {
+      if (ep == &cfg.journal.replay_bind && !jr) continue;
+      if (ipc_in_use(*ep)) throw bind_error("cannot bind '" + *ep + "': Address already in use (another zrelay?)");
+    }
     // Bound only now that the monitors watch: a publisher that connects at once is counted too.
     s.bind(cfg);
     if (jr) {
@@ -757,6 +765,7 @@ struct relay::impl {
         flush_acks();
         store_gauges();
         const auto now = clock::now();
+        last_turn_ns.store(now.time_since_epoch().count(), std::memory_order_relaxed);  // for /healthz
         if (tick && now >= next_tick) {
           tick(stats.snapshot());
           next_tick = now + tick_every;
@@ -825,6 +834,8 @@ struct relay::impl {
   std::vector<zmq::message_t> xframes;
   std::vector<std::string_view> xviews;
   std::atomic<bool> stop{false};
+  // When the relay thread last completed a turn of its loop (steady clock, ns): /healthz's sign of life.
+  std::atomic<clock::rep> last_turn_ns{clock::now().time_since_epoch().count()};
   tick_fn tick;
   std::chrono::milliseconds tick_every{1000};
   clock::time_point next_tick{};
@@ -872,7 +883,14 @@ void relay::run(int stop_fd) { impl_->run(stop_fd); }
 
 void relay::request_stop() { impl_->stop.store(true, std::memory_order_relaxed); }
 
-relay_counters relay::counters() const { return impl_->stats.snapshot(); }
+relay_counters relay::counters() const {
+  auto c = impl_->stats.snapshot();
+  const auto last = clock::time_point(clock::duration(impl_->last_turn_ns.load(std::memory_order_relaxed)));
+  const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - last).count();
+  c.live.loop_age_ms = age > 0 ? static_cast<std::uint64_t>(age) : 0;
+  c.live.stopping = impl_->stop.load(std::memory_order_relaxed);
+  return c;
+}
 
 std::string relay::status_json() const { return impl_->status_json(); }
 

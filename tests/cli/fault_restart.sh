@@ -28,7 +28,7 @@ wait_subscribed t
 mkfifo "$TEST_TMP/feed" "$TEST_TMP/go"
 (exec 3<"$TEST_TMP/go" && cat "$TEST_TMP/first" && read -r _ <&3 && cat "$TEST_TMP/second" &&
   read -r _ <&3 && cat "$TEST_TMP/third") >"$TEST_TMP/feed" &
-BG_PIDS+=($!)
+track_bg $!
 BG_STDIN=$TEST_TMP/feed bg "$TEST_TMP/pub.out" "$TEST_TMP/pub.err" \
   "$ZPUB" -t t --ack-connect "$ACK_EP" --ack-timeout 300 --retries 40 --heartbeat 200 --stats
 pub_pid=$BG_PID
@@ -67,7 +67,7 @@ stop_relay
 start_relay
 mkfifo "$TEST_TMP/feed2" "$TEST_TMP/go2"
 (exec 3<"$TEST_TMP/go2" && head -n 1000 "$TEST_TMP/in" && read -r _ <&3 && tail -n 500 "$TEST_TMP/in") >"$TEST_TMP/feed2" &
-BG_PIDS+=($!)
+track_bg $!
 BG_STDIN=$TEST_TMP/feed2 bg "$TEST_TMP/pub2.out" "$TEST_TMP/pub2.err" \
   "$ZPUB" -t t --ack-connect "$ACK_EP" --ack-timeout 200 --retries 2 --heartbeat 200
 pub_pid=$BG_PID

@@ -16,7 +16,7 @@ wait_subscribed t
 mkfifo "$TEST_TMP/feed" "$TEST_TMP/go"
 (exec 3<"$TEST_TMP/go" && echo first && while read -r line <&3 && [[ $line == go ]]; do echo second; done) >"$TEST_TMP/feed" &
 writer=$!
-BG_PIDS+=("$writer")
+track_bg "$writer"
 BG_STDIN=$TEST_TMP/feed bg "$TEST_TMP/pub.out" "$TEST_TMP/pub.err" \
   "$ZPUB" -t t --ack-connect "$ACK_EP" --heartbeat 200 --ack-timeout 1000 --retries 40
 pub_pid=$BG_PID

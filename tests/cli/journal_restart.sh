@@ -21,7 +21,7 @@ wait_subscribed t
 # The input comes from a writer process: 100 000 lines at once, the rest on "go" (see fault_restart).
 mkfifo "$TEST_TMP/feed" "$TEST_TMP/go"
 (exec 3<"$TEST_TMP/go" && cat "$TEST_TMP/first" && read -r _ <&3 && cat "$TEST_TMP/second") >"$TEST_TMP/feed" &
-BG_PIDS+=($!)
+track_bg $!
 BG_STDIN=$TEST_TMP/feed bg "$TEST_TMP/pub.out" "$TEST_TMP/pub.err" \
   "$ZPUB" -t t --ack-connect "$ACK_EP" --ack-timeout 300 --retries 60 --heartbeat 200 --stats
 pub_pid=$BG_PID

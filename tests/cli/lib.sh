@@ -52,27 +52,51 @@ RELAY_FDS=()      # per relay: our read end of its stdout fifo
 RELAY_COUNT=0
 
 MAIN_PID=$$
+# proc_start PID: print PID's start time (field 22 of /proc/PID/stat), or nothing when it is gone.
+# With the pid it names one process: a pid the system has given to another process since differs.
+proc_start() {
+  local stat fields
+  IFS= read -r stat 2>/dev/null <"/proc/$1/stat" || return 0
+  read -ra fields <<<"${stat##*) }" # the name, in parentheses, may hold spaces: fields from 3 on
+  echo "${fields[19]}"
+}
+
+# ours PID START: whether PID is still the process that started at START.
+ours() { [[ -n $1 && -n $2 && $(proc_start "$1") == "$2" ]]; }
+
 cleanup() {
   # A subshell forked just before a signal may still run this trap: only the test shell cleans up.
   [[ $BASHPID == "$MAIN_PID" ]] || return 0
-  local pid
-  # Relays started in a case_ subshell are known only from the file start_relay writes.
-  [[ -f $TEST_TMP/relay.pids ]] && RELAY_PIDS+=($(cat "$TEST_TMP/relay.pids"))
-  [[ -f $TEST_TMP/bg.pids ]] && BG_PIDS+=($(cat "$TEST_TMP/bg.pids"))
-  for pid in "${RELAY_PIDS[@]}"; do
-    [[ -n $pid ]] || continue
-    kill -CONT "$pid" 2>/dev/null
-    kill -TERM "$pid" 2>/dev/null
+  local pid start tpid tstart entry
+  # Every process started here, as "PID START" (start_relay and bg record them, in the test shell
+  # and in case_ subshells alike). Only those still running as what was started are signalled: a
+  # pid that ended long ago may belong to someone else's process now (another test's relay).
+  local relays=() tpids=() bgs=()
+  if [[ -f $TEST_TMP/relay.pids ]]; then
+    while read -r pid start tpid tstart; do
+      ours "$pid" "$start" && relays+=("$pid $start")
+      ours "$tpid" "$tstart" && tpids+=("$tpid $tstart")
+    done <"$TEST_TMP/relay.pids"
+  fi
+  if [[ -f $TEST_TMP/bg.pids ]]; then
+    while read -r pid start; do
+      ours "$pid" "$start" && bgs+=("$pid $start")
+    done <"$TEST_TMP/bg.pids"
+  fi
+  for entry in "${relays[@]}"; do
+    ours $entry || continue
+    kill -CONT "${entry%% *}" 2>/dev/null
+    kill -TERM "${entry%% *}" 2>/dev/null
   done
-  for pid in "${BG_PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null # timeout passes it on to the command it runs
+  for entry in "${bgs[@]}"; do
+    ours $entry && kill -TERM "${entry%% *}" 2>/dev/null # timeout passes it on to the command it runs
   done
   # Give each a moment to go (killing `timeout` at once would orphan the command it runs).
-  for pid in "${RELAY_TPIDS[@]}" "${BG_PIDS[@]}"; do
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && timeout 5 tail --pid="$pid" -f /dev/null
+  for entry in "${tpids[@]}" "${bgs[@]}"; do
+    ours $entry && timeout 5 tail --pid="${entry%% *}" -f /dev/null
   done
-  for pid in "${RELAY_PIDS[@]}" "${RELAY_TPIDS[@]}" "${BG_PIDS[@]}"; do
-    [[ -n $pid ]] && kill -KILL "$pid" 2>/dev/null
+  for entry in "${relays[@]}" "${tpids[@]}" "${bgs[@]}"; do
+    ours $entry && kill -KILL "${entry%% *}" 2>/dev/null
   done
   wait 2>/dev/null
   local hook
@@ -92,9 +116,14 @@ bg() {
   shift 2
   timeout -k 2 "$CMD_LIMIT" "$@" <"${BG_STDIN:-/dev/null}" >"$out" 2>"$err" &
   BG_PID=$!
-  BG_PIDS+=("$BG_PID")
-  # A command started in a case_ subshell is known to the cleanup only from this file.
-  echo "$BG_PID" >>"$TEST_TMP/bg.pids"
+  track_bg "$BG_PID"
+}
+
+# track_bg PID: have the cleanup stop PID, a background process the test started itself.
+track_bg() {
+  BG_PIDS+=("$1")
+  # The cleanup knows every command from this file (one started in a case_ subshell only from it).
+  echo "$1 $(proc_start "$1")" >>"$TEST_TMP/bg.pids"
 }
 
 # wait_bg PID: wait for a background command started by bg; sets BG_STATUS (124: it hit its
@@ -149,7 +178,7 @@ start_relay() {
   pid=$(child_pid "$tpid")
   [[ -n $pid ]] || fail "cannot find zrelay's pid (child of $tpid)"
   RELAY_PIDS[i]=$pid
-  echo "$pid $tpid" >>"$TEST_TMP/relay.pids"
+  echo "$pid $(proc_start "$pid") $tpid $(proc_start "$tpid")" >>"$TEST_TMP/relay.pids"
   RELAY_PID=$pid RELAY_ERR=$base.err RELAY_INDEX=$i
   export PUB_EP SUB_EP ACK_EP REPLAY_EP CONTROL_EP METRICS_URL RELAY_PID RELAY_ERR RELAY_INDEX
 }

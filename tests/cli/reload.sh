@@ -112,9 +112,12 @@ case_allowlist() {
   hup_until "zrelay: reload: failed: "
   expect_status 0 "$ZPUB" -t s --ack-connect "$ACK_EP" -m 'bob still' "${BOB[@]}"
   # A new key pair in the same file takes a restart, and says so; the old one stays in force.
-  cat bob.pub >allow.txt
+  # The allowlist changed with it waits for the restart too, and says why.
+  cat alice.pub bob.pub >allow.txt
   mv relay.key relay.old.key && mv relay.pub relay.old.pub && expect_status 0 "$ZRELAY" keygen relay
   hup_until "zrelay: reload: curve-key: 'relay.key' holds another key pair now: needs a restart, not applied"
+  local why="zrelay: reload: allow-keys: 'allow.txt': not applied: the key pair changed, which needs a restart"
+  wait_for_text "$RELAY_ERR" "$why" || fail "the relay did not log '$why'; its stderr: $(tail -n 8 "$RELAY_ERR")"
   expect_status 0 "$ZPUB" -t s --ack-connect "$ACK_EP" -m 'old key' --curve-key bob.key --curve-server-key relay.old.pub
   stop_relay
 }

@@ -33,14 +33,14 @@ start_round() {
   # by zsub's start below).
   (exec 3<"$D/ctl" && exec <"$D/out" && head -c 1048576 >/dev/null && echo paused >"$D/paused" &&
     read -r _ <&3 && exec grep -a --line-buffered '^marker ' >"$D/markers") &
-  BG_PIDS+=($!)
+  track_bg $!
   exec {CTL_FD}>"$D/ctl"
   bg "$D/out" "$D/sub.err" "$ZSUB" -t logs --sub-connect "$SUB_EP" --stats "$@"
   SUB_PID=$BG_PID
   wait_subscribed logs
   # zpub's input: the lines, then each line written to the go fifo.
   (exec 3<"$D/go" && lines "$n" && while read -r line <&3; do echo "$line"; done) >"$D/feed" &
-  BG_PIDS+=($!)
+  track_bg $!
   BG_STDIN=$D/feed bg "$D/pub.out" "$D/pub.err" "$ZPUB" -t logs --ack-connect "$ACK_EP" --retries 20 --stats
   PUB_PID=$BG_PID
   exec {GO_FD}>"$D/go" # after zpub opens the feed: the writer opens the fifos in that order

@@ -77,6 +77,29 @@ ctl_commands() {
   [[ -z $CONTROL_EP ]] || fail "control=$CONTROL_EP with --control-bind off"
 }
 
+# A second relay on a running relay's ipc paths fails before it binds any: ZeroMQ removes a socket
+# file in its way, so binding even one would take the running relay's socket away.
+ipc_twice() {
+  local d=$TEST_TMP/ipc
+  mkdir -p "$d" || fail "cannot make $d"
+  local eps=(--pub-bind "ipc://$d/pub" --sub-bind "ipc://$d/sub" --ack-bind "ipc://$d/ack" --control-bind "ipc://$d/control")
+  start_relay "${eps[@]}"
+  [[ $SUB_EP == "ipc://$d/sub" && $ACK_EP == "ipc://$d/ack" ]] || fail "ready line: sub=$SUB_EP ack=$ACK_EP"
+  check_pubsub before 'before the second relay'
+  expect_status 1 "$ZRELAY" "${eps[@]}"
+  expect_stderr_contains "Address already in use"
+  expect_status 1 "$ZRELAY" "${eps[@]:0:6}" --control-bind 'tcp://127.0.0.1:*'
+  expect_stderr_contains "cannot bind 'ipc://$d/pub': Address already in use"
+  # Its control socket alone, the others free: refused before the relay's sockets bind.
+  expect_status 1 "$ZRELAY" --pub-bind "ipc://$d/pub2" --sub-bind "ipc://$d/sub2" --ack-bind "ipc://$d/ack2" \
+    --control-bind "ipc://$d/control"
+  expect_stderr_contains "cannot bind 'ipc://$d/control' (the control socket): Address already in use"
+  [[ ! -e $d/pub2 ]] || fail "the refused relay bound ipc://$d/pub2 before checking its control path"
+  check_pubsub after 'after the second relay'
+  expect_status 0 "$ZRELAY" ctl stats --control-connect "ipc://$d/control"
+  stop_relay
+}
+
 # Requests from a stranger (python3-zmq): each gets an error reply, the relay logs the first and
 # goes on answering.
 bad_requests() {
@@ -169,6 +192,7 @@ bad_args() {
 case_ "zsub -t '\$SYS.' reads the counters, in sequence" sys_samples
 case_ "no \$SYS samples without --sys-interval" sys_off
 case_ "zrelay ctl stats and reload, tcp and ipc, off" ctl_commands
+case_ "a second relay on the same ipc paths fails and leaves the first one serving" ipc_twice
 case_ "bad control requests get an error, the relay goes on" bad_requests
 case_ "zrelay ctl with nobody listening: exit 1 within the timeout" no_relay
 case_ "zrelay ctl and the new options: bad arguments exit 2" bad_args

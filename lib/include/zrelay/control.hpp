@@ -62,6 +62,9 @@ struct handlers {
 class server {
 public:
   server(zmq::context_t& ctx, const std::string& endpoint, handlers h);
+  /// Throws bind_error when `endpoint` is an ipc:// path a process listens on (see ipc_in_use);
+  /// the constructor checks too. For a caller that binds other sockets first.
+  static void check_free(const std::string& endpoint);
   /// The endpoint bound (an ephemeral port resolved).
   const std::string& endpoint() const { return bound_; }
   zmq::socket_t& socket() { return sock_; }

@@ -43,4 +43,10 @@ std::string tcp_endpoint(std::string_view host, unsigned port);
 /// endpoint_error("cannot resolve 'host': reason"). Other transports pass unchecked.
 void check_resolvable(const endpoint& ep);
 
+/// Whether a process accepts connections on the unix socket of an ipc://PATH endpoint (other
+/// transports, abstract names: false). ZeroMQ removes a socket file in its way before binding
+/// ipc://PATH, so a bind over a running relay's path would take its socket away without a word; a
+/// file left by a process that is gone refuses connections, and may be bound over.
+bool ipc_in_use(std::string_view endpoint);
+
 }  // namespace zrelay

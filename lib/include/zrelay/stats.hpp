@@ -55,6 +55,12 @@ struct relay_counters {
 #define ZRELAY_COUNTER_MEMBER(name, kind, doc) std::uint64_t name = 0;
   ZRELAY_COUNTERS(ZRELAY_COUNTER_MEMBER)
 #undef ZRELAY_COUNTER_MEMBER
+  /// For /healthz, not counters: in neither the stats line nor the metrics page. relay::counters()
+  /// sets it (a snapshot of relay_stats leaves it as here).
+  struct liveness {
+    std::uint64_t loop_age_ms = 0;  ///< since the relay thread last completed a turn of its loop
+    bool stopping = false;          ///< the relay was asked to stop
+  } live;
 };
 
 /// The live counters. Each has a single writer (the relay thread; clients_refused, the security

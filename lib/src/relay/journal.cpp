@@ -746,8 +746,10 @@ void store::impl::retain() {
   for (const auto& path : gone) ::unlink(path.c_str());
   fsync_dir(cfg.dir);
   n_removed.fetch_add(gone.size(), std::memory_order_relaxed);
-  // Readers waiting at the head learn nothing new, but one that is behind may now skip.
+  // Readers waiting at the head learn nothing new, but one that is behind may now skip. The relay
+  // learns of it too (its journal figures), though no write is done to tell it.
   signal_fd(head_fd);
+  signal_fd(notify_fd);
 }
 
 void store::impl::run() {

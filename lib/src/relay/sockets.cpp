@@ -96,22 +96,36 @@ connection_watch::connection_watch(zmq::context_t& ctx, zmq::socket_t& watched, 
 
 connection_watch::~connection_watch() { (void)zmq_socket_monitor(watched_.handle(), nullptr, 0); }
 
-bool connection_watch::publisher_gone(std::uint16_t id) {
+bool connection_watch::publisher_gone(std::uint16_t id, std::uint32_t fd) {
   switch (id) {
-    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED: ++established_; return false;
-    case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: ++failed_; return false;
+    case ZMQ_EVENT_ACCEPTED: accepted_.insert(fd); return false;
+    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+      ++unplaced_;
+      place();
+      return false;
     case ZMQ_EVENT_DISCONNECTED:
-      if (failed_ > 0) {
-        --failed_;
+      if (established_.erase(fd) != 0) return true;
+      // Not known to have shaken hands: taken as a failed handshake's end (see the header).
+      if (accepted_.erase(fd) != 0) {
+        place();
         return false;
       }
-      if (established_ == 0) return false;
-      --established_;
-      return true;
+      // A success whose ACCEPTED was not seen (none is expected: the monitor starts before the bind).
+      if (accepted_.empty() && unplaced_ > 0) {
+        --unplaced_;
+        return true;
+      }
+      return false;
     default: return false;
   }
+}
+
+// Every connection of accepted_ whose handshake is done, when that is all of them.
+void connection_watch::place() {
+  if (unplaced_ < accepted_.size()) return;
+  established_.insert(accepted_.begin(), accepted_.end());
+  unplaced_ -= accepted_.size();
+  accepted_.clear();
 }
 
 }  // namespace zrelay

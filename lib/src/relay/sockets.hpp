@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <set>
 #include <string>
 
 #include <zmq.hpp>
@@ -35,10 +36,8 @@ std::string bind_socket(zmq::socket_t& s, const std::string& ep);
 /// client of another protocol retrying ten times a second end too, and are no publisher's.
 class connection_watch {
 public:
-  /// What the relay listens for: handshakes and their end.
-  static constexpr int events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                ZMQ_EVENT_DISCONNECTED;
+  /// What the relay listens for: connections accepted, handshakes done, connections ended.
+  static constexpr int events = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED;
 
   /// Starts monitoring `watched`, which must outlive this object.
   connection_watch(zmq::context_t& ctx, zmq::socket_t& watched, const char* which);
@@ -62,31 +61,40 @@ public:
       // [event id (16 bits) + value (32 bits)][endpoint], sent as one message
       if (!event.more() || !reader_.recv(address, zmq::recv_flags::dontwait)) continue;
       std::uint16_t id = 0;
-      if (event.size() >= sizeof id) std::memcpy(&id, event.data(), sizeof id);
-      if (!publisher_gone(id)) continue;
+      std::uint32_t value = 0;
+      if (event.size() >= sizeof id + sizeof value) {
+        std::memcpy(&id, event.data(), sizeof id);
+        std::memcpy(&value, static_cast<const char*>(event.data()) + sizeof id, sizeof value);
+      }
+      if (!publisher_gone(id, value)) continue;
       ++gone;
       ended(address.to_string());
     }
     return gone;
   }
 
-  /// Whether event `id` is the end of a connection that had completed its handshake. libzmq 4.3.4
-  /// names the connection (its descriptor) in DISCONNECTED but not in HANDSHAKE_SUCCEEDED (whose
-  /// value is 0), so the two are matched by number: a connection whose handshake fails reports one
-  /// HANDSHAKE_FAILED_* and then its DISCONNECTED, a connection whose handshake succeeded only its
-  /// DISCONNECTED. When the events of two connections interleave, the DISCONNECTED taken for the
-  /// failed one may be the other's; the failed one's own, which follows, then counts in its place,
-  /// so the count is exact once both have ended.
-  bool publisher_gone(std::uint16_t id);
+  /// Whether event `id` (with its value) is the end of a connection that had completed its
+  /// handshake. libzmq 4.3.4 names the connection (its descriptor) in ACCEPTED and DISCONNECTED, not
+  /// in HANDSHAKE_SUCCEEDED (whose value is 0); and a failed handshake need not say so (with CURVE
+  /// a ZMTP 1.0 or 2.0 greeting is refused with only DISCONNECTED). So a success goes to the one
+  /// connection accepted and not yet placed when there is one (handshakes that do not overlap).
+  /// When several are, it waits: a DISCONNECTED of one of them is taken as a failed handshake's,
+  /// and once as many are left as successes wait, they are all established. When a publisher goes
+  /// while another client is still shaking hands, that one may be counted in its place; counts are
+  /// exact again once both have ended.
+  bool publisher_gone(std::uint16_t id, std::uint32_t fd);
 
   /// Connections open now whose handshake completed (of the events read so far).
-  std::uint64_t connected() const { return established_; }
+  std::uint64_t connected() const { return established_.size() + unplaced_; }
 
 private:
+  void place();
+
   zmq::socket_t& watched_;
   zmq::socket_t reader_;
-  std::uint64_t established_ = 0;  // handshakes completed whose connection has not ended
-  std::uint64_t failed_ = 0;       // handshakes failed whose DISCONNECTED has not come
+  std::set<std::uint32_t> accepted_;     // connections accepted whose handshake is not known to be done
+  std::set<std::uint32_t> established_;  // connections whose handshake is done, not ended
+  std::uint64_t unplaced_ = 0;           // handshakes done by one of accepted_, not known which
 };
 
 }  // namespace zrelay

@@ -1,6 +1,8 @@
 #include "zrelay/config.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -126,7 +128,7 @@ std::string suggestion(const std::string& key, const std::map<std::string, value
 std::uint32_t utf8_at(const std::string& s, std::size_t& i) {
   const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
   const unsigned char c = b(i);
-  const std::size_t n = c >= 0xF0 && c <= 0xF4 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 && c < 0xE0 ? 1 : 0;
+  const std::size_t n = c >= 0xF0 && c <= 0xF4 ? 3 : c >= 0xE0 && c <= 0xEF ? 2 : c >= 0xC2 && c <= 0xDF ? 1 : 0;
   if (n == 0 || i + n >= s.size()) return 0;
   std::uint32_t cp = c & (n == 1 ? 0x1F : n == 2 ? 0x0F : 0x07);
   for (std::size_t k = 1; k <= n; ++k) {
@@ -139,9 +141,9 @@ std::uint32_t utf8_at(const std::string& s, std::size_t& i) {
   return cp;
 }
 
-// A TOML basic string.
-std::string quoted(const std::string& s) {
-  std::string out = "\"";
+// A TOML basic string; false when `s` is not UTF-8 (which a TOML file cannot hold).
+bool quoted(const std::string& s, std::string& out) {
+  out = "\"";
   for (std::size_t i = 0; i < s.size(); ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
     // A non-ASCII character as an escape: the reader takes non-ASCII only on comment lines.
@@ -150,7 +152,8 @@ std::string quoted(const std::string& s) {
       char buf[16];
       if (cp > 0xFFFF) std::snprintf(buf, sizeof buf, "\\U%08x", static_cast<unsigned>(cp));
       else std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(cp));
-      out += cp != 0 ? buf : std::string(1, s[i]);  // not UTF-8: as it is (TOML cannot say it)
+      if (cp == 0) return false;
+      out += buf;
       continue;
     }
     switch (c) {
@@ -169,7 +172,8 @@ std::string quoted(const std::string& s) {
         }
     }
   }
-  return out + "\"";
+  out += "\"";
+  return true;
 }
 
 // toml++ 3.3.0 (Debian 12) reaches __builtin_unreachable when it classifies some non-ASCII code
@@ -276,21 +280,36 @@ config_file parse_config(std::string_view text, const std::string& path,
 }
 
 config_file read_config(const std::string& path, const std::map<std::string, value_kind>& keys) {
+  const auto cannot = [&](const std::string& why) {
+    return usage_error("cannot read config file '" + path + "': " + why);
+  };
+  // Opened once and looked at through the descriptor: the file checked is the file read. O_NONBLOCK:
+  // opening a FIFO does not wait for a writer (it is refused below).
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw cannot(std::strerror(errno));
+  struct closer {
+    int fd;
+    ~closer() { (void)::close(fd); }
+  } const close_fd{fd};
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0) {
-    if (S_ISDIR(st.st_mode)) throw usage_error("cannot read config file '" + path + "': it is a directory");
-    // Not a FIFO or a device: reading one may never end (and signals wait meanwhile).
-    if (!S_ISREG(st.st_mode)) throw usage_error("cannot read config file '" + path + "': not a regular file");
-    if (static_cast<std::uint64_t>(st.st_size) > max_config_bytes)
-      throw usage_error("cannot read config file '" + path + "': " + std::to_string(st.st_size) +
-                        " bytes, more than a config file's " + std::to_string(max_config_bytes));
+  if (::fstat(fd, &st) != 0) throw cannot(std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) throw cannot("it is a directory");
+  // Not a FIFO or a device: reading one may never end (and signals wait meanwhile).
+  if (!S_ISREG(st.st_mode)) throw cannot("not a regular file");
+  if (static_cast<std::uint64_t>(st.st_size) > max_config_bytes)
+    throw cannot(std::to_string(st.st_size) + " bytes, more than a config file's " + std::to_string(max_config_bytes));
+  // At most one byte past the limit, should the file grow while it is read.
+  std::string text(max_config_bytes + 1, '\0');
+  std::size_t got = 0;
+  while (got < text.size()) {
+    const auto n = ::read(fd, &text[got], text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw cannot(std::strerror(errno));
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
   }
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) throw usage_error("cannot read config file '" + path + "': " + std::strerror(errno));
-  std::string text;
-  char buf[65536];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f.get())) > 0;) text.append(buf, n);
-  if (std::ferror(f.get())) throw usage_error("cannot read config file '" + path + "': " + std::strerror(errno));
+  if (got > max_config_bytes) throw cannot("more than a config file's " + std::to_string(max_config_bytes) + " bytes");
+  text.resize(got);
   return parse_config(text, path, keys);
 }
 
@@ -310,10 +329,16 @@ std::string without_leading_zeros(std::string s) {
 
 std::string toml_line(const std::string& key, const std::string& text, value_kind kind) {
   std::string value;
+  const auto quote = [&](const std::string& t, std::string& out) {
+    if (!quoted(t, out)) throw usage_error(key + ": '" + t + "' is not UTF-8, which TOML cannot hold");
+  };
   switch (kind) {
     case value_kind::whole:
     case value_kind::size:
-    case value_kind::duration: value = integer_text(text) ? without_leading_zeros(text) : quoted(text); break;
+    case value_kind::duration:
+      if (integer_text(text)) value = without_leading_zeros(text);
+      else quote(text, value);
+      break;
     case value_kind::seconds:
       // TOML wants a digit on both sides of the point: ".5" is 0.5, "5." is 5.0; and no leading zeros.
       value = without_leading_zeros(text);
@@ -322,7 +347,7 @@ std::string toml_line(const std::string& key, const std::string& text, value_kin
       break;
     case value_kind::flag: value = text == "true" ? "true" : "false"; break;
     case value_kind::on_off:
-    case value_kind::text: value = quoted(text); break;
+    case value_kind::text: quote(text, value); break;
   }
   return key + " = " + value + "\n";
 }

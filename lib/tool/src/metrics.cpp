@@ -114,6 +114,10 @@ std::string format_metrics(const relay_counters& c, const metrics_info& info) {
 }
 
 health check_health(const relay_counters& c) {
+  if (c.live.stopping) return {503, "stopping\n"};
+  // Idle, the relay thread turns at least every 100 ms: one that has not for seconds is stuck.
+  if (c.live.loop_age_ms > max_loop_age_ms)
+    return {503, "relay loop not turning for " + std::to_string(c.live.loop_age_ms / 1000) + " s\n"};
   if (c.journal_unavailable != 0)
     return {503, "journal unavailable: acked messages are refused with NACK 'unavailable'\n"};
   return {};

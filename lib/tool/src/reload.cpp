@@ -95,12 +95,13 @@ reload_report reload_relay(relay& r, relay_options& current, const std::vector<s
   }
   for (const auto i : restart) {
     const auto& key = now.settings[i].key;
-    if (same(current.settings[i], now.settings[i]))  // the same file, other contents
-      report.lines.push_back(key + ": " + shown(now.settings[i]) +
-                             " holds another key pair now: needs a restart, not applied");
-    else
-      report.lines.push_back(key + ": " + shown(current.settings[i]) + " -> " + shown(now.settings[i]) +
-                             ": needs a restart, not applied");
+    const bool same_file = same(current.settings[i], now.settings[i]);  // the same file, other contents
+    const auto what = same_file ? shown(now.settings[i]) : shown(current.settings[i]) + " -> " + shown(now.settings[i]);
+    if (key == "curve-key" && same_file)
+      report.lines.push_back(key + ": " + what + " holds another key pair now: needs a restart, not applied");
+    else if (key == "allow-keys" && !curve_same)
+      report.lines.push_back(key + ": " + what + ": not applied: the key pair changed, which needs a restart");
+    else report.lines.push_back(key + ": " + what + ": needs a restart, not applied");
   }
   if (report.lines.empty()) report.lines.push_back("no change");
   return report;

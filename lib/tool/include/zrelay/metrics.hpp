@@ -40,7 +40,9 @@ struct metrics_info {
 std::string format_metrics(const relay_counters& c, const metrics_info& info);
 
 /// What GET /healthz answers: 200 "ok\n" while the relay runs normally, 503 and the reason while
-/// the journal cannot store (what acked publishers send is refused with NACK "unavailable").
+/// it stops, while its loop has not turned for over max_loop_age_ms, or while the journal cannot
+/// store (what acked publishers send is refused with NACK "unavailable").
+constexpr std::uint64_t max_loop_age_ms = 5000;
 struct health {
   int status = 200;
   std::string body = "ok\n";
