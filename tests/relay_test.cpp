@@ -1650,6 +1650,17 @@ TEST_CASE("relay with a journal: every acked message survives a cut back to the 
 
 namespace {
 
+// A subscriber to "$SYS.", connected.
+std::unique_ptr<subscriber> sys_subscriber(zmq::context_t& ctx, const std::string& endpoint) {
+  subscriber_config sc;
+  sc.endpoint = endpoint;
+  sc.connect_timeout = 0ms;
+  sc.topics = {"$SYS."};
+  auto sub = std::make_unique<subscriber>(ctx, sc);
+  sub->connect();
+  return sub;
+}
+
 // Reads $SYS samples from `sub` until `done(payload)` holds or the deadline passes; every sample is
 // checked to come on the relay's $SYS topic from one publisher, in consecutive topic sequence.
 bool read_sys_until(subscriber& sub, const relay& r, const std::function<bool(const std::string&)>& done,
@@ -1684,25 +1695,20 @@ TEST_CASE("relay publishes its counters on $SYS as a stream of its own, without 
   running_relay r(ctx, cfg);
   CHECK(r.get().sys_topic().rfind("$SYS.", 0) == 0);
   CHECK(r.get().sys_topic().size() > 11);
-  subscriber_config sc;
-  sc.endpoint = r.ep().sub;
-  sc.connect_timeout = 0ms;
-  sc.topics = {"$SYS."};
-  subscriber sub(ctx, sc);
-  sub.connect();
+  auto sub = sys_subscriber(ctx, r.ep().sub);
   publisher p(ctx, acked_publisher(r.ep().ack));
   p.connect();
   for (int i = 0; i < 3; ++i) p.publish("t", "m" + std::to_string(i));
   REQUIRE(p.drain(deadline));
   std::uint64_t samples = 0;
   CHECK(read_sys_until(
-      sub, r.get(), [](const std::string& s) { return s.find("\"msgs_in\":3,") != std::string::npos; }, &samples));
+      *sub, r.get(), [](const std::string& s) { return s.find("\"msgs_in\":3,") != std::string::npos; }, &samples));
   // Two more after that one: the stream goes on in sequence.
   std::uint64_t more = 0;
   CHECK(read_sys_until(
-      sub, r.get(), [&](const std::string&) { return ++more == 2; }, nullptr));
-  CHECK(sub.stats().gaps == 0);
-  CHECK(sub.stats().malformed == 0);
+      *sub, r.get(), [&](const std::string&) { return ++more == 2; }, nullptr));
+  CHECK(sub->stats().gaps == 0);
+  CHECK(sub->stats().malformed == 0);
   const auto c = r.get().counters();
   CHECK(c.msgs_out == 3);  // the samples are not user messages
   if (journal) CHECK(c.journaled == 3);
@@ -1746,14 +1752,9 @@ TEST_CASE("relay sends $SYS samples past a full subscriber while it holds messag
     send_parts(pub, {"t", "x"});
     return r.get().counters().blocked > 0;
   }));
-  subscriber_config sc;
-  sc.endpoint = r.ep().sub;
-  sc.connect_timeout = 0ms;
-  sc.topics = {"$SYS."};
-  subscriber sub(ctx, sc);
-  sub.connect();
+  auto sub = sys_subscriber(ctx, r.ep().sub);
   std::uint64_t seen = 0;
-  CHECK(read_sys_until(sub, r.get(), [&](const std::string& s) {
+  CHECK(read_sys_until(*sub, r.get(), [&](const std::string& s) {
     return s.find("\"blocked\":1,") != std::string::npos && ++seen == 3;
   }));
   CHECK(r.get().counters().blocked == 1);  // still held: the samples went past it

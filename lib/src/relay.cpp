@@ -747,13 +747,15 @@ struct relay::impl {
         auto timeout = blocked && out.holding() ? std::chrono::milliseconds(0)
                        : blocked                ? std::chrono::milliseconds(1)
                                                 : idle_poll;
-        if (tick && !blocked) {
-          const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - clock::now());
-          timeout = std::clamp(until, std::chrono::milliseconds(0), timeout);
-        }
-        if (cfg.sys_interval.count() > 0 && !blocked) {
-          const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(next_sys - clock::now());
-          timeout = std::clamp(until, std::chrono::milliseconds(0), timeout);
+        const bool sys = cfg.sys_interval.count() > 0;
+        if (!blocked && (tick || sys)) {  // wake for the next stats tick and $SYS sample
+          const auto now = clock::now();
+          const auto until = [&](clock::time_point at) {
+            return std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(at - now),
+                              std::chrono::milliseconds(0), timeout);
+          };
+          if (tick) timeout = until(next_tick);
+          if (sys) timeout = until(next_sys);
         }
         loop.run_once(timeout, blocked, may_read);
         if (stop.load(std::memory_order_relaxed)) break;

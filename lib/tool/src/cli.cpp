@@ -515,12 +515,13 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
                         "): retention removes whole segments, never the one being written");
     j.replay_bind = checked_endpoint(src, "replay-bind");
   } else {
-    for (const char* name :
-         {"journal-fsync", "journal-max-bytes", "journal-max-age", "journal-segment-size", "replay-bind"})
-      if (src.given(name))
+    for (const auto& d : o.group_help("Journal").options) {
+      const auto& name = d.l.front();
+      if (journal_setting(name) && src.given(name))
         throw usage_error(src.what(name) + (src.from_file(name)
                                                 ? " needs a journal (journal = \"DIR\" in the file, or --journal DIR)"
                                                 : " needs --journal DIR"));
+    }
   }
   out.options.settings = effective_settings(o, src, !j.dir.empty());
   if (r.count("print-config")) out.print = print_config(out.options.settings, file ? &*file : nullptr);

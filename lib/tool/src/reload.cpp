@@ -8,10 +8,33 @@
 namespace zrelay {
 namespace {
 
-constexpr std::array<const char*, 11> live_keys = {
-    "on-full",         "full-wait",  "spin",    "max-msg-size",   "max-topic",    "journal-max-bytes",
-    "journal-max-age", "allow-keys", "verbose", "stats-interval", "sys-interval",
+// The keys that change live, each with what copies its field from one set of options to another:
+// one table, so a key cannot be live without being copied.
+struct live_key {
+  const char* key;
+  void (*take)(const relay_options& from, relay_options& to);
 };
+const std::array<live_key, 11> live_keys = {{
+    {"on-full", [](const relay_options& f, relay_options& t) { t.relay.on_full = f.relay.on_full; }},
+    {"full-wait", [](const relay_options& f, relay_options& t) { t.relay.full_wait = f.relay.full_wait; }},
+    {"spin", [](const relay_options& f, relay_options& t) { t.relay.spin = f.relay.spin; }},
+    {"max-msg-size", [](const relay_options& f, relay_options& t) { t.relay.max_msg_size = f.relay.max_msg_size; }},
+    {"max-topic", [](const relay_options& f, relay_options& t) { t.relay.max_topic = f.relay.max_topic; }},
+    {"journal-max-bytes",
+     [](const relay_options& f, relay_options& t) { t.relay.journal.max_bytes = f.relay.journal.max_bytes; }},
+    {"journal-max-age",
+     [](const relay_options& f, relay_options& t) { t.relay.journal.max_age = f.relay.journal.max_age; }},
+    {"allow-keys",
+     [](const relay_options& f, relay_options& t) { t.relay.curve.allowed_keys = f.relay.curve.allowed_keys; }},
+    {"verbose", [](const relay_options& f, relay_options& t) { t.verbose = f.verbose; }},
+    {"stats-interval", [](const relay_options& f, relay_options& t) { t.stats_interval = f.stats_interval; }},
+    {"sys-interval", [](const relay_options& f, relay_options& t) { t.relay.sys_interval = f.relay.sys_interval; }},
+}};
+
+const live_key* find_live(const std::string& key) {
+  const auto it = std::find_if(live_keys.begin(), live_keys.end(), [&](const live_key& k) { return key == k.key; });
+  return it == live_keys.end() ? nullptr : &*it;
+}
 
 bool same(const relay_setting& a, const relay_setting& b) { return a.set == b.set && (!a.set || a.text == b.text); }
 
@@ -19,26 +42,12 @@ std::string shown(const relay_setting& s) { return s.set ? "'" + s.text + "'" : 
 
 // Copies the field behind a live `key` from `from` to `to`.
 void take(const std::string& key, const relay_options& from, relay_options& to) {
-  auto& t = to.relay;
-  const auto& f = from.relay;
-  if (key == "on-full") t.on_full = f.on_full;
-  else if (key == "full-wait") t.full_wait = f.full_wait;
-  else if (key == "spin") t.spin = f.spin;
-  else if (key == "max-msg-size") t.max_msg_size = f.max_msg_size;
-  else if (key == "max-topic") t.max_topic = f.max_topic;
-  else if (key == "journal-max-bytes") t.journal.max_bytes = f.journal.max_bytes;
-  else if (key == "journal-max-age") t.journal.max_age = f.journal.max_age;
-  else if (key == "allow-keys") t.curve.allowed_keys = f.curve.allowed_keys;
-  else if (key == "sys-interval") t.sys_interval = f.sys_interval;
-  else if (key == "verbose") to.verbose = from.verbose;
-  else if (key == "stats-interval") to.stats_interval = from.stats_interval;
+  if (const auto* k = find_live(key)) k->take(from, to);
 }
 
 }  // namespace
 
-bool reloadable(const std::string& key) {
-  return std::find(live_keys.begin(), live_keys.end(), key) != live_keys.end();
-}
+bool reloadable(const std::string& key) { return find_live(key) != nullptr; }
 
 reload_report reload_relay(relay& r, relay_options& current, const std::vector<std::string>& args,
                            const std::function<void(std::chrono::milliseconds)>& set_stats) {
