@@ -468,6 +468,7 @@ struct relay::impl {
       return step::next;
     }
     const auto skip = st.next - h.seq;  // entries it had sent before (a resend that overlaps)
+    if (now - started < link_grace && !all_wanted(f2, h.count, skip, li)) return step::next;
     units_used = 0;
     const auto* p = static_cast<const char*>(f2.data());
     std::size_t left = f2.size();
@@ -530,6 +531,23 @@ struct relay::impl {
     }
     if (jr) return jr->full() ? step::held : step::next;
     return sent ? step::next : step::held;
+  }
+
+  // Just started: a relay's interest comes back as its links do (each within a few seconds). Until
+  // link_grace has passed, DATA that holds a message nobody here wants yet is not taken: its sender
+  // keeps it and sends it again (after its ack timeout), instead of this relay dropping it for
+  // want of a subscriber that is on its way back.
+  static constexpr std::chrono::seconds link_grace{10};
+  bool all_wanted(const zmq::message_t& body, std::uint32_t count, std::uint64_t skip, std::size_t li) {
+    const auto* p = static_cast<const char*>(body.data());
+    std::size_t left = body.size();
+    for (std::uint32_t i = 0; i < count; ++i) {
+      if (record::decode(p, left, link_entry) != record::status::ok) return true;  // judged as it is taken
+      p += link_entry.size;
+      left -= link_entry.size;
+      if (i >= skip && link_entry.nframes != 0 && !fed->wanted(link_entry.frames[0], li)) return false;
+    }
+    return true;
   }
 
   // A message of a linked relay's DATA, ready to go on.

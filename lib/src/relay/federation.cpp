@@ -124,6 +124,7 @@ void federation::change(std::size_t source, bool subscribe, const std::string& p
 void federation::add_remote(std::size_t li, const std::string& prefix) {
   auto& l = links_[li];
   if (l.resync) l.fresh.insert(prefix);
+  l.stale.erase(prefix);
   if (l.remote.size() >= max_remote_prefixes || !l.remote.insert(prefix).second) return;
   ++l.lengths[prefix.size()];
   l.cached = false;
@@ -132,6 +133,7 @@ void federation::add_remote(std::size_t li, const std::string& prefix) {
 
 void federation::remove_remote(std::size_t li, const std::string& prefix) {
   auto& l = links_[li];
+  l.stale.erase(prefix);
   if (l.remote.erase(prefix) == 0) return;
   if (--l.lengths[prefix.size()] == 0) l.lengths.erase(prefix.size());
   l.cached = false;
@@ -178,11 +180,34 @@ void federation::send_all_interest(std::size_t li) {
   send(l, link_wire::encode_signal(link_wire::kind::ready, cfg_.id));
 }
 
+// The other side has sent its whole interest again (its READY after a handshake). What it had
+// before and did not send again goes, but only after stale_grace: a relay that restarted sends the
+// interest it has, and its other links' comes back as they link again.
+void federation::end_resync(std::size_t li, clock::time_point now) {
+  auto& l = links_[li];
+  if (!l.resync) return;
+  for (const auto& p : l.remote)
+    if (l.fresh.count(p) == 0) l.stale.insert(p);
+  l.stale_at = now + cfg_.stale_grace;
+  l.resync = false;
+  l.fresh.clear();
+}
+
+bool federation::wanted(std::string_view topic, std::size_t from) {
+  for (const auto& p : local_)
+    if (topic.compare(0, p.size(), p) == 0) return true;
+  for (std::size_t li = 0; li < links_.size(); ++li)
+    if (li != from && links_[li].used && links_[li].forwarding && matches(links_[li], topic)) return true;
+  return false;
+}
+
 // --- handshakes ---
 
 std::vector<link_wire::relay_ref> federation::own_chain() const {
   std::vector<link_wire::relay_ref> c{{cfg_.id, cfg_.name}};
-  if (has_upstream() && links_[0].forwarding)
+  // The upstream's chain as it last said, once it said one (active, or waiting for a root: a loop
+  // shows as this relay coming back in a chain).
+  if (has_upstream() && (links_[0].forwarding || links_[0].st == state::waiting))
     for (const auto& r : links_[0].chain) {
       if (c.size() >= link_wire::max_chain) break;
       c.push_back(r);
@@ -231,8 +256,7 @@ void federation::activate(std::size_t li, clock::time_point now) {
   l.resend_from = l.window.empty() ? none : 0;  // what it had not acked goes again
   update_gauges();
   if (l.up) {
-    log_.line("link to upstream " + cfg_.upstream + ": active (" + names(l.chain) + (l.chain_rooted ? "" : " …") +
-              ")" +
+    log_.line("link to upstream " + cfg_.upstream + ": active (" + names(l.chain) + (l.chain_rooted ? "" : " …") + ")" +
               (l.window.empty() ? std::string()
                                 : "; sending again " + std::to_string(l.window_msgs) + " message(s) not acked"));
     chain_changed();
@@ -271,8 +295,8 @@ void federation::refuse_upstream(const std::string& why) {
   auto& l = links_[0];
   relay_stats::add(stats_.links_refused);
   if (l.st != state::refused)
-    log_.line("warning: refusing the link to upstream " + cfg_.upstream + ": " + why +
-              " (trying again every " + std::to_string(refused_retry.count() / 1000) + " s)");
+    log_.line("warning: refusing the link to upstream " + cfg_.upstream + ": " + why + " (trying again every " +
+              std::to_string(refused_retry.count() / 1000) + " s)");
   if (l.st == state::active) send(l, link_wire::encode_signal(link_wire::kind::bye, cfg_.id));
   l.st = state::refused;
   l.forwarding = false;
@@ -354,37 +378,23 @@ void federation::on_upstream(const link_wire::message& m, clock::time_point now)
                   std::to_string(refused_retry.count() / 1000) + " s)");
       l.st = state::refused;
       l.next_hello = now + refused_retry;
-    } else if (m.what == k::pong && l.id != 0) {
-      upstream_lost("the upstream restarted", now);
+    } else if ((m.what == k::pong || m.what == k::bye) && l.id != 0 && l.st == state::active) {
+      upstream_lost("another relay answers at its address: it restarted", now);
     }
     return;
   }
   l.last_heard = now;
   switch (m.what) {
-    case k::refuse:
-      refuse_upstream("the upstream refused it: " + m.text);
-      break;
-    case k::bye:
-      upstream_lost("the upstream ended the link", now);
-      break;
+    case k::refuse: refuse_upstream("the upstream refused it: " + m.text); break;
+    case k::bye: upstream_lost("the upstream ended the link", now); break;
     case k::sub:
     case k::unsub:
       l.subs_in += m.prefixes.size();
       relay_stats::add(stats_.link_subs_in, m.prefixes.size());
       for (const auto& p : m.prefixes) m.what == k::sub ? add_remote(0, p) : remove_remote(0, p);
       break;
-    case k::ready:
-      if (l.resync) {
-        std::vector<std::string> stale;
-        for (const auto& p : l.remote)
-          if (l.fresh.count(p) == 0) stale.push_back(p);
-        for (const auto& p : stale) remove_remote(0, p);
-        l.resync = false;
-        l.fresh.clear();
-      }
-      break;
-    default:
-      break;
+    case k::ready: end_resync(0, now); break;
+    default: break;
   }
 }
 
@@ -434,13 +444,9 @@ void federation::on_downstream(std::string_view route, const link_wire::message&
   l.route.assign(route.data(), route.size());
   l.last_heard = now;
   switch (m.what) {
-    case k::ping:
-      send(l, link_wire::encode_signal(k::pong, cfg_.id));
-      break;
+    case k::ping: send(l, link_wire::encode_signal(k::pong, cfg_.id)); break;
     case k::bye:
-    case k::refuse:
-      forget(li, m.what == k::bye ? "it ended the link" : "it refused the link: " + m.text);
-      break;
+    case k::refuse: forget(li, m.what == k::bye ? "it ended the link" : "it refused the link: " + m.text); break;
     case k::sub:
     case k::unsub:
       l.subs_in += m.prefixes.size();
@@ -448,19 +454,11 @@ void federation::on_downstream(std::string_view route, const link_wire::message&
       for (const auto& p : m.prefixes) m.what == k::sub ? add_remote(li, p) : remove_remote(li, p);
       break;
     case k::ready: {
-      if (l.resync) {
-        std::vector<std::string> stale;
-        for (const auto& p : l.remote)
-          if (l.fresh.count(p) == 0) stale.push_back(p);
-        for (const auto& p : stale) remove_remote(li, p);
-        l.resync = false;
-        l.fresh.clear();
-      }
+      end_resync(li, now);
       if (l.st != state::active) activate(li, now);
       break;
     }
-    default:
-      break;
+    default: break;
   }
 }
 
@@ -500,7 +498,8 @@ void federation::forward(const std::string_view* frames, std::size_t n, bool bat
         l.window_bytes + l.body.size() + size > cfg_.window_bytes) {
       l.dropped += count;
       relay_stats::add(stats_.link_dropped, count);
-      log_.note([&] { return "dropped " + std::to_string(count) + " message(s) for " + label(l) + ": its window is full"; });
+      log_.note(
+          [&] { return "dropped " + std::to_string(count) + " message(s) for " + label(l) + ": its window is full"; });
       continue;
     }
     if (l.body_entries != 0 && l.body.size() + size > max_body) flush(l, clock::now());
@@ -599,6 +598,10 @@ void federation::turn(clock::time_point now) {
     } else if (now - l.last_heard > cfg_.downstream_silence) {
       forget(li, "silent for " + std::to_string(cfg_.downstream_silence.count() / 1000) + " s");
       continue;
+    }
+    if (!l.stale.empty() && now >= l.stale_at) {
+      std::vector<std::string> gone(l.stale.begin(), l.stale.end());
+      for (const auto& p : gone) remove_remote(li, p);
     }
     if (l.st != state::active) continue;
     // Subscription changes, runs of one kind in one frame each.

@@ -38,16 +38,19 @@ public:
   static constexpr std::size_t none = static_cast<std::size_t>(-1);
 
   struct settings {
-    std::uint64_t id = 0;          ///< this relay's id (random, not 0)
-    std::string name;              ///< how logs name it: host and ack endpoint
-    std::string upstream;          ///< the upstream's ack endpoint, empty for none
-    std::size_t max_prefix = 1024;  ///< the longest prefix taken (--max-topic)
-    std::size_t window_msgs = 1000000;           ///< messages sent to one link and not acked, at most
-    std::size_t window_bytes = std::size_t{256} << 20;  ///< the same in bytes
-    std::chrono::milliseconds ack_timeout{3000};  ///< resend what a link has not acked for this long
-    std::chrono::milliseconds ping_every{1000};   ///< downstream: a PING this often
-    std::chrono::milliseconds upstream_silence{3000};  ///< downstream: the upstream is gone after this
+    std::uint64_t id = 0;                                 ///< this relay's id (random, not 0)
+    std::string name;                                     ///< how logs name it: host and ack endpoint
+    std::string upstream;                                 ///< the upstream's ack endpoint, empty for none
+    std::size_t max_prefix = 1024;                        ///< the longest prefix taken (--max-topic)
+    std::size_t window_msgs = 1000000;                    ///< messages sent to one link and not acked, at most
+    std::size_t window_bytes = std::size_t{256} << 20;    ///< the same in bytes
+    std::chrono::milliseconds ack_timeout{3000};          ///< resend what a link has not acked for this long
+    std::chrono::milliseconds ping_every{1000};           ///< downstream: a PING this often
+    std::chrono::milliseconds upstream_silence{3000};     ///< downstream: the upstream is gone after this
     std::chrono::milliseconds downstream_silence{10000};  ///< upstream: a downstream is forgotten after this
+    /// After a handshake, a prefix the other side did not send again is dropped only this much later:
+    /// a relay that has just restarted learns its other links' interest again meanwhile.
+    std::chrono::milliseconds stale_grace{10000};
   };
 
   /// How federation speaks: `send(route, frame1, frame2)` to a downstream relay's routing id at the
@@ -75,6 +78,8 @@ public:
   /// `from` (none: from a publisher of this relay). $SYS. topics never cross a link.
   void forward(const std::string_view* frames, std::size_t n, bool batch, std::uint32_t count, std::size_t from,
                std::uint64_t time_ns);
+  /// Whether someone other than link `from` wants `topic`: this relay's subscribers or another link.
+  bool wanted(std::string_view topic, std::size_t from);
   /// Messages of link `from` were accepted (counted on that link).
   void received(std::size_t from, std::uint64_t msgs);
   /// Once per loop turn, and at least every 100 ms: sends what was queued (DATA, SUB/UNSUB), pings,
@@ -115,6 +120,8 @@ private:
     std::unordered_map<std::size_t, std::size_t> lengths;
     bool resync = false;  // a handshake: prefixes not sent again before its READY are dropped
     std::unordered_set<std::string> fresh;
+    std::unordered_set<std::string> stale;  // not sent again in the last handshake: dropped at stale_at
+    clock::time_point stale_at{};
     std::vector<std::pair<bool, std::string>> changes;  // to tell it, in order: subscribe or not, prefix
     // What goes to it.
     std::deque<sent_data> window;
@@ -148,6 +155,7 @@ private:
   void remove_remote(std::size_t li, const std::string& prefix);
   bool matches(link& l, std::string_view topic);
   void send_all_interest(std::size_t li);
+  void end_resync(std::size_t li, clock::time_point now);
   std::uint32_t count_without(const std::string& prefix, std::size_t li) const;
   // Handshakes.
   void on_upstream(const link_wire::message& m, clock::time_point now);
@@ -173,7 +181,7 @@ private:
   io io_;
   relay_stats& stats_;
   relay_log& log_;
-  std::vector<link> links_;  // links_[0] is the upstream when there is one
+  std::vector<link> links_;                               // links_[0] is the upstream when there is one
   std::unordered_map<std::string, std::uint32_t> count_;  // sources that want each prefix
   std::unordered_set<std::string> local_;
   clock::time_point next_due_{};

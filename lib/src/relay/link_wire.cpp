@@ -151,9 +151,7 @@ bool decode(const void* data, std::size_t size, std::size_t max_prefix, message&
   out.what = *k;
   out.id = r.u64();
   switch (*k) {
-    case kind::hello:
-      out.name = r.str();
-      break;
+    case kind::hello: out.name = r.str(); break;
     case kind::welcome:
     case kind::chain: {
       const auto rooted = r.u8();
@@ -183,8 +181,7 @@ bool decode(const void* data, std::size_t size, std::size_t max_prefix, message&
     case kind::ready:
     case kind::bye:
     case kind::ping:
-    case kind::pong:
-      break;
+    case kind::pong: break;
     case kind::sub:
     case kind::unsub: {
       const auto n = r.u32();
@@ -204,12 +201,8 @@ bool decode(const void* data, std::size_t size, std::size_t max_prefix, message&
       }
       break;
     }
-    case kind::data:
-      why = "DATA has two frames";
-      return false;
-    default:
-      why = "unknown link kind " + std::to_string(static_cast<unsigned>(*k));
-      return false;
+    case kind::data: why = "DATA has two frames"; return false;
+    default: why = "unknown link kind " + std::to_string(static_cast<unsigned>(*k)); return false;
   }
   if (!r.ok) {
     why = "a link frame ends inside a field";

@@ -63,12 +63,12 @@ struct relay_ref {
 /// A decoded control frame (one of the fields below is set, by kind).
 struct message {
   link_wire::kind what = kind::hello;
-  std::uint64_t id = 0;   ///< the sender's relay id
-  std::string name;       ///< hello
-  bool rooted = false;    ///< welcome, chain
-  std::vector<relay_ref> chain;          ///< welcome, chain
-  std::string text;                      ///< refuse
-  std::vector<std::string> prefixes;     ///< sub, unsub
+  std::uint64_t id = 0;               ///< the sender's relay id
+  std::string name;                   ///< hello
+  bool rooted = false;                ///< welcome, chain
+  std::vector<relay_ref> chain;       ///< welcome, chain
+  std::string text;                   ///< refuse
+  std::vector<std::string> prefixes;  ///< sub, unsub
 };
 
 struct data_header {
