@@ -151,7 +151,14 @@ bool decode(const void* data, std::size_t size, std::size_t max_prefix, message&
   out.what = *k;
   out.id = r.u64();
   switch (*k) {
-    case kind::hello: out.name = r.str(); break;
+    case kind::hello:
+      out.name = r.str();
+      if (out.name.size() > max_name) {
+        why = "a relay name of " + std::to_string(out.name.size()) + " bytes (at most " + std::to_string(max_name) +
+              ")";
+        return false;
+      }
+      break;
     case kind::welcome:
     case kind::chain: {
       const auto rooted = r.u8();
