@@ -148,9 +148,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         break;
       }
-      default:
-        fed.turn(now);
-        break;
+      default: fed.turn(now); break;
     }
   }
   fed.turn(now + std::chrono::seconds(60));

@@ -32,7 +32,7 @@ struct tree {
     std::vector<std::string> lines;
     std::unique_ptr<federation> fed;
     int parent = -1;
-    std::map<std::string, int> xsub;  // what its publishers were told: prefix -> subscribed
+    std::map<std::string, int> xsub;     // what its publishers were told: prefix -> subscribed
     std::vector<std::string> delivered;  // topics of DATA entries it received
     bool ack = true;                     // answer DATA with an ACK
     bool dead = false;                   // gone without a word: neither turns nor hears
@@ -183,8 +183,7 @@ TEST_CASE("federation: an edge's subscription reaches the core, and messages fol
   CHECK(t.count(e1, "news.eu") == 0);
 }
 
-TEST_CASE("federation: one downstream leaving never cuts off another (interest is counted per link)",
-          "[federation]") {
+TEST_CASE("federation: one downstream leaving never cuts off another (interest is counted per link)", "[federation]") {
   tree t;
   const int core = t.add(-1), e1 = t.add(0), e2 = t.add(0), e3 = t.add(0);
   t.settle();
@@ -222,8 +221,7 @@ TEST_CASE("federation: a prefix wanted on both sides of a link is not echoed bac
   CHECK(t.count(core, "a2") == 0);
 }
 
-TEST_CASE("federation: a loop of two relays or three is refused, names the relays, carries nothing",
-          "[federation]") {
+TEST_CASE("federation: a loop of two relays or three is refused, names the relays, carries nothing", "[federation]") {
   for (const int size : {2, 3}) {
     tree t;
     for (int i = 0; i < size; ++i) t.add((i + 1) % size);
