@@ -315,7 +315,10 @@ struct relay::impl {
   // link's interest matches goes to it again, before anything live (the relay thread reads it here).
   // Its own messages come back too; it knows them and drops them (federation::echo).
   void catch_up(std::size_t li, std::uint64_t from) {
-    if (!jr || from >= stored) return;
+    // Up to what has gone to the links already: the rest (not stored yet, or stored and waiting for
+    // a full subscriber) goes live to this link too, when it is delivered.
+    const auto upto = unstored.empty() ? stored : std::min(stored, unstored.front().jseq);
+    if (!jr || from >= upto) return;
     const auto at = jr->seek_seq(from);
     if (!at) return;
     auto c = jr->open(*at);
@@ -323,7 +326,7 @@ struct relay::impl {
     std::uint64_t skipped = 0, read = 0;
     record::entry e;
     bool done = false;
-    while (!done && c.next < stored) {
+    while (!done && c.next < upto) {
       buf.clear();
       std::uint64_t lost = 0;
       if (jr->read(c, buf, std::size_t{1} << 20, lost) == 0) break;
@@ -333,8 +336,8 @@ struct relay::impl {
       while (left != 0 && record::decode(p, left, e) == record::status::ok) {
         p += e.size;
         left -= e.size;
-        if (e.jseq >= stored) {
-          done = true;  // not stored yet: it goes live, when it is
+        if (e.jseq >= upto) {
+          done = true;
           break;
         }
         if (e.end() <= from) continue;
