@@ -1109,7 +1109,7 @@ struct relay::impl {
         flush_acks();
         store_gauges();
         const auto now = clock::now();
-        fed->turn(now);
+        fed->turn(now, !out.holding() && !(jr && jr->full()));
         if (now >= next_links_text) {
           const std::lock_guard<std::mutex> lock(links_mutex);
           links_text = fed->describe();

@@ -598,10 +598,13 @@ std::string federation::label(const link& l) const {
   return l.up ? "upstream " + cfg_.upstream : "downstream " + l.name;
 }
 
-void federation::turn(clock::time_point now) {
+void federation::turn(clock::time_point now, bool reading) {
   for (std::size_t li = 0; li < links_.size(); ++li) {
     auto& l = links_[li];
     if (!l.used) continue;
+    // Not reading: the silence is this relay's own, not the other side's.
+    if (!reading)
+      l.last_heard = std::max(l.last_heard, now - (l.up ? cfg_.upstream_silence : cfg_.downstream_silence) / 2);
     if (l.up) {
       if (l.connecting_since == clock::time_point{}) l.connecting_since = now;
       if (l.st == state::connecting && !l.said_silent && now - l.connecting_since >= std::chrono::seconds(10)) {

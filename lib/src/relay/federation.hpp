@@ -96,7 +96,9 @@ public:
   void received(std::size_t from, std::uint64_t msgs, std::uint64_t jseq_end = 0);
   /// Once per loop turn, and at least every 100 ms: sends what was queued (DATA, SUB/UNSUB), pings,
   /// HELLOs, resends, forgets silent links.
-  void turn(clock::time_point now);
+  /// `reading`: false while the relay does not read its links (a message is held for a full
+  /// subscriber): silence from the upstream is then not the upstream's.
+  void turn(clock::time_point now, bool reading = true);
   /// Says BYE on every link (stopping).
   void stop();
 
