@@ -55,7 +55,8 @@ wait_stat core clients_refused -ge 1 20
 [[ $(node_stat rogue upstream_up) == 0 ]] || fail "the rogue's upstream_up is 1 although the core refuses its key"
 ! grep -q "link to upstream $(up_ep core): active" "${NODE_ERR[rogue]}" ||
   fail "the rogue says its link is active: $(grep 'link to upstream' "${NODE_ERR[rogue]}")"
-[[ $(node_stat core links) == 2 ]] || fail "the core counts $(node_stat core links) links, expected 2 (edge1, edge2; not the rogue)"
+[[ $(node_stat core links_active) == 2 ]] ||
+  fail "the core counts $(node_stat core links_active) active links, expected 2 (edge1, edge2; not the rogue)"
 
 # Nothing crosses: the rogue's subscriber gets nothing published at edge1, edge2's nothing published
 # at the rogue (each direction ended by a fence that does arrive where the links are).

@@ -23,7 +23,7 @@ for e in edge1 edge2; do
   wait_link_up "$e" core
   wait_stat "$e" upstream_up -eq 1
 done
-wait_stat core links -eq 2
+wait_stat core links_active -eq 2
 
 # --- edge -> core -> edge ----------------------------------------------------------------------
 node_bg edge2 "$TEST_TMP/far" "$TEST_TMP/far.err" "$ZSUB" -t news -H "${NODE_ADDR[edge2]}" -C "$N" --stats

@@ -3,7 +3,7 @@
 # of its own on the default ports.
 #  - a pair: alpha --upstream BRAVO, bravo --upstream ALPHA;
 #  - a ring of three: alpha --upstream BRAVO, bravo --upstream CHARLIE, charlie --upstream ALPHA.
-# In each, within a deadline a relay logs a line with "loop" naming every relay of the loop (by its
+# In each, within a deadline a relay logs a refusal with "loop" naming every relay of the loop (by its
 # host name, relay id or address), and links_refused counts it. What is left is a tree: once probes get
 # through, one message published at alpha reaches the zsub at every relay exactly once, crosses each
 # remaining link once (the links' link_msgs_out grow by the number of relays - 1), and nothing moves
@@ -37,10 +37,11 @@ loop_case() {
   for n in "${nodes[@]}"; do errs+=("${NODE_ERR[$n]}"); done
   exec {fd}< <(exec timeout "$LOOP_LIMIT" tail -q -n +1 -F "${errs[@]}" 2>/dev/null)
   tailpid=$!
-  line=$(grep -a -m1 -F loop <&"$fd")
+  # (A link waiting to hear whether its upstream reached the root of the tree mentions a loop too.)
+  line=$(grep -a -m1 -E 'refus.*loop' <&"$fd")
   exec {fd}<&-
   kill "$tailpid" 2>/dev/null
-  [[ -n $line ]] || fail "$name: no relay logged a line with 'loop' within ${LOOP_LIMIT}s; stderr: $(tail -n 3 "${errs[@]}")"
+  [[ -n $line ]] || fail "$name: no relay logged a refusal with 'loop' within ${LOOP_LIMIT}s; stderr: $(tail -n 3 "${errs[@]}")"
   note "$name: $line"
   local id
   for n in "${nodes[@]}"; do
