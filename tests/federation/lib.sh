@@ -216,6 +216,28 @@ wait_stat() {
   done
 }
 
+# node_link NAME DIR FIELD: FIELD (unacked, interest, state, in, out, ...) of node NAME's link in direction
+# DIR (up: its upstream; down: its one downstream) from the "links" list of `zrelay ctl stats`.
+node_link() {
+  local v
+  v=$(node_stats "$1" | "$FED_PYTHON" -c 'import json, sys
+links = [l for l in json.load(sys.stdin).get("links", []) if l.get("dir") == sys.argv[1]]
+print(links[0].get(sys.argv[2], "") if len(links) == 1 else "")' "$2" "$3")
+  [[ -n $v ]] || fail "node $1 has not one '$2' link with '$3' in its zrelay ctl stats: $(cat "$TEST_TMP/$1.stats")"
+  echo "$v"
+}
+
+# wait_link NAME DIR FIELD OP VALUE [SECONDS]: as wait_stat, for node_link NAME DIR FIELD. Sets STAT.
+wait_link() {
+  local name=$1 dir=$2 field=$3 op=$4 want=$5 deadline=$((SECONDS + ${6:-$WAIT_LIMIT}))
+  while :; do
+    STAT=$(node_link "$name" "$dir" "$field")
+    test "$STAT" "$op" "$want" 2>/dev/null && return 0
+    ((SECONDS < deadline)) ||
+      fail "node $name: its $dir link's $field is $STAT after ${6:-$WAIT_LIMIT}s, expected $op $want; stats: $(cat "$TEST_TMP/$name.stats")"
+  done
+}
+
 # up_ep NAME: the ack endpoint of node NAME, which `--upstream ADDRESS` links to.
 up_ep() { echo "tcp://${NODE_ADDR[$1]}:5561"; }
 

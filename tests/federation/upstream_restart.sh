@@ -2,9 +2,12 @@
 # Federation, the upstream killed with SIGKILL mid-stream and restarted on the same address. Tree: edge1
 # and edge2 with --upstream CORE, each relay in a network namespace of its own on the default ports.
 # zpub at edge1 streams N acknowledged lines to the zsub (--dedup --stats) at edge2; once edge2 has
-# line 10 000 the core is killed; the next 15 000 lines go to edge1 while the core is away (edge1 keeps
-# acknowledging its publisher); the core is started again, and once the way through is open again
-# (probes) the last 5 000 follow, then a fence.
+# line 10 000 the core is frozen (SIGSTOP), the next 15 000 lines go to edge1 (which keeps acknowledging
+# its publisher and sends them on into the frozen core), then the core is killed with SIGKILL and
+# started again - with edge2 frozen until the new core has acked all edge1 held for it (the order in which
+# the edges come back that is harder for the core). Once the way through is open again (probes) the last
+# 5 000 follow, then a fence. (zsub runs with --heartbeat 0, so that edge2's freeze does not cost it its
+# connection.)
 #  - without journals: zpub exits 0; what zsub printed plus what it reports missing accounts for every
 #    line (nothing lost silently), no line twice, none that was not sent;
 #  - with --journal on every relay: all N arrive, nothing missing.
@@ -35,7 +38,7 @@ round() {
   wait_link_up edge1 core
   wait_link_up edge2 core
 
-  node_bg edge2 "$d/out" "$d/sub.err" "$ZSUB" -t t -H "${NODE_ADDR[edge2]}" --dedup --stats -W 50
+  node_bg edge2 "$d/out" "$d/sub.err" "$ZSUB" -t t -H "${NODE_ADDR[edge2]}" --dedup --stats -W 50 --heartbeat 0
   local sub=$BG_PID
   wait_node_subscribed edge2 t
   wait_stat edge1 link_subs_in -ge 1
@@ -52,15 +55,24 @@ round() {
 
   WAIT_LIMIT=30 wait_for_line "$d/out" 010000 ||
     fail "$mode: zsub at edge2 did not get line 010000 within 30s (it has $(wc -l <"$d/out")); stderr: $(cat "$d/sub.err")"
-  kill_node core
-  local at_kill
-  at_kill=$(wc -l <"$d/out")
-  note "$mode: core killed with SIGKILL, edge2 had $at_kill lines"
+  # Freeze the core first, so that what edge1 forwards next is certainly in flight when it dies.
+  kill -STOP "${NODE_PID[core]}"
+  local at_stop
+  at_stop=$(wc -l <"$d/out")
   nudge
+  # edge1 keeps acknowledging its publisher with the core frozen: the second part is in.
+  wait_stat edge1 msgs_in -ge 55000 30
+  kill_node core
+  note "$mode: core frozen with edge2 at $at_stop lines, killed with SIGKILL once edge1 had accepted 55000"
   wait_for_text "${NODE_ERR[edge1]}" "zrelay: link to upstream $(up_ep core): down" ||
     fail "$mode: edge1 did not log its link to the core down; its stderr: $(tail -n 5 "${NODE_ERR[edge1]}")"
+  # The edges come back in the order that is harder for the core: edge1 first, with what it holds for
+  # the core (the frozen core never acked it), and edge2 only once the core has taken all of that.
+  kill -STOP "${NODE_PID[edge2]}"
   start_node core "${core_args[@]}"
   WAIT_LIMIT=30 wait_link_up edge1 core 2
+  wait_link edge1 up unacked -eq 0 30
+  kill -CONT "${NODE_PID[edge2]}"
   WAIT_LIMIT=30 wait_link_up edge2 core 2
   wait_path edge1 t "$d/out" 40
   nudge
@@ -81,9 +93,15 @@ round() {
   note "$mode: received $got of $N lines, $missing reported missing; edge1 link_resent=$(node_stat edge1 link_resent) link_dropped=$(node_stat edge1 link_dropped)"
   [[ -z $(sort "$d/lines" | uniq -d | head -n 3) ]] || fail "$mode: zsub --dedup printed a line twice: $(sort "$d/lines" | uniq -d | head -n 3)"
   [[ -z $(sort "$d/lines" | comm -23 - "$TEST_TMP/in" | head -n 3) ]] || fail "$mode: zsub printed lines nobody sent"
+  local lost=
+  if ((got < N)); then
+    lost=$(sort "$d/lines" | comm -13 - "$TEST_TMP/in" | awk 'NR == 1 { f = $0 } { l = $0 } END { print "lines " f " to " l " are missing" }')
+    lost="$lost; the new core: link_msgs_in=$(node_stat core link_msgs_in) link_msgs_out=$(node_stat core link_msgs_out) msgs_in=$(node_stat core msgs_in); edge2: link_msgs_in=$(node_stat edge2 link_msgs_in)"
+    note "$mode: $lost"
+  fi
   ((got + missing == N)) || fail "$mode: received $got + reported missing $missing != $N sent: lost silently; zsub: $stats"
   if [[ $mode == journal ]]; then
-    ((got == N)) || fail "$mode: with journals on every relay, $((N - got)) of $N lines were lost ($missing reported missing)"
+    ((got == N)) || fail "$mode: with journals on every relay, $((N - got)) of $N lines were lost ($missing reported missing): $lost"
   fi
   exec {gofd}>&-
   stop_node edge2
