@@ -181,10 +181,15 @@ node_alive() {
     fail "node $1's relay died; its stderr: $(tail -n 5 "${NODE_ERR[$1]}")"
 }
 
-# node_stats NAME: print node NAME's `zrelay ctl stats` JSON (also to $TEST_TMP/NAME.stats).
+# The readers below run in $(...), where fail would end only that subshell: they say what went wrong on
+# stderr and print nothing (status 1), so that the caller's comparison fails with the value it got.
+
+# node_stats NAME: print node NAME's `zrelay ctl stats` JSON (also kept in $TEST_TMP/NAME.stats).
 node_stats() {
-  timeout 10 ip netns exec "${NODE_NS[$1]}" "$ZRELAY" ctl stats --timeout 3000 >"$TEST_TMP/$1.stats" 2>"$TEST_TMP/$1.stats.err" ||
-    fail "zrelay ctl stats in node $1 failed: $(cat "$TEST_TMP/$1.stats.err")"
+  if ! timeout 10 ip netns exec "${NODE_NS[$1]}" "$ZRELAY" ctl stats --timeout 3000 >"$TEST_TMP/$1.stats" 2>"$TEST_TMP/$1.stats.err"; then
+    echo "$TEST_NAME: zrelay ctl stats in node $1 failed: $(cat "$TEST_TMP/$1.stats.err")" >&2
+    return 1
+  fi
   cat "$TEST_TMP/$1.stats"
 }
 
@@ -197,9 +202,34 @@ print("" if v is None else json.dumps(v) if isinstance(v, (list, dict)) else v)'
 
 # node_stat NAME COUNTER: one counter of node NAME's relay, read with `zrelay ctl stats`.
 node_stat() {
-  local v
-  v=$(node_stats "$1" | json_field "$2")
-  [[ -n $v ]] || fail "no '$2' in node $1's zrelay ctl stats: $(cat "$TEST_TMP/$1.stats")"
+  local json v
+  json=$(node_stats "$1") || return 1
+  v=$(json_field "$2" <<<"$json")
+  if [[ -z $v ]]; then
+    echo "$TEST_NAME: no '$2' in node $1's zrelay ctl stats: $json" >&2
+    return 1
+  fi
+  echo "$v"
+}
+
+# node_link NAME WHICH FIELD: FIELD (unacked, interest, state, in, out, ...) of one link of node NAME's
+# relay, from the "links" list of `zrelay ctl stats`. WHICH: up (its upstream), or the host name of a
+# downstream relay (a node's name).
+node_link() {
+  local json v
+  json=$(node_stats "$1") || return 1
+  v=$("$FED_PYTHON" -c 'import json, sys
+which, field = sys.argv[1], sys.argv[2]
+def wanted(link):
+    if which == "up":
+        return link.get("dir") == "up"
+    return link.get("dir") == "down" and link.get("peer", "").split(" ")[0] == which  # "NAME ENDPOINT"
+links = [link for link in json.load(sys.stdin).get("links", []) if wanted(link)]
+print(links[0].get(field, "") if len(links) == 1 else "")' "$2" "$3" <<<"$json")
+  if [[ -z $v ]]; then
+    echo "$TEST_NAME: node $1 has not one link '$2' with '$3' in its zrelay ctl stats: $json" >&2
+    return 1
+  fi
   echo "$v"
 }
 
@@ -209,32 +239,21 @@ node_stat() {
 wait_stat() {
   local name=$1 counter=$2 op=$3 want=$4 deadline=$((SECONDS + ${5:-$WAIT_LIMIT}))
   while :; do
-    STAT=$(node_stat "$name" "$counter")
+    STAT=$(node_stat "$name" "$counter" 2>"$TEST_TMP/stat.err")
     test "$STAT" "$op" "$want" 2>/dev/null && return 0
     ((SECONDS < deadline)) ||
-      fail "node $name: $counter is $STAT after ${5:-$WAIT_LIMIT}s, expected $op $want; stats: $(cat "$TEST_TMP/$name.stats")"
+      fail "node $name: $counter is '$STAT' after ${5:-$WAIT_LIMIT}s, expected $op $want; $(cat "$TEST_TMP/stat.err") stats: $(cat "$TEST_TMP/$name.stats")"
   done
 }
 
-# node_link NAME DIR FIELD: FIELD (unacked, interest, state, in, out, ...) of node NAME's link in direction
-# DIR (up: its upstream; down: its one downstream) from the "links" list of `zrelay ctl stats`.
-node_link() {
-  local v
-  v=$(node_stats "$1" | "$FED_PYTHON" -c 'import json, sys
-links = [l for l in json.load(sys.stdin).get("links", []) if l.get("dir") == sys.argv[1]]
-print(links[0].get(sys.argv[2], "") if len(links) == 1 else "")' "$2" "$3")
-  [[ -n $v ]] || fail "node $1 has not one '$2' link with '$3' in its zrelay ctl stats: $(cat "$TEST_TMP/$1.stats")"
-  echo "$v"
-}
-
-# wait_link NAME DIR FIELD OP VALUE [SECONDS]: as wait_stat, for node_link NAME DIR FIELD. Sets STAT.
+# wait_link NAME WHICH FIELD OP VALUE [SECONDS]: as wait_stat, for node_link NAME WHICH FIELD. Sets STAT.
 wait_link() {
-  local name=$1 dir=$2 field=$3 op=$4 want=$5 deadline=$((SECONDS + ${6:-$WAIT_LIMIT}))
+  local name=$1 which=$2 field=$3 op=$4 want=$5 deadline=$((SECONDS + ${6:-$WAIT_LIMIT}))
   while :; do
-    STAT=$(node_link "$name" "$dir" "$field")
+    STAT=$(node_link "$name" "$which" "$field" 2>"$TEST_TMP/stat.err")
     test "$STAT" "$op" "$want" 2>/dev/null && return 0
     ((SECONDS < deadline)) ||
-      fail "node $name: its $dir link's $field is $STAT after ${6:-$WAIT_LIMIT}s, expected $op $want; stats: $(cat "$TEST_TMP/$name.stats")"
+      fail "node $name: its link $which has $field '$STAT' after ${6:-$WAIT_LIMIT}s, expected $op $want; $(cat "$TEST_TMP/stat.err") stats: $(cat "$TEST_TMP/$name.stats")"
   done
 }
 
