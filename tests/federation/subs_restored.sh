@@ -38,11 +38,12 @@ WAIT_LIMIT=30 wait_link_up edge1 core 2
 WAIT_LIMIT=30 wait_link_up edge2 core 2
 wait_stat core link_subs_in -ge "$S" 30
 wait_stat edge1 link_subs_in -ge $((before + S)) 30
+after=$STAT
 # What each side holds for the other: edge1's link knows the 10 000 prefixes wanted beyond it, the core's
 # link from edge2 the same 10 000.
 wait_link edge1 up interest -eq "$S"
 wait_link core edge2 interest -eq "$S"
-note "after the restart: the core has $(node_stat core link_subs_in) subscription changes in, edge1 $STAT"
+note "after the restart: the core has $(node_stat core link_subs_in) subscription changes in, edge1 $after in all"
 
 awk -v n="$S" 'BEGIN { for (i = 0; i < n; i++) printf "k/%05d/t payload %d\n", i, i }' >"$TEST_TMP/in"
 node_expect edge1 0 "$ZPUB" --topic-sep ' ' -H "${NODE_ADDR[edge1]}" <"$TEST_TMP/in"
