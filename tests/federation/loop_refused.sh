@@ -4,10 +4,12 @@
 #  - a pair: alpha --upstream BRAVO, bravo --upstream ALPHA;
 #  - a ring of three: charlie --upstream DELTA, delta --upstream ECHO, echo --upstream CHARLIE.
 # In each, within a deadline a relay logs a refusal with "loop" naming every relay of the loop (by its
-# host name, relay id or address), and links_refused counts it. What is left is a tree: once probes get
-# through, one message published at the first relay reaches the zsub at every relay exactly once, crosses each
-# remaining link once (the links' link_msgs_out grow by the number of relays - 1), and nothing moves
-# after it (a zsub waiting 3 s for more sees nothing, the counters stay put).
+# host name, relay id or address), links_refused counts it, and not every relay has its upstream link up
+# (upstream_up: the ring is cut). With a zsub at every relay, once each link that is active has told the
+# other side of its subscriber, one message published at the first relay reaches the zsub there once and
+# no zsub twice, crosses links at most once per link of a tree (relays - 1), and nothing moves after it
+# (a fresh zsub there waiting 3 s sees nothing, the counters stay put). Whether a relay beyond the cut
+# gets it is not asked: the contract is only that nothing circulates.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 LOOP_LIMIT=30
 
@@ -44,6 +46,9 @@ loop_case() {
   line=$(grep -a -m1 -E 'refus.*loop' <&"$fd")
   exec {fd}<&-
   kill "$tailpid" 2>/dev/null
+  # tail interleaves the files by the write, and zrelay writes a line's prefix apart from its text: take
+  # the whole line from its file.
+  [[ -n $line ]] && line=$(grep -a -h -m1 -E '^zrelay: .*refus.*loop' "${errs[@]}" | head -n1)
   [[ -n $line ]] || fail "$name: no relay logged a refusal with 'loop' within ${LOOP_LIMIT}s; stderr: $(tail -n 3 "${errs[@]}")"
   note "$name: $line"
   local id
@@ -53,6 +58,9 @@ loop_case() {
       fail "$name: the loop line does not name $n (host name $n, relay $id, address ${NODE_ADDR[$n]}): $line"
   done
   [[ $(sum_stat links_refused "${nodes[@]}") -ge 1 ]] || fail "$name: no relay counts links_refused"
+  local up
+  up=$(sum_stat upstream_up "${nodes[@]}")
+  ((up < count)) || fail "$name: all $count relays have their upstream link up: the loop is not cut"
 
   local d=$TEST_TMP/$name
   mkdir "$d"
@@ -62,38 +70,48 @@ loop_case() {
     sub[$n]=$BG_PID
     wait_node_subscribed "$n" lp.
   done
-  for n in "${nodes[@]:1}"; do
-    wait_path "${nodes[0]}" lp.probe "$d/$n.out"
+  # Every link that is active has told the other side of its subscriber (subs_out), so a message could
+  # go round if a loop were left.
+  local deadline=$((SECONDS + WAIT_LIMIT)) untold
+  while :; do
+    untold=
+    for n in "${nodes[@]}"; do
+      node_stats "$n" | "$FED_PYTHON" -c 'import json, sys
+sys.exit(any(l.get("state") == "active" and l.get("subs_out", 0) < 1 for l in json.load(sys.stdin).get("links", [])))' ||
+        untold+=" $n"
+    done
+    [[ -z $untold ]] && break
+    ((SECONDS < deadline)) || fail "$name: active links of$untold have not passed on their subscription within ${WAIT_LIMIT}s"
   done
   local before after
   before=$(sum_stat link_msgs_out "${nodes[@]}")
   node_expect "${nodes[0]}" 0 "$ZPUB" -t lp.msg -H "${NODE_ADDR[${nodes[0]}]}" -m the-message
-  for n in "${nodes[@]}"; do
-    wait_for_line "$d/$n.out" the-message || fail "$name: the zsub at $n did not get the message published at ${nodes[0]}"
-  done
+  wait_for_line "$d/${nodes[0]}.out" the-message || fail "$name: the zsub at ${nodes[0]} did not get the message published there"
   # Then quiet: a fresh zsub at the first relay sees nothing on lp. for 3 s (a message that circulated would
   # come by again and again), and the counters stay where they are.
-  local mid
+  local mid got reached=
   mid=$(sum_stat link_msgs_out "${nodes[@]}")
   node_expect "${nodes[0]}" 5 "$ZSUB" -t lp. -H "${NODE_ADDR[${nodes[0]}]}" -C 1 -W 3
   for n in "${nodes[@]}"; do
     kill -TERM "${sub[$n]}"
     wait_bg "${sub[$n]}"
     [[ $BG_STATUS == 0 ]] || fail "$name: zsub at $n exited $BG_STATUS on SIGTERM; stderr: $(cat "$d/$n.err")"
-    [[ $(grep -c -x the-message "$d/$n.out") == 1 ]] ||
-      fail "$name: the zsub at $n got the message $(grep -c -x the-message "$d/$n.out") times"
+    got=$(grep -c -x the-message "$d/$n.out")
+    [[ $n != "${nodes[0]}" || $got == 1 ]] || fail "$name: the zsub at $n, where it was published, got the message $got times"
+    ((got <= 1)) || fail "$name: the zsub at $n got the message $got times"
+    reached+=" $n:$got"
   done
   after=$(sum_stat link_msgs_out "${nodes[@]}")
-  ((after - before == count - 1)) ||
-    fail "$name: the message crossed links $((after - before)) times, expected $((count - 1)) (once per link of the tree)"
+  ((after - before <= count - 1)) ||
+    fail "$name: the message crossed links $((after - before)) times, more than the $((count - 1)) links of a tree"
   ((after == mid)) || fail "$name: link_msgs_out went on from $mid to $after after the message had arrived everywhere"
   for n in "${nodes[@]}"; do
     node_alive "$n"
     stop_node "$n"
   done
-  note "$name: refused ('$line'), one copy each"
+  note "$name: refused ('$line'); upstream links up: $up of $count; the message at$reached, crossed links $((after - before)) times"
 }
 case_ pair loop_case pair alpha bravo
 case_ ring loop_case ring charlie delta echo
 cases_passed
-pass "a pair and a ring of three: refused, one copy each"
+pass "a pair and a ring of three: refused, nothing circulates"
