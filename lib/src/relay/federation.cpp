@@ -322,6 +322,8 @@ void federation::upstream_lost(const std::string& why, clock::time_point now) {
                             : std::string()));
   }
   if (l.st != state::refused) l.st = state::connecting;
+  l.connecting_since = now;
+  l.said_silent = false;
   l.backoff = std::chrono::milliseconds(100);
   l.next_hello = now;
   update_gauges();
@@ -601,6 +603,13 @@ void federation::turn(clock::time_point now) {
     auto& l = links_[li];
     if (!l.used) continue;
     if (l.up) {
+      if (l.connecting_since == clock::time_point{}) l.connecting_since = now;
+      if (l.st == state::connecting && !l.said_silent && now - l.connecting_since >= std::chrono::seconds(10)) {
+        l.said_silent = true;
+        log_.line("link to upstream " + cfg_.upstream +
+                  ": no answer for 10 s (is a zrelay running there? with CURVE: the right --upstream-server-key, "
+                  "and this relay's public key in the upstream's --allow-keys?); still trying");
+      }
       if (l.st != state::active && now >= l.next_hello) {
         send(l, link_wire::encode_hello(cfg_.id, cfg_.name));
         // Backoff with jitter: each wait is 75 to 125 % of the last doubled, up to max_backoff.

@@ -152,6 +152,8 @@ private:
     std::chrono::milliseconds backoff{100};
     clock::time_point last_progress{};  // when an ACK last took something off the window
     bool said_down = false;
+    clock::time_point connecting_since{};  // the upstream: when it last stopped answering (or never did)
+    bool said_silent = false;
     // Counters (messages).
     std::uint64_t in = 0, out = 0, resent = 0, dropped = 0, subs_in = 0, subs_out = 0;
     // The last topic looked up, and whether it matched.
