@@ -163,6 +163,7 @@ struct relay::impl {
       std::copy(prefix.begin(), prefix.end(), p + 1);
       (void)s.xsub.send(m, zmq::send_flags::dontwait);
     };
+    io.catch_up = [this](std::size_t li, std::uint64_t from) { catch_up(li, from); };
     fed = std::make_unique<federation>(std::move(fs), std::move(io), stats, log);
     if (cfg.upstream.ack.empty()) return;
     uplink = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
@@ -301,11 +302,57 @@ struct relay::impl {
     return out.send(frames, n, msgs, bytes, tag);
   }
 
-  void to_links(const zmq::message_t* frames, std::size_t n, bool batch, std::uint64_t msgs, std::size_t from) {
+  void to_links(const zmq::message_t* frames, std::size_t n, bool batch, std::uint64_t msgs, std::size_t from,
+                std::uint64_t jseq_end = 0) {
     if (!fed->linked()) return;
     std::array<std::string_view, ingress::max_frames> fv;
     for (std::size_t i = 0; i < n; ++i) fv[i] = view(frames[i]);
-    fed->forward(fv.data(), n, batch, static_cast<std::uint32_t>(msgs), from, wall_ns());
+    fed->forward(fv.data(), n, batch, static_cast<std::uint32_t>(msgs), from, wall_ns(), jseq_end);
+  }
+
+  // A downstream relay this one had no window for is back (after this relay restarted, or forgot
+  // it) and took everything below journal seq `from`: what the journal stored from there on and the
+  // link's interest matches goes to it again, before anything live (the relay thread reads it here).
+  // Its own messages come back too; it knows them and drops them (federation::echo).
+  void catch_up(std::size_t li, std::uint64_t from) {
+    if (!jr || from >= stored) return;
+    const auto at = jr->seek_seq(from);
+    if (!at) return;
+    auto c = jr->open(*at);
+    std::string buf, cut;
+    std::uint64_t skipped = 0, read = 0;
+    record::entry e;
+    bool done = false;
+    while (!done && c.next < stored) {
+      buf.clear();
+      std::uint64_t lost = 0;
+      if (jr->read(c, buf, std::size_t{1} << 20, lost) == 0) break;
+      skipped += lost;
+      const char* p = buf.data();
+      std::size_t left = buf.size();
+      while (left != 0 && record::decode(p, left, e) == record::status::ok) {
+        p += e.size;
+        left -= e.size;
+        if (e.jseq >= stored) {
+          done = true;  // not stored yet: it goes live, when it is
+          break;
+        }
+        if (e.end() <= from) continue;
+        if (e.jseq < from) {  // a batch holding `from`: the part from there
+          cut.clear();
+          record::append_from(cut, e, from);
+          if (record::decode(cut.data(), cut.size(), e) != record::status::ok) continue;
+        }
+        fed->forward(e.frames, e.nframes, e.what == record::kind::batch, e.count, federation::none, e.time_ns, e.end(),
+                     li);
+        read += e.count;
+      }
+    }
+    if (skipped != 0) relay_stats::add(stats.link_dropped, skipped);
+    log.line(fed->link_name(li) + ": sending again what the journal stored from journal seq " + std::to_string(from) +
+             " on that it wants: " + std::to_string(read) + " message(s)" +
+             (skipped != 0 ? ", " + std::to_string(skipped) + " removed by retention (counted in link_dropped)"
+                           : std::string()));
   }
 
   // Kept run `run` of the batch in `frames` as a batch of its own: its header (the records' own
@@ -479,6 +526,10 @@ struct relay::impl {
       p += link_entry.size;
       left -= link_entry.size;
       if (i < skip) continue;
+      if (route.empty() && fed->echo(link_entry.frames, link_entry.nframes)) {
+        relay_stats::add(stats.duplicates, link_entry.count);  // its own, back in a catch-up
+        continue;
+      }
       const ingress::frames_view m{link_entry.frames, link_entry.nframes, false};
       ingress::judge_fire_and_forget(m, limits, v);
       count(v);
@@ -515,7 +566,7 @@ struct relay::impl {
                " entries that do not decode (or bytes after its last): they are lost";
       });
     }
-    fed->received(li, msgs);
+    fed->received(li, msgs, h.jseq_end);
     const auto t = publishers.accept(h.id, st, end);
     if (units_used == 0) {
       publishers.commit(t);
@@ -712,7 +763,7 @@ struct relay::impl {
   // Hands an entry to the subscribers: a batch with the version-2 header that carries its journal
   // sequence (or, without one, as it came); a plain message untouched.
   bool deliver(unstored_entry& u, bool with_jseq) {
-    to_links(u.data(), u.n, u.batch, u.end - u.jseq, u.from);
+    to_links(u.data(), u.n, u.batch, u.end - u.jseq, u.from, with_jseq ? u.end : 0);
     if (u.batch && with_jseq) {
       zmq::message_t h2(wire::header_v2_size);
       wire::encode_delivered_header(u.header, u.jseq, h2.data());

@@ -18,6 +18,13 @@ constexpr std::chrono::milliseconds turn_every{100};
 
 bool is_sys(std::string_view topic) { return topic.compare(0, 5, "$SYS.") == 0; }
 
+// The publisher id of a batch header (offset 8, big-endian).
+std::uint64_t big_endian_id(std::string_view header) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 8; i < 16; ++i) v = (v << 8) | static_cast<unsigned char>(header[i]);
+  return v;
+}
+
 std::string names(const std::vector<link_wire::relay_ref>& chain) {
   std::string s;
   for (const auto& r : chain) s += (s.empty() ? "" : " → ") + r.name;
@@ -40,15 +47,13 @@ federation::federation(settings s, io out, relay_stats& stats, relay_log& log)
 }
 
 std::size_t federation::add_link() {
-  for (std::size_t i = has_upstream() ? 1 : 0; i < links_.size(); ++i)
-    if (!links_[i].used) {
-      links_[i] = link{};
-      links_[i].used = true;
-      return i;
-    }
-  links_.emplace_back();
-  links_.back().used = true;
-  return links_.size() - 1;
+  std::size_t i = has_upstream() ? 1 : 0;
+  while (i < links_.size() && links_[i].used) ++i;
+  if (i == links_.size()) links_.emplace_back();
+  links_[i] = link{};
+  links_[i].used = true;
+  links_[i].next_seq = seq_base_;
+  return i;
 }
 
 federation::link* federation::find_route(std::string_view route) {
@@ -177,7 +182,7 @@ void federation::send_all_interest(std::size_t li) {
   }
   l.subs_out += all.size();
   relay_stats::add(stats_.link_subs_out, all.size());
-  send(l, link_wire::encode_signal(link_wire::kind::ready, cfg_.id));
+  send(l, link_wire::encode_ready(cfg_.id, l.up ? up_jseq_ : 0));
 }
 
 // The other side has sent its whole interest again (its READY after a handshake). What it had
@@ -455,7 +460,11 @@ void federation::on_downstream(std::string_view route, const link_wire::message&
       break;
     case k::ready: {
       end_resync(li, now);
-      if (l.st != state::active) activate(li, now);
+      if (l.st != state::active) {
+        const bool known = l.forwarding;  // it has a window here: what it lacks is resent from it
+        activate(li, now);
+        if (!known && m.resume != 0 && io_.catch_up) io_.catch_up(li, m.resume);
+      }
       break;
     }
     default: break;
@@ -481,18 +490,28 @@ std::size_t federation::data_link(std::string_view route, std::uint64_t id, cloc
   return l.st == state::active ? li : none;
 }
 
-void federation::received(std::size_t from, std::uint64_t msgs) {
+void federation::received(std::size_t from, std::uint64_t msgs, std::uint64_t jseq_end) {
+  if (links_[from].up) up_jseq_ = std::max(up_jseq_, jseq_end);
   links_[from].in += msgs;
   relay_stats::add(stats_.link_msgs_in, msgs);
 }
 
+bool federation::echo(const std::string_view* frames, std::size_t n) const {
+  if (n != 3 || frames[1].size() < 16 || sent_up_.empty()) return false;
+  return sent_up_.count(big_endian_id(frames[1])) != 0;
+}
+
 void federation::forward(const std::string_view* frames, std::size_t n, bool batch, std::uint32_t count,
-                         std::size_t from, std::uint64_t time_ns) {
+                         std::size_t from, std::uint64_t time_ns, std::uint64_t jseq_end, std::size_t only) {
   if (n == 0 || links_.empty() || is_sys(frames[0])) return;
   std::size_t size = 0;
   for (std::size_t li = 0; li < links_.size(); ++li) {
     auto& l = links_[li];
-    if (!l.used || li == from || !l.forwarding || !matches(l, frames[0])) continue;
+    if (!l.used || li == from || (only != none && li != only) || !l.forwarding || !matches(l, frames[0])) continue;
+    if (l.up && batch && n == 3 && frames[1].size() >= 16) {
+      if (sent_up_.size() >= 65536) sent_up_.clear();  // bounded; a catch-up may then repeat a few
+      sent_up_.insert(big_endian_id(frames[1]));
+    }
     if (size == 0) size = record::encoded_size(frames, n);
     if (l.window_msgs + l.body_msgs + count > cfg_.window_msgs ||
         l.window_bytes + l.body.size() + size > cfg_.window_bytes) {
@@ -507,6 +526,7 @@ void federation::forward(const std::string_view* frames, std::size_t n, bool bat
                    count, frames, n);
     ++l.body_entries;
     l.body_msgs += count;
+    l.body_jseq_end = std::max(l.body_jseq_end, jseq_end);
   }
 }
 
@@ -516,14 +536,17 @@ void federation::flush(link& l, clock::time_point now) {
   d.seq = l.next_seq;
   d.entries = l.body_entries;
   d.msgs = l.body_msgs;
+  d.jseq_end = l.body_jseq_end;
   d.body.swap(l.body);
   l.next_seq += l.body_entries;
+  seq_base_ = std::max(seq_base_, l.next_seq);
   l.window_msgs += d.msgs;
   l.window_bytes += d.body.size();
   l.out += d.msgs;
   relay_stats::add(stats_.link_msgs_out, d.msgs);
   l.body_entries = 0;
   l.body_msgs = 0;
+  l.body_jseq_end = 0;
   l.body.reserve(d.body.size());
   l.window.push_back(std::move(d));
   if (l.window.size() == 1) l.last_progress = now;
@@ -536,6 +559,7 @@ void federation::transmit(link& l, sent_data& d, clock::time_point now) {
   h.seq = d.seq;
   h.count = d.entries;
   h.floor = l.window.front().seq;
+  h.jseq_end = d.jseq_end;
   send(l, link_wire::encode_data(h), d.body);
   d.sent_at = now;
 }

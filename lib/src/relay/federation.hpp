@@ -60,6 +60,10 @@ public:
   struct io {
     std::function<void(std::string_view route, std::string_view frame1, std::string_view frame2)> send;
     std::function<void(bool subscribe, std::string_view prefix)> xsub;
+    /// A downstream link that this relay had no window for (new, or forgotten) is back and says
+    /// it took everything below journal seq `from` from it: with a journal, the relay forwards to it
+    /// (forward(…, only = link)) what it stored from there on. May be empty.
+    std::function<void(std::size_t link, std::uint64_t from)> catch_up;
   };
 
   federation(settings s, io out, relay_stats& stats, relay_log& log);
@@ -76,12 +80,20 @@ public:
   /// A message on its way to subscribers (frames as accepted: a batch with its version-1 header,
   /// or a plain message): sent to every active link whose interest matches its first frame but
   /// `from` (none: from a publisher of this relay). $SYS. topics never cross a link.
+  /// `jseq_end`: this relay's journal seq after the message (0: not from its journal); `only`: to
+  /// that link alone (a catch-up).
   void forward(const std::string_view* frames, std::size_t n, bool batch, std::uint32_t count, std::size_t from,
-               std::uint64_t time_ns);
+               std::uint64_t time_ns, std::uint64_t jseq_end = 0, std::size_t only = none);
+  /// Whether a message from the upstream is one this relay sent up itself (a batch of a publisher
+  /// whose batches it forwarded to the upstream): a catch-up sends the upstream's journal, which
+  /// holds them too.
+  bool echo(const std::string_view* frames, std::size_t n) const;
+  /// How logs name link `li`.
+  std::string link_name(std::size_t li) const { return label(links_[li]); }
   /// Whether someone other than link `from` wants `topic`: this relay's subscribers or another link.
   bool wanted(std::string_view topic, std::size_t from);
-  /// Messages of link `from` were accepted (counted on that link).
-  void received(std::size_t from, std::uint64_t msgs);
+  /// Messages of link `from` were accepted (counted on that link); `jseq_end` the DATA's.
+  void received(std::size_t from, std::uint64_t msgs, std::uint64_t jseq_end = 0);
   /// Once per loop turn, and at least every 100 ms: sends what was queued (DATA, SUB/UNSUB), pings,
   /// HELLOs, resends, forgets silent links.
   void turn(clock::time_point now);
@@ -104,6 +116,7 @@ private:
     std::uint64_t seq = 0;
     std::uint32_t entries = 0;
     std::uint64_t msgs = 0;
+    std::uint64_t jseq_end = 0;
     std::string body;
     clock::time_point sent_at;
   };
@@ -130,6 +143,7 @@ private:
     std::string body;  // DATA being built this turn
     std::uint32_t body_entries = 0;
     std::uint64_t body_msgs = 0;
+    std::uint64_t body_jseq_end = 0;
     std::size_t resend_from = static_cast<std::size_t>(-1);  // index in window to send again from
     // The handshake and liveness.
     std::vector<link_wire::relay_ref> chain;  // the upstream's, as it last said
@@ -188,6 +202,11 @@ private:
   std::vector<link_wire::relay_ref> told_chain_;  // what downstream links were last told
   bool told_rooted_ = false;
   bool linked_ = false;
+  // Link sequences never start again: a link made anew for a relay this one linked before (it was
+  // forgotten, or came back) goes on above every sequence sent, so its session there takes it.
+  std::uint64_t seq_base_ = 1;
+  std::uint64_t up_jseq_ = 0;                  // the upstream's journal seq after the last message taken from it
+  std::unordered_set<std::uint64_t> sent_up_;  // publishers whose batches went to the upstream
   std::uint64_t jitter_state_;
 };
 
