@@ -164,6 +164,7 @@ struct relay::impl {
       (void)s.xsub.send(m, zmq::send_flags::dontwait);
     };
     io.catch_up = [this](std::size_t li, std::uint64_t from) { catch_up(li, from); };
+    io.live_from = [this]() -> std::uint64_t { return jr ? gone_to_links() : 0; };
     fed = std::make_unique<federation>(std::move(fs), std::move(io), stats, log);
     if (cfg.upstream.ack.empty()) return;
     uplink = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
@@ -314,11 +315,14 @@ struct relay::impl {
   // it) and took everything below journal seq `from`: what the journal stored from there on and the
   // link's interest matches goes to it again, before anything live (the relay thread reads it here).
   // Its own messages come back too; it knows them and drops them (federation::echo).
+  // With a journal: every journal seq below this has been delivered, to the links too; what is not
+  // (not stored yet, or stored and waiting for a full subscriber) goes to the links live when it is.
+  std::uint64_t gone_to_links() const { return unstored.empty() ? stored : std::min(stored, unstored.front().jseq); }
+
   void catch_up(std::size_t li, std::uint64_t from) {
-    // Up to what has gone to the links already: the rest (not stored yet, or stored and waiting for
-    // a full subscriber) goes live to this link too, when it is delivered.
-    const auto upto = unstored.empty() ? stored : std::min(stored, unstored.front().jseq);
-    if (!jr || from >= upto) return;
+    if (!jr) return;
+    const auto upto = gone_to_links();
+    if (from >= upto) return;
     const auto at = jr->seek_seq(from);
     if (!at) return;
     auto c = jr->open(*at);
@@ -537,6 +541,11 @@ struct relay::impl {
       ingress::judge_fire_and_forget(m, limits, v);
       count(v);
       msgs += v.msgs;
+      for (const auto& r : v.refusals)
+        log.warn_once(warned_link_drop, r.broken, [&] {
+          return "warning: dropped " + std::to_string(r.counted) + " message(s) from " + fed->link_name(li) + ": " +
+                 ingress::describe(r, limits) + " (give every relay of a tree the same limits)";
+        });
       if (v.what == ingress::verdict::action::refuse || v.forwards_nothing()) continue;
       if (v.whole) {
         auto& u = next_unit();
@@ -1175,8 +1184,9 @@ struct relay::impl {
   std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> partly_stored;
   relay_stats stats;
   relay_log log;
-  detail::once_per_kind<rule> warned_nack;  // by rule, on the ack socket
-  detail::once_per_kind<rule> warned_drop;  // by rule, from fire-and-forget publishers
+  detail::once_per_kind<rule> warned_nack;       // by rule, on the ack socket
+  detail::once_per_kind<rule> warned_drop;       // by rule, from fire-and-forget publishers
+  detail::once_per_kind<rule> warned_link_drop;  // by rule, from linked relays
   detail::once_per_kind<other_warning> warned_other;
   // CURVE: the ZAP handler answers before the first client can connect (built before the sockets
   // bind), and stops before they close (~impl).

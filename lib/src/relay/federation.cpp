@@ -182,7 +182,7 @@ void federation::send_all_interest(std::size_t li) {
   }
   l.subs_out += all.size();
   relay_stats::add(stats_.link_subs_out, all.size());
-  send(l, link_wire::encode_ready(cfg_.id, l.up ? up_jseq_ : 0));
+  send(l, link_wire::encode_ready(cfg_.id, l.up ? up_jseq_ : io_.live_from ? io_.live_from() : 0));
 }
 
 // The other side has sent its whole interest again (its READY after a handshake). What it had
@@ -400,7 +400,10 @@ void federation::on_upstream(const link_wire::message& m, clock::time_point now)
       relay_stats::add(stats_.link_subs_in, m.prefixes.size());
       for (const auto& p : m.prefixes) m.what == k::sub ? add_remote(0, p) : remove_remote(0, p);
       break;
-    case k::ready: end_resync(0, now); break;
+    case k::ready:
+      end_resync(0, now);
+      up_jseq_ = std::max(up_jseq_, m.resume);  // it goes on live from there: what is before is its journal's
+      break;
     default: break;
   }
 }

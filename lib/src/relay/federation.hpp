@@ -64,6 +64,10 @@ public:
     /// it took everything below journal seq `from` from it: with a journal, the relay forwards to it
     /// (forward(…, only = link)) what it stored from there on. May be empty.
     std::function<void(std::size_t link, std::uint64_t from)> catch_up;
+    /// With a journal: the journal seq from which messages go to a link live (what came before is in
+    /// the journal); 0 without one. Told to a downstream in READY, so that it can ask for what it
+    /// misses after this relay restarts even if nothing had reached it yet. May be empty.
+    std::function<std::uint64_t()> live_from;
   };
 
   federation(settings s, io out, relay_stats& stats, relay_log& log);
