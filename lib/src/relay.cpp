@@ -533,7 +533,7 @@ struct relay::impl {
       p += link_entry.size;
       left -= link_entry.size;
       if (i < skip) continue;
-      if (route.empty() && fed->echo(link_entry.frames, link_entry.nframes)) {
+      if (route.empty() && h.jseq_end != 0 && fed->echo(link_entry.frames, link_entry.nframes, link_entry.end())) {
         relay_stats::add(stats.duplicates, link_entry.count);  // its own, back in a catch-up
         continue;
       }

@@ -403,6 +403,7 @@ void federation::on_upstream(const link_wire::message& m, clock::time_point now)
     case k::ready:
       end_resync(0, now);
       up_jseq_ = std::max(up_jseq_, m.resume);  // it goes on live from there: what is before is its journal's
+      live_from_up_ = m.resume;
       break;
     default: break;
   }
@@ -501,7 +502,8 @@ void federation::received(std::size_t from, std::uint64_t msgs, std::uint64_t js
   relay_stats::add(stats_.link_msgs_in, msgs);
 }
 
-bool federation::echo(const std::string_view* frames, std::size_t n) const {
+bool federation::echo(const std::string_view* frames, std::size_t n, std::uint64_t jseq_end) const {
+  if (jseq_end == 0 || jseq_end > live_from_up_) return false;
   if (n != 3 || frames[1].size() < 16 || sent_up_.empty()) return false;
   return sent_up_.count(big_endian_id(frames[1])) != 0;
 }
@@ -527,8 +529,10 @@ void federation::forward(const std::string_view* frames, std::size_t n, bool bat
       continue;
     }
     if (l.body_entries != 0 && l.body.size() + size > max_body) flush(l, clock::now());
-    record::append(l.body, batch ? record::kind::batch : record::kind::plain, l.next_seq + l.body_entries, time_ns,
-                   count, frames, n);
+    // An entry's jseq: this relay's journal seq when it has one (so the receiver tells a catch-up
+    // from live), else the link sequence. The receiver counts link sequences by DATA, not by these.
+    record::append(l.body, batch ? record::kind::batch : record::kind::plain,
+                   jseq_end != 0 ? jseq_end - count : l.next_seq + l.body_entries, time_ns, count, frames, n);
     ++l.body_entries;
     l.body_msgs += count;
     l.body_jseq_end = std::max(l.body_jseq_end, jseq_end);

@@ -88,10 +88,12 @@ public:
   /// that link alone (a catch-up).
   void forward(const std::string_view* frames, std::size_t n, bool batch, std::uint32_t count, std::size_t from,
                std::uint64_t time_ns, std::uint64_t jseq_end = 0, std::size_t only = none);
-  /// Whether a message from the upstream is one this relay sent up itself (a batch of a publisher
-  /// whose batches it forwarded to the upstream): a catch-up sends the upstream's journal, which
-  /// holds them too.
-  bool echo(const std::string_view* frames, std::size_t n) const;
+  /// Whether a message from the upstream, of the upstream's journal seqs up to `jseq_end`, is one
+  /// this relay sent up itself: a catch-up (what the upstream's journal held before live forwarding
+  /// to this relay began) holds them too. Only a batch, of a publisher whose batches it forwarded
+  /// to the upstream; never a live message (a publisher that moved from this relay to another one
+  /// still gets through).
+  bool echo(const std::string_view* frames, std::size_t n, std::uint64_t jseq_end) const;
   /// How logs name link `li`.
   std::string link_name(std::size_t li) const { return label(links_[li]); }
   /// Whether someone other than link `from` wants `topic`: this relay's subscribers or another link.
@@ -213,7 +215,9 @@ private:
   // Link sequences never start again: a link made anew for a relay this one linked before (it was
   // forgotten, or came back) goes on above every sequence sent, so its session there takes it.
   std::uint64_t seq_base_ = 1;
-  std::uint64_t up_jseq_ = 0;                  // the upstream's journal seq after the last message taken from it
+  std::uint64_t up_jseq_ = 0;
+  std::uint64_t live_from_up_ = 0;  // the upstream's READY: below this, what it sends is a catch-up                  //
+                                    // the upstream's journal seq after the last message taken from it
   std::unordered_set<std::uint64_t> sent_up_;  // publishers whose batches went to the upstream
   std::uint64_t jitter_state_;
 };
