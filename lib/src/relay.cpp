@@ -327,14 +327,17 @@ struct relay::impl {
     if (!at) return;
     auto c = jr->open(*at);
     std::string buf, cut;
-    std::uint64_t skipped = 0, read = 0;
+    std::uint64_t skipped = 0, read = 0, plain = 0, scanned = 0;
     record::entry e;
     bool done = false;
-    while (!done && c.next < upto) {
+    // Bounded: the window holds at most window_bytes, and what goes past it is dropped anyway.
+    const std::uint64_t scan_limit = 4 * std::uint64_t{cfg.upstream.window_bytes};
+    while (!done && c.next < upto && scanned < scan_limit) {
       buf.clear();
       std::uint64_t lost = 0;
       if (jr->read(c, buf, std::size_t{1} << 20, lost) == 0) break;
       skipped += lost;
+      scanned += buf.size();
       const char* p = buf.data();
       std::size_t left = buf.size();
       while (left != 0 && record::decode(p, left, e) == record::status::ok) {
@@ -350,16 +353,30 @@ struct relay::impl {
           record::append_from(cut, e, from);
           if (record::decode(cut.data(), cut.size(), e) != record::status::ok) continue;
         }
-        fed->forward(e.frames, e.nframes, e.what == record::kind::batch, e.count, federation::none, e.time_ns, e.end(),
-                     li);
+        // A plain message has no publisher id: the downstream could not tell its own (which the
+        // journal holds too) from another's, so none is sent again; they are counted.
+        if (e.what != record::kind::batch) {
+          if (fed->wants(li, e.frames[0])) ++plain;
+          continue;
+        }
+        fed->forward(e.frames, e.nframes, true, e.count, federation::none, e.time_ns, e.end(), li);
         read += e.count;
       }
     }
-    if (skipped != 0) relay_stats::add(stats.link_dropped, skipped);
+    const bool cut_short = c.next < upto && scanned >= scan_limit;
+    if (skipped + plain != 0) relay_stats::add(stats.link_dropped, skipped + plain);
     log.line(fed->link_name(li) + ": sending again what the journal stored from journal seq " + std::to_string(from) +
-             " on that it wants: " + std::to_string(read) + " message(s)" +
-             (skipped != 0 ? ", " + std::to_string(skipped) + " removed by retention (counted in link_dropped)"
-                           : std::string()));
+             " on that it wants: " + std::to_string(read) + " message(s) in batches" +
+             (plain != 0 ? "; " + std::to_string(plain) +
+                               " plain message(s) not sent again (no publisher id tells the downstream's own from "
+                               "others')"
+                         : std::string()) +
+             (skipped != 0 ? "; " + std::to_string(skipped) + " removed by retention" : std::string()) +
+             (plain + skipped != 0 ? " (counted in link_dropped)" : std::string()) +
+             (cut_short
+                  ? "; stopped at journal seq " + std::to_string(c.next) + " after " + std::to_string(scanned >> 20) +
+                        " MiB read: the rest is not sent again" + " (zsub --from-seq there gets it)"
+                  : std::string()));
   }
 
   // Kept run `run` of the batch in `frames` as a batch of its own: its header (the records' own

@@ -10,8 +10,10 @@ namespace zrelay {
 namespace {
 
 constexpr std::size_t max_downstream = 256;
-constexpr std::size_t max_body = 256 * 1024;            // a DATA is sent once its entries reach this
-constexpr std::size_t max_remote_prefixes = 1000000;    // what one link may make this relay hold
+constexpr std::size_t max_body = 256 * 1024;          // a DATA is sent once its entries reach this
+constexpr std::size_t max_remote_prefixes = 1000000;  // what one link may make this relay hold
+constexpr std::size_t max_all_prefixes = 4000000;     // and all links together
+constexpr std::size_t max_sent_up = 65536;
 constexpr std::chrono::milliseconds max_backoff{5000};  // between HELLOs to an upstream that does not answer
 constexpr std::chrono::milliseconds refused_retry{10000};
 constexpr std::chrono::milliseconds turn_every{100};
@@ -126,11 +128,31 @@ void federation::change(std::size_t source, bool subscribe, const std::string& p
   }
 }
 
+void federation::take_prefixes(std::size_t li, const link_wire::message& m) {
+  auto& l = links_[li];
+  l.subs_in += m.prefixes.size();
+  relay_stats::add(stats_.link_subs_in, m.prefixes.size());
+  for (const auto& p : m.prefixes) m.what == link_wire::kind::sub ? add_remote(li, p) : remove_remote(li, p);
+  if (m.too_long == 0) return;
+  relay_stats::add(stats_.malformed, m.too_long);
+  if (!l.said_too_long)
+    log_.line("warning: " + label(l) + " sent " + std::to_string(m.too_long) + " subscription(s) of up to " +
+              std::to_string(m.longest) + " bytes, over this relay's --max-topic (" + std::to_string(cfg_.max_prefix) +
+              "): left out, so their subscribers get nothing across this link (give every relay of a tree the "
+              "same limits)");
+  l.said_too_long = true;
+}
+
 void federation::add_remote(std::size_t li, const std::string& prefix) {
   auto& l = links_[li];
-  if (l.resync) l.fresh.insert(prefix);
   l.stale.erase(prefix);
-  if (l.remote.size() >= max_remote_prefixes || !l.remote.insert(prefix).second) return;
+  if (l.remote.count(prefix) == 0 && (l.remote.size() >= max_remote_prefixes || remote_total_ >= max_all_prefixes)) {
+    log_.note([&] { return label(l) + ": more prefixes than a link may hold; '" + prefix + "' is not taken"; });
+    return;
+  }
+  if (l.resync) l.fresh.insert(prefix);
+  if (!l.remote.insert(prefix).second) return;
+  ++remote_total_;
   ++l.lengths[prefix.size()];
   l.cached = false;
   change(li, true, prefix);
@@ -140,6 +162,7 @@ void federation::remove_remote(std::size_t li, const std::string& prefix) {
   auto& l = links_[li];
   l.stale.erase(prefix);
   if (l.remote.erase(prefix) == 0) return;
+  --remote_total_;
   if (--l.lengths[prefix.size()] == 0) l.lengths.erase(prefix.size());
   l.cached = false;
   change(li, false, prefix);
@@ -302,7 +325,8 @@ void federation::refuse_upstream(const std::string& why) {
   if (l.st != state::refused)
     log_.line("warning: refusing the link to upstream " + cfg_.upstream + ": " + why + " (trying again every " +
               std::to_string(refused_retry.count() / 1000) + " s)");
-  if (l.st == state::active) send(l, link_wire::encode_signal(link_wire::kind::bye, cfg_.id));
+  if (l.st == state::active || l.st == state::waiting)
+    send(l, link_wire::encode_signal(link_wire::kind::bye, cfg_.id));  // the upstream frees its slot
   l.st = state::refused;
   l.forwarding = false;
   std::vector<std::string> had(l.remote.begin(), l.remote.end());
@@ -395,11 +419,7 @@ void federation::on_upstream(const link_wire::message& m, clock::time_point now)
     case k::refuse: refuse_upstream("the upstream refused it: " + m.text); break;
     case k::bye: upstream_lost("the upstream ended the link", now); break;
     case k::sub:
-    case k::unsub:
-      l.subs_in += m.prefixes.size();
-      relay_stats::add(stats_.link_subs_in, m.prefixes.size());
-      for (const auto& p : m.prefixes) m.what == k::sub ? add_remote(0, p) : remove_remote(0, p);
-      break;
+    case k::unsub: take_prefixes(0, m); break;
     case k::ready:
       end_resync(0, now);
       up_jseq_ = std::max(up_jseq_, m.resume);  // it goes on live from there: what is before is its journal's
@@ -421,6 +441,10 @@ void federation::on_downstream(std::string_view route, const link_wire::message&
       ring.insert(ring.begin(), {m.id, m.name});
       refusal = "a link from " + m.name + " would close a loop: " + names(ring);
     }
+    // One link a connection: another id on it ends the link it had.
+    for (std::size_t i = 0; i < links_.size() && refusal.empty(); ++i)
+      if (links_[i].used && !links_[i].up && links_[i].route == route && links_[i].id != m.id)
+        forget(i, "its connection says HELLO as another relay");
     auto li = refusal.empty() ? find_id(m.id) : none;
     if (refusal.empty() && li == none) {
       std::size_t downstream = 0;
@@ -438,7 +462,7 @@ void federation::on_downstream(std::string_view route, const link_wire::message&
     l.id = m.id;
     l.name = m.name.empty() ? to_hex(m.id) : m.name;
     l.route.assign(route.data(), route.size());
-    l.last_heard = now;
+    l.last_heard = l.hello_at = now;
     if (l.st == state::active) l.st = state::waiting;  // it came back: its READY activates it again
     if (l.st != state::waiting) l.st = state::connecting;
     l.resync = true;
@@ -447,23 +471,20 @@ void federation::on_downstream(std::string_view route, const link_wire::message&
     return;
   }
   const auto li = find_id(m.id);
-  if (li == none) {
+  // A link is its HELLO's connection: the same id on another one (a reconnect that has not said
+  // HELLO yet, or someone else) is told BYE, so it says HELLO.
+  if (li == none || links_[li].route != route) {
     if (m.what != k::bye && m.what != k::refuse) io_.send(route, link_wire::encode_signal(k::bye, cfg_.id), {});
     return;
   }
   auto& l = links_[li];
-  l.route.assign(route.data(), route.size());
   l.last_heard = now;
   switch (m.what) {
     case k::ping: send(l, link_wire::encode_signal(k::pong, cfg_.id)); break;
     case k::bye:
     case k::refuse: forget(li, m.what == k::bye ? "it ended the link" : "it refused the link: " + m.text); break;
     case k::sub:
-    case k::unsub:
-      l.subs_in += m.prefixes.size();
-      relay_stats::add(stats_.link_subs_in, m.prefixes.size());
-      for (const auto& p : m.prefixes) m.what == k::sub ? add_remote(li, p) : remove_remote(li, p);
-      break;
+    case k::unsub: take_prefixes(li, m); break;
     case k::ready: {
       end_resync(li, now);
       if (l.st != state::active) {
@@ -486,12 +507,11 @@ std::size_t federation::data_link(std::string_view route, std::uint64_t id, cloc
     return 0;
   }
   const auto li = find_id(id);
-  if (li == none) {
+  if (li == none || links_[li].route != route) {  // not its HELLO's connection: it says HELLO again
     io_.send(route, link_wire::encode_signal(link_wire::kind::bye, cfg_.id), {});
     return none;
   }
   auto& l = links_[li];
-  l.route.assign(route.data(), route.size());
   l.last_heard = now;
   return l.st == state::active ? li : none;
 }
@@ -508,6 +528,20 @@ bool federation::echo(const std::string_view* frames, std::size_t n, std::uint64
   return sent_up_.count(big_endian_id(frames[1])) != 0;
 }
 
+void federation::note_sent_up(std::uint64_t publisher) {
+  const auto it = sent_up_.find(publisher);
+  if (it != sent_up_.end()) {
+    sent_up_order_.splice(sent_up_order_.end(), sent_up_order_, it->second);
+    return;
+  }
+  if (sent_up_.size() >= max_sent_up) {
+    sent_up_.erase(sent_up_order_.front());
+    sent_up_order_.pop_front();
+  }
+  sent_up_order_.push_back(publisher);
+  sent_up_[publisher] = std::prev(sent_up_order_.end());
+}
+
 void federation::forward(const std::string_view* frames, std::size_t n, bool batch, std::uint32_t count,
                          std::size_t from, std::uint64_t time_ns, std::uint64_t jseq_end, std::size_t only) {
   if (n == 0 || links_.empty() || is_sys(frames[0])) return;
@@ -515,10 +549,7 @@ void federation::forward(const std::string_view* frames, std::size_t n, bool bat
   for (std::size_t li = 0; li < links_.size(); ++li) {
     auto& l = links_[li];
     if (!l.used || li == from || (only != none && li != only) || !l.forwarding || !matches(l, frames[0])) continue;
-    if (l.up && batch && n == 3 && frames[1].size() >= 16) {
-      if (sent_up_.size() >= 65536) sent_up_.clear();  // bounded; a catch-up may then repeat a few
-      sent_up_.insert(big_endian_id(frames[1]));
-    }
+    if (l.up && batch && n == 3 && frames[1].size() >= 16) note_sent_up(big_endian_id(frames[1]));
     if (size == 0) size = record::encoded_size(frames, n);
     if (l.window_msgs + l.body_msgs + count > cfg_.window_msgs ||
         l.window_bytes + l.body.size() + size > cfg_.window_bytes) {
@@ -640,6 +671,9 @@ void federation::turn(clock::time_point now, bool reading) {
       }
     } else if (now - l.last_heard > cfg_.downstream_silence) {
       forget(li, "silent for " + std::to_string(cfg_.downstream_silence.count() / 1000) + " s");
+      continue;
+    } else if (l.st != state::active && now - l.hello_at > cfg_.downstream_silence) {
+      forget(li, "no READY within " + std::to_string(cfg_.downstream_silence.count() / 1000) + " s of its HELLO");
       continue;
     }
     if (!l.stale.empty() && now >= l.stale_at) {

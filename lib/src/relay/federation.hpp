@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <list>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -94,6 +95,10 @@ public:
   /// to the upstream; never a live message (a publisher that moved from this relay to another one
   /// still gets through).
   bool echo(const std::string_view* frames, std::size_t n, std::uint64_t jseq_end) const;
+  /// Whether link `li` takes messages and wants `topic`.
+  bool wants(std::size_t li, std::string_view topic) {
+    return links_[li].used && links_[li].forwarding && matches(links_[li], topic);
+  }
   /// How logs name link `li`.
   std::string link_name(std::size_t li) const { return label(links_[li]); }
   /// Whether someone other than link `from` wants `topic`: this relay's subscribers or another link.
@@ -157,11 +162,13 @@ private:
     std::vector<link_wire::relay_ref> chain;  // the upstream's, as it last said
     bool chain_rooted = false;
     clock::time_point last_heard{}, last_ping{}, next_hello{};
+    clock::time_point hello_at{};  // downstream: its HELLO; one that says no READY within 10 s is forgotten
     std::chrono::milliseconds backoff{100};
     clock::time_point last_progress{};  // when an ACK last took something off the window
     bool said_down = false;
     clock::time_point connecting_since{};  // the upstream: when it last stopped answering (or never did)
     bool said_silent = false;
+    bool said_too_long = false;
     // Counters (messages).
     std::uint64_t in = 0, out = 0, resent = 0, dropped = 0, subs_in = 0, subs_out = 0;
     // The last topic looked up, and whether it matched.
@@ -175,6 +182,7 @@ private:
   void send(link& l, std::string_view frame1, std::string_view frame2 = {});
   // Interest.
   void change(std::size_t source, bool subscribe, const std::string& prefix);  // source none: local
+  void take_prefixes(std::size_t li, const link_wire::message& m);
   void add_remote(std::size_t li, const std::string& prefix);
   void remove_remote(std::size_t li, const std::string& prefix);
   bool matches(link& l, std::string_view topic);
@@ -218,7 +226,12 @@ private:
   std::uint64_t up_jseq_ = 0;
   std::uint64_t live_from_up_ = 0;  // the upstream's READY: below this, what it sends is a catch-up                  //
                                     // the upstream's journal seq after the last message taken from it
-  std::unordered_set<std::uint64_t> sent_up_;  // publishers whose batches went to the upstream
+  // Publishers whose batches went to the upstream, the most recent 65 536 (least recently sent
+  // forgotten first): what a catch-up brings back of theirs is this relay's own.
+  std::list<std::uint64_t> sent_up_order_;
+  std::unordered_map<std::uint64_t, std::list<std::uint64_t>::iterator> sent_up_;
+  void note_sent_up(std::uint64_t publisher);
+  std::size_t remote_total_ = 0;  // prefixes all links hold
   std::uint64_t jitter_state_;
 };
 

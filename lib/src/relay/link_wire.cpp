@@ -206,11 +206,13 @@ bool decode(const void* data, std::size_t size, std::size_t max_prefix, message&
       }
       out.prefixes.reserve(n);
       for (std::uint32_t i = 0; i < n && r.ok; ++i) {
-        out.prefixes.push_back(r.str());
-        if (out.prefixes.back().size() > max_prefix) {
-          why = "a prefix of " + std::to_string(out.prefixes.back().size()) + " bytes exceeds the limit of " +
-                std::to_string(max_prefix);
-          return false;
+        auto p = r.str();
+        // One prefix over this relay's limit costs that prefix only, not the others in the frame.
+        if (p.size() > max_prefix) {
+          ++out.too_long;
+          out.longest = std::max(out.longest, p.size());
+        } else {
+          out.prefixes.push_back(std::move(p));
         }
       }
       break;

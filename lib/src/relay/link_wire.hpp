@@ -74,6 +74,8 @@ struct message {
   std::string text;                   ///< refuse
   std::vector<std::string> prefixes;  ///< sub, unsub
   std::uint64_t resume = 0;           ///< ready
+  std::size_t too_long = 0;           ///< sub, unsub: prefixes over the limit, left out of `prefixes`
+  std::size_t longest = 0;            ///< the longest of them
 };
 
 struct data_header {
@@ -99,8 +101,8 @@ std::string encode_prefixes(kind k, std::uint64_t id, const std::vector<std::str
 std::string encode_data(const data_header& h);
 
 /// Decodes a control frame (any kind but data). False, with `why`, for a frame that breaks the
-/// format: too short, a length past the end, bytes after the end, more than max_chain relays, a
-/// prefix over `max_prefix` bytes.
+/// format: too short, a length past the end, bytes after the end, more than max_chain relays. A
+/// prefix over `max_prefix` bytes is left out (counted in too_long), the frame taken.
 bool decode(const void* data, std::size_t size, std::size_t max_prefix, message& out, std::string& why);
 bool decode_data(const void* data, std::size_t size, data_header& out, std::string& why);
 
