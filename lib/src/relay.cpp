@@ -664,8 +664,12 @@ struct relay::impl {
       relay_stats::add(stats.malformed);
       return step::next;
     }
-    if (n == 2 && link_wire::kind_of(uframes[0].data(), uframes[0].size()) == link_wire::kind::data)
+    if (n == 2 && link_wire::kind_of(uframes[0].data(), uframes[0].size()) == link_wire::kind::data) {
+      // Held for a full subscriber (or the journal): not taken, not acked; the upstream sends it
+      // again (an EXPECT asks for it once this relay goes on).
+      if (out.holding() || (jr && jr->full())) return step::next;
       return handle_link_data({}, uframes[0], uframes[1]);
+    }
     if (n == 1) (void)link_frame({}, uframes[0], true);
     else relay_stats::add(stats.malformed);
     return step::next;
@@ -1047,13 +1051,12 @@ struct relay::impl {
           for (int i = 0; i < burst && handle_router_message() == step::next; ++i) {}
         },
         reactor::when_held::wait);
+    // The upstream is read in every turn: its ACKs are what frees the window to it (a full one
+    // stops this relay's publishers). Its DATA while something is held is left unacked (below).
     if (uplink)
-      loop.add(
-          *uplink,
-          [this] {
-            for (int i = 0; i < burst && handle_uplink_message() == step::next; ++i) {}
-          },
-          reactor::when_held::wait);
+      loop.add(*uplink, [this] {
+        for (int i = 0; i < burst && handle_uplink_message() == step::next; ++i) {}
+      });
   }
 
   // What recovery found and did, once there is a log to say it in.
@@ -1104,13 +1107,16 @@ struct relay::impl {
     if (jr) report_journal();
     register_sockets(stop_fd);
     loop.set_spin(cfg.spin);
-    const auto may_read = [this] { return !stop.load(std::memory_order_relaxed) && out.retry(); };
+    const auto may_read = [this] {
+      return !stop.load(std::memory_order_relaxed) && out.retry() && !fed->upstream_full();
+    };
     next_tick = clock::now() + tick_every;
     auto next_sweep = clock::now() + sweep_every;
     next_sys = clock::now() + cfg.sys_interval;
     try {
       while (!stop.load(std::memory_order_relaxed)) {
-        const bool blocked = out.holding() || (jr && jr->full());
+        // The upstream's window full while it is there: back-pressure, as a full window stops zpub.
+        const bool blocked = out.holding() || (jr && jr->full()) || fed->upstream_full();
         // Held: the loop only looks at the other sockets; the fanout's retry waits for room below.
         auto timeout = blocked && out.holding() ? std::chrono::milliseconds(0)
                        : blocked                ? std::chrono::milliseconds(1)

@@ -120,6 +120,16 @@ public:
   /// When turn() wants to run next.
   clock::time_point next_due() const { return next_due_; }
   bool has_upstream() const { return !cfg_.upstream.empty(); }
+  /// Whether the window to the upstream is three quarters full while the link is active: the relay
+  /// stops reading its publishers until acks make room (back-pressure, as a full window stops zpub).
+  /// While the link is down it is never full: messages wait in the window, and past it are dropped
+  /// and counted, and the relay goes on serving its own clients.
+  bool upstream_full() const {
+    if (!has_upstream() || links_[0].st != state::active) return false;
+    const auto& l = links_[0];
+    return (l.window_msgs + l.body_msgs) * 4 >= cfg_.window_msgs * 3 ||
+           (l.window_bytes + l.body.size()) * 4 >= cfg_.window_bytes * 3;
+  }
   /// Whether any link takes messages now (forward() has something to do).
   bool linked() const { return linked_; }
 
