@@ -220,7 +220,7 @@ public:
       const auto from = at + key.size() + 1;
       return line.substr(from, line.find(' ', from) - from);
     };
-    ep_ = {field("pub"), field("sub"), field("ack"), field("replay")};
+    ep_ = {field("pub"), field("sub"), field("ack"), field("replay"), field("upstream")};
     if (ep_.pub.empty() || ep_.sub.empty() || ep_.ack.empty()) {
       stop();
       throw std::runtime_error("cannot start " + opt.zrelay_path + " (unexpected ready line '" + line + "')");

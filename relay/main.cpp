@@ -79,9 +79,15 @@ int main(int argc, char** argv) {
     relay r(ctx, current.relay);
     const auto log = [](std::string_view line) { std::cerr << "zrelay: " << line << std::endl; };
     r.set_logger(log, current.verbose);
-    const auto print_stats = [](const relay_counters& c) {
-      std::cerr << "zrelay: stats " << format_counters(c) << std::endl;
+    const auto print_stats = [&r](const relay_counters& c) {
+      std::cerr << "zrelay: stats " << format_counters(c) << r.links_text() << std::endl;
     };
+    for (const auto& st : current.settings)
+      if ((st.key == "upstream-pub" || st.key == "upstream-sub") && st.set)
+        log("note: --" + st.key +
+            " is not needed: the link's messages, acks and subscriptions all travel on "
+            "the upstream's ack endpoint (" +
+            current.relay.upstream.ack + ")");
     r.on_tick(current.stats_interval, print_stats);
     const auto reload = [&]() -> reload_report {
       (void)sd_notify(0, "RELOADING=1");
@@ -122,6 +128,7 @@ int main(int argc, char** argv) {
     const auto& ep = r.endpoints();
     std::cout << "zrelay: ready pub=" << ep.pub << " sub=" << ep.sub << " ack=" << ep.ack
               << (ep.replay.empty() ? "" : " replay=" + ep.replay)
+              << (ep.upstream.empty() ? "" : " upstream=" + ep.upstream)
               << (ctl_server ? " control=" + ctl_server->endpoint() : "")
               << (metrics ? " metrics=" + metrics->url() : "") << std::endl;
     // Every socket is bound: a Type=notify unit's start is done (nothing happens outside systemd).
@@ -129,7 +136,7 @@ int main(int argc, char** argv) {
     r.run();
     (void)sd_notify(0, "STOPPING=1");
     metrics.reset();
-    std::cerr << "zrelay: final " << format_counters(r.counters()) << std::endl;
+    std::cerr << "zrelay: final " << format_counters(r.counters()) << r.links_text() << std::endl;
     return cli::exit_ok;
   } catch (const cli::usage_error& e) {
     std::cerr << "zrelay: error: " << e.what() << " (see 'zrelay --help')" << std::endl;

@@ -6,6 +6,7 @@
 #include <ctime>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <unordered_map>
 #include <vector>
@@ -13,14 +14,18 @@
 #include <unistd.h>
 
 #include "relay/fanout.hpp"
+#include "relay/federation.hpp"
 #include "relay/ingress.hpp"
 #include "relay/journal.hpp"
+#include "relay/link_wire.hpp"
 #include "relay/log.hpp"
 #include "relay/loop.hpp"
 #include "relay/replay.hpp"
 #include "relay/sessions.hpp"
 #include "relay/sockets.hpp"
+#include "zrelay/connection.hpp"
 #include "zrelay/endpoint.hpp"
+#include "zrelay/record.hpp"
 #include "zrelay/text.hpp"
 #include "zrelay/wire.hpp"
 
@@ -92,7 +97,7 @@ struct relay::impl {
   // subscriber is full) and reading must stop.
   enum class step { empty, next, held };
   using rule = ingress::rule;
-  enum class other_warning { not_subscription, client_refused, count_ };
+  enum class other_warning { not_subscription, client_refused, bad_link_data, count_ };
 
   impl(zmq::context_t& ctx, relay_config c)
       : cfg(std::move(c)),
@@ -120,6 +125,7 @@ struct relay::impl {
     }
     // Bound only now that the monitors watch: a publisher that connects at once is counted too.
     s.bind(cfg);
+    start_federation(ctx);
     if (jr) {
       // Everything fire-and-forget publishers send is stored, subscribed or not: ZeroMQ's PUB
       // filters at the source, so the relay takes every topic itself (XSUB sends it to each
@@ -134,6 +140,65 @@ struct relay::impl {
       stored = jr->next_jseq();
       last_time = jr->recovered().last_time_ns;  // entry times never go back, across restarts too
       store_journal_counters();                  // what recovery found, before the first write
+    }
+  }
+
+  // Links to other relays: every relay takes them from below on its ack socket; one with an
+  // upstream dials it with a DEALER of its own (the link's one connection).
+  void start_federation(zmq::context_t& ctx) {
+    federation::settings fs;
+    fs.id = sys_id;
+    fs.name = host + " " + s.bound.ack;
+    fs.upstream = cfg.upstream.ack;
+    fs.max_prefix = cfg.max_topic;
+    fs.window_msgs = cfg.upstream.window_msgs;
+    fs.window_bytes = cfg.upstream.window_bytes;
+    federation::io io;
+    io.send = [this](std::string_view route, std::string_view f1, std::string_view f2) { link_send(route, f1, f2); };
+    io.xsub = [this](bool subscribe, std::string_view prefix) {
+      if (jr) return;  // with a journal, "" is subscribed already
+      zmq::message_t m(prefix.size() + 1);
+      auto* p = static_cast<unsigned char*>(m.data());
+      p[0] = subscribe ? 1 : 0;
+      std::copy(prefix.begin(), prefix.end(), p + 1);
+      (void)s.xsub.send(m, zmq::send_flags::dontwait);
+    };
+    fed = std::make_unique<federation>(std::move(fs), std::move(io), stats, log);
+    if (cfg.upstream.ack.empty()) return;
+    uplink = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
+    curve_config client = cfg.curve;
+    client.server_key = cfg.upstream.server_key;
+    if (client.server_key.empty()) client.keys = {};  // a plain link to a plain upstream
+    apply_curve_client(*uplink, client);
+    set_heartbeat(*uplink, cfg.heartbeat);
+    uplink->set(zmq::sockopt::linger, 0);
+    uplink->set(zmq::sockopt::sndhwm, std::max(cfg.hwm, 10000));
+    uplink->set(zmq::sockopt::rcvhwm, std::max(cfg.hwm, 10000));
+    // Nothing queues for a connection that is not up: what is not acked is sent again when it is.
+    uplink->set(zmq::sockopt::immediate, 1);
+    // ZeroMQ reconnects with backoff (doubling up to 5 s); the first wait has jitter, so relays
+    // cut off together do not come back in step.
+    uplink->set(zmq::sockopt::reconnect_ivl, 100 + static_cast<int>(sys_id % 100));
+    uplink->set(zmq::sockopt::reconnect_ivl_max, 5000);
+    if (const auto cap = frame_limit(cfg.max_msg_size); cap != 0)
+      uplink->set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(cap));
+    uplink->connect(cfg.upstream.ack);
+    s.bound.upstream = cfg.upstream.ack;
+  }
+
+  // A link frame (or two) to a downstream relay's routing id, or to the upstream (route empty).
+  void link_send(std::string_view route, std::string_view f1, std::string_view f2) {
+    zmq::socket_t& sock = route.empty() ? *uplink : s.router;
+    const auto more = f2.empty() ? zmq::send_flags::dontwait : zmq::send_flags::dontwait | zmq::send_flags::sndmore;
+    if (!route.empty()) {
+      zmq::message_t rid(route.data(), route.size());
+      if (!sock.send(rid, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) return;
+    }
+    zmq::message_t a(f1.data(), f1.size());
+    if (!sock.send(a, more)) return;  // no room: what was not acked goes again
+    if (!f2.empty()) {
+      zmq::message_t b(f2.data(), f2.size());
+      (void)sock.send(b, zmq::send_flags::dontwait);
     }
   }
 
@@ -176,6 +241,11 @@ struct relay::impl {
 
   void send_reply(std::string_view route, const wire::reply& r) {
     const auto bytes = wire::encode_reply(r);
+    if (route.empty()) {  // an ACK or EXPECT for DATA from the upstream
+      zmq::message_t body(bytes.data(), bytes.size());
+      (void)uplink->send(body, zmq::send_flags::dontwait);
+      return;
+    }
     zmq::message_t rid(route.data(), route.size());
     zmq::message_t body(bytes.data(), bytes.size());
     // A publisher that is gone or not reading loses the reply; it resends on timeout and is
@@ -210,16 +280,32 @@ struct relay::impl {
   // each kept run as a batch of its own, with the sequence numbers its records had (so subscribers
   // see a gap exactly where a record was refused). Only the last part carries `tag`: an ACK never
   // covers part of a batch. False: something is held.
-  bool forward(zmq::message_t* frames, std::size_t n, std::uint64_t bytes, std::uint64_t tag) {
-    if (v.whole) return out.send(frames, n, v.msgs, bytes, tag);
+  bool forward(zmq::message_t* frames, std::size_t n, std::uint64_t bytes, std::uint64_t tag,
+               std::size_t from = federation::none) {
+    if (v.whole) return send_out(frames, n, v.batch, v.msgs, bytes, tag, from);
     bool sent = true;
     for (std::size_t k = 0; k < v.kept.size(); ++k) {
       wire::batch_header part;
       zmq::message_t parts[3];
       const auto part_bytes = cut_part(frames, v.kept[k], part, parts);
-      sent = out.send(parts, 3, part.count, part_bytes, k + 1 == v.kept.size() ? tag : 0) && sent;
+      sent = send_out(parts, 3, true, part.count, part_bytes, k + 1 == v.kept.size() ? tag : 0, from) && sent;
     }
     return sent;
+  }
+
+  // A message on its way to this relay's subscribers goes to the linked relays that want it too
+  // (never back to the link `from` it came by), then to the fanout.
+  bool send_out(zmq::message_t* frames, std::size_t n, bool batch, std::uint64_t msgs, std::uint64_t bytes,
+                std::uint64_t tag, std::size_t from) {
+    to_links(frames, n, batch, msgs, from);
+    return out.send(frames, n, msgs, bytes, tag);
+  }
+
+  void to_links(const zmq::message_t* frames, std::size_t n, bool batch, std::uint64_t msgs, std::size_t from) {
+    if (!fed->linked()) return;
+    std::array<std::string_view, ingress::max_frames> fv;
+    for (std::size_t i = 0; i < n; ++i) fv[i] = view(frames[i]);
+    fed->forward(fv.data(), n, batch, static_cast<std::uint32_t>(msgs), from, wall_ns());
   }
 
   // Kept run `run` of the batch in `frames` as a batch of its own: its header (the records' own
@@ -264,6 +350,10 @@ struct relay::impl {
     std::array<std::string_view, 3> f;
     for (std::size_t i = 1; i < n; ++i) f[i - 1] = view(rframes[i]);
     const auto route = view(rid);
+    // A linked relay's frames: a control frame or a reply alone, DATA in two.
+    if (frames_seen == 2 && link_frame(route, rframes[1], false)) return step::next;
+    if (frames_seen == 3 && link_wire::kind_of(rframes[1].data(), rframes[1].size()) == link_wire::kind::data)
+      return handle_link_data(route, rframes[1], rframes[2]);
     ingress::judge_acked(f.data(), frames_seen - 1, limits, v);
     const auto& h = v.header;
     if (v.what == ingress::verdict::action::refuse) {
@@ -318,6 +408,171 @@ struct relay::impl {
     return forward(&rframes[1], 3, bytes, t) ? step::next : step::held;
   }
 
+  // A frame alone from a linked relay (a control frame, or an ACK or EXPECT for DATA this relay
+  // sent it); `route` empty for the upstream. False: not a link's (`any`: count it as malformed).
+  bool link_frame(std::string_view route, const zmq::message_t& f, bool any) {
+    const auto now = clock::now();
+    if (link_wire::kind_of(f.data(), f.size())) {
+      fed->control(route, f.data(), f.size(), now);
+      return true;
+    }
+    wire::reply r;
+    if (wire::decode_reply(f.data(), f.size(), r) == wire::status::ok &&
+        (r.type == wire::kind::ack || r.type == wire::kind::expect) && (any || r.publisher == sys_id)) {
+      fed->reply(route, r, now);
+      return true;
+    }
+    if (any) relay_stats::add(stats.malformed);
+    return false;
+  }
+
+  // DATA from a linked relay: frame 1 (sender, link sequence, count, ack floor), frame 2 its
+  // entries. Taken as the ack socket takes a publisher's batch: a session of the sender's id (dedup,
+  // EXPECT after a gap, the ACK once everything it holds is delivered or stored); then each entry as
+  // a fire-and-forget publisher's message would be: held to this relay's limits, forwarded (never
+  // back to the link it came by), journaled.
+  step handle_link_data(std::string_view route, const zmq::message_t& f1, const zmq::message_t& f2) {
+    link_wire::data_header h;
+    std::string why;
+    if (!link_wire::decode_data(f1.data(), f1.size(), h, why)) {
+      relay_stats::add(stats.malformed);
+      log.warn_once(warned_other, other_warning::bad_link_data,
+                    [&] { return "warning: ignored DATA from a linked relay: " + why; });
+      return step::next;
+    }
+    const auto now = clock::now();
+    const auto li = fed->data_link(route, h.id, now);
+    if (li == federation::none) return step::next;  // not an active link: it sends again once it is
+    wire::batch_header bh;
+    bh.publisher = h.id;
+    bh.seq = h.seq;
+    bh.count = h.count;
+    bh.topic_seq = 1;
+    bh.ack_floor = h.floor;
+    bool fresh = false;
+    auto& st = publishers.touch(bh, route, now, fresh);
+    const auto end = h.seq + h.count;
+    if (end <= st.next) {
+      relay_stats::add(stats.duplicates, h.count);
+      publishers.ack_again(h.id, st);
+      return step::next;
+    }
+    if (h.seq > st.next) {
+      if (publishers.expect_due(st, now, cfg.expect_repeat)) {
+        wire::reply r;
+        r.type = wire::kind::expect;
+        r.publisher = h.id;
+        r.seq = st.next;
+        send_reply(route, r);
+      }
+      return step::next;
+    }
+    const auto skip = st.next - h.seq;  // entries it had sent before (a resend that overlaps)
+    units_used = 0;
+    const auto* p = static_cast<const char*>(f2.data());
+    std::size_t left = f2.size();
+    std::uint64_t msgs = 0;
+    std::uint32_t i = 0;
+    for (; i < h.count; ++i) {
+      if (record::decode(p, left, link_entry) != record::status::ok) break;
+      p += link_entry.size;
+      left -= link_entry.size;
+      if (i < skip) continue;
+      const ingress::frames_view m{link_entry.frames, link_entry.nframes, false};
+      ingress::judge_fire_and_forget(m, limits, v);
+      count(v);
+      msgs += v.msgs;
+      if (v.what == ingress::verdict::action::refuse || v.forwards_nothing()) continue;
+      if (v.whole) {
+        auto& u = next_unit();
+        u.n = link_entry.nframes;
+        u.batch = v.batch;
+        u.header = v.header;
+        u.msgs = v.batch ? v.header.count : 1;
+        for (std::size_t k = 0; k < u.n; ++k) {
+          u.frames[k].rebuild(link_entry.frames[k].data(), link_entry.frames[k].size());
+          u.bytes += link_entry.frames[k].size();
+        }
+      } else {
+        zmq::message_t whole[3];
+        for (std::size_t k = 0; k < 3; ++k) whole[k].rebuild(link_entry.frames[k].data(), link_entry.frames[k].size());
+        for (const auto& run : v.kept) {
+          auto& u = next_unit();
+          u.n = 3;
+          u.batch = true;
+          zmq::message_t parts[3];
+          u.bytes = cut_part(whole, run, u.header, parts);
+          u.msgs = u.header.count;
+          for (std::size_t k = 0; k < 3; ++k) u.frames[k].move(parts[k]);
+        }
+      }
+    }
+    if (i < h.count || left != 0) {
+      relay_stats::add(stats.malformed, h.count - i);
+      log.warn_once(warned_other, other_warning::bad_link_data, [&] {
+        return "warning: DATA from a linked relay held " + std::to_string(h.count - i) +
+               " entries that do not decode (or bytes after its last): they are lost";
+      });
+    }
+    fed->received(li, msgs);
+    const auto t = publishers.accept(h.id, st, end);
+    if (units_used == 0) {
+      publishers.commit(t);
+      return step::next;
+    }
+    bool sent = true;
+    for (std::size_t k = 0; k < units_used; ++k) {
+      auto& u = link_units[k];
+      const auto tag = k + 1 == units_used ? t : 0;
+      if (jr)
+        append(u.frames.data(), u.n, u.batch, u.header, static_cast<std::uint32_t>(u.msgs), u.bytes, tag, false, li);
+      else sent = send_out(u.frames.data(), u.n, u.batch, u.msgs, u.bytes, tag, li) && sent;
+    }
+    if (jr) return jr->full() ? step::held : step::next;
+    return sent ? step::next : step::held;
+  }
+
+  // A message of a linked relay's DATA, ready to go on.
+  struct link_unit {
+    std::vector<zmq::message_t> frames = std::vector<zmq::message_t>(ingress::max_frames);
+    std::size_t n = 0;
+    bool batch = false;
+    wire::batch_header header;
+    std::uint64_t msgs = 0, bytes = 0;
+  };
+  link_unit& next_unit() {
+    if (units_used == link_units.size()) link_units.emplace_back();
+    auto& u = link_units[units_used++];
+    u.n = 0;
+    u.bytes = u.msgs = 0;
+    return u;
+  }
+
+  // One message from the upstream: a control frame or reply alone, or DATA in two frames.
+  step handle_uplink_message() {
+    if (!uplink->recv(uframes[0], zmq::recv_flags::dontwait)) return step::empty;
+    std::size_t n = 1;
+    bool more = uframes[0].more();
+    while (more && n < uframes.size()) {
+      if (!uplink->recv(uframes[n], zmq::recv_flags::dontwait)) break;
+      more = uframes[n].more();
+      ++n;
+    }
+    std::uint64_t bytes = 0;
+    for (std::size_t i = 0; i < n; ++i) bytes += uframes[i].size();
+    relay_stats::add(stats.bytes_in, bytes);
+    if (more) {
+      drain(*uplink);
+      relay_stats::add(stats.malformed);
+      return step::next;
+    }
+    if (n == 2 && link_wire::kind_of(uframes[0].data(), uframes[0].size()) == link_wire::kind::data)
+      return handle_link_data({}, uframes[0], uframes[1]);
+    if (n == 1) (void)link_frame({}, uframes[0], true);
+    else relay_stats::add(stats.malformed);
+    return step::next;
+  }
+
   // One message from the publisher socket (fire-and-forget): checked by ingress, what passes
   // forwarded as it is, what does not dropped and counted (nobody to NACK).
   step handle_xsub_message() {
@@ -343,7 +598,7 @@ struct relay::impl {
     // journal nothing else is to be done with it.
     if (!jr && ingress::plain_within_limits(m, limits)) {
       relay_stats::add(stats.msgs_in);
-      return out.send(xframes.data(), n, 1, bytes, 0) ? step::next : step::held;
+      return send_out(xframes.data(), n, false, 1, bytes, 0, federation::none) ? step::next : step::held;
     }
     ingress::judge_fire_and_forget(m, limits, v);
     count(v);
@@ -368,6 +623,7 @@ struct relay::impl {
     sessions::token token = 0;
     std::uint64_t batch_seq = 0;  // a part of a split batch: the seq of the batch it was cut from
     bool batch = false, acked = false, committed = false;
+    std::size_t from = federation::none;  // the link it came by
     wire::batch_header header;
     std::uint64_t bytes = 0;
     std::size_t n = 0;
@@ -385,7 +641,7 @@ struct relay::impl {
   }
 
   void append(zmq::message_t* frames, std::size_t n, bool batch, const wire::batch_header& h, std::uint32_t count,
-              std::uint64_t bytes, sessions::token t, bool acked) {
+              std::uint64_t bytes, sessions::token t, bool acked, std::size_t from = federation::none) {
     std::array<std::string_view, ingress::max_frames> fv;
     for (std::size_t i = 0; i < n; ++i) fv[i] = view(frames[i]);
     unstored_entry u;
@@ -394,6 +650,7 @@ struct relay::impl {
     u.token = t;
     u.batch = batch;
     u.acked = acked;
+    u.from = from;
     u.header = h;
     u.bytes = bytes;
     u.n = n;
@@ -437,6 +694,7 @@ struct relay::impl {
   // Hands an entry to the subscribers: a batch with the version-2 header that carries its journal
   // sequence (or, without one, as it came); a plain message untouched.
   bool deliver(unstored_entry& u, bool with_jseq) {
+    to_links(u.data(), u.n, u.batch, u.end - u.jseq, u.from);
     if (u.batch && with_jseq) {
       zmq::message_t h2(wire::header_v2_size);
       wire::encode_delivered_header(u.header, u.jseq, h2.data());
@@ -493,6 +751,7 @@ struct relay::impl {
       } else {
         (void)deliver(u, false);
         forwarded += u.end - u.jseq;
+        if (u.token != 0) publishers.commit(u.token);  // a linked relay's DATA: taken, unstored
       }
     }
     unstored.clear();
@@ -566,7 +825,8 @@ struct relay::impl {
       log.note([&] {
         return std::string(subscribe ? "subscribe '" : "unsubscribe '") + printable(p + 1, m.size() - 1) + "'";
       });
-      if (!jr) (void)s.xsub.send(m, zmq::send_flags::dontwait);  // with a journal, "" is subscribed already
+      // On to the publishers (XSUB) and the linked relays.
+      fed->local(subscribe, std::string_view(reinterpret_cast<const char*>(p + 1), m.size() - 1));
     }
   }
 
@@ -689,6 +949,13 @@ struct relay::impl {
           for (int i = 0; i < burst && handle_router_message() == step::next; ++i) {}
         },
         reactor::when_held::wait);
+    if (uplink)
+      loop.add(
+          *uplink,
+          [this] {
+            for (int i = 0; i < burst && handle_uplink_message() == step::next; ++i) {}
+          },
+          reactor::when_held::wait);
   }
 
   // What recovery found and did, once there is a log to say it in.
@@ -709,7 +976,10 @@ struct relay::impl {
     append_json_string(j, host);
     j += ",\"pid\":" + std::to_string(::getpid()) + ",\"time\":\"" + utc_now() + "\",\"uptime_ms\":" +
          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - started).count()) + ",";
-    return j + format_counters_json(stats.snapshot()).substr(1);
+    j += format_counters_json(stats.snapshot()).substr(1);
+    j.pop_back();
+    const std::lock_guard<std::mutex> lock(links_mutex);
+    return j + ",\"links\":" + links_json + "}";
   }
 
   // One $SYS sample: a batch of one record from the relay's own publisher id, with the next number
@@ -767,6 +1037,13 @@ struct relay::impl {
         flush_acks();
         store_gauges();
         const auto now = clock::now();
+        fed->turn(now);
+        if (now >= next_links_text) {
+          const std::lock_guard<std::mutex> lock(links_mutex);
+          links_text = fed->describe();
+          links_json = fed->json();
+          next_links_text = now + std::chrono::milliseconds(100);
+        }
         last_turn_ns.store(now.time_since_epoch().count(), std::memory_order_relaxed);  // for /healthz
         if (tick && now >= next_tick) {
           tick(stats.snapshot());
@@ -798,6 +1075,13 @@ struct relay::impl {
       if (jr) finish_journal(give_up);
       out.give_up();
       flush_acks();
+      fed->turn(clock::now());  // what was queued for the links goes, then each hears the link end
+      fed->stop();
+      {
+        const std::lock_guard<std::mutex> lock(links_mutex);
+        links_text = fed->describe();
+        links_json = fed->json();
+      }
       // Connections that ended while shutting down belong in the last counters.
       handle_disconnects(xsub_watch, "publisher", stats.publisher_connections);
       handle_disconnects(router_watch, "ack", stats.ack_connections);
@@ -829,6 +1113,15 @@ struct relay::impl {
   connection_watch xsub_watch, router_watch, xpub_watch;  // after the sockets they watch: they stop first
   std::unique_ptr<replay_server> replayer;                // with a journal; stops before the journal closes
   sessions publishers;
+  std::unique_ptr<federation> fed;        // links to other relays; built once the sockets are bound
+  std::unique_ptr<zmq::socket_t> uplink;  // DEALER to the upstream's ack socket (with --upstream)
+  std::array<zmq::message_t, 3> uframes;
+  std::vector<link_unit> link_units;
+  std::size_t units_used = 0;
+  record::entry link_entry;
+  mutable std::mutex links_mutex;  // the links' figures, for other threads
+  std::string links_text, links_json = "[]";
+  clock::time_point next_links_text{};
   fanout out;
   reactor loop;
   ingress::verdict v;  // the message being handled, reused: its vectors keep their room
@@ -897,5 +1190,10 @@ relay_counters relay::counters() const {
 std::string relay::status_json() const { return impl_->status_json(); }
 
 const std::string& relay::sys_topic() const { return impl_->sys_topic; }
+
+std::string relay::links_text() const {
+  const std::lock_guard<std::mutex> lock(impl_->links_mutex);
+  return impl_->links_text;
+}
 
 }  // namespace zrelay

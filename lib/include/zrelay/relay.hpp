@@ -51,6 +51,17 @@ struct journal_config {
   std::function<void(const std::string& path, std::uint64_t size)> test_synced;
 };
 
+/// Federation (zrelay --upstream): this relay's link to the relay above it in a tree of relays.
+/// Any relay takes links from below on its ack socket; only the one above is configured.
+struct upstream_config {
+  std::string ack;         ///< the upstream's ack endpoint; empty: no upstream
+  std::string server_key;  ///< its CURVE public key (Z85): the link then uses relay_config::curve's key pair
+  /// Messages sent to one linked relay and not yet acknowledged, at most (in messages and bytes);
+  /// past either, what would cross that link is dropped and counted (link_dropped).
+  std::size_t window_msgs = 1000000;
+  std::size_t window_bytes = std::size_t{256} << 20;
+};
+
 struct relay_config {
   std::string pub_bind = default_endpoint(default_pub_port);  ///< XSUB: fire-and-forget publishers connect here
   std::string sub_bind = default_endpoint(default_sub_port);  ///< XPUB: subscribers connect here
@@ -75,12 +86,14 @@ struct relay_config {
   /// Publish the counters as JSON (relay::status_json()) on relay::sys_topic() this often (0: never).
   /// Not journaled; a subscriber whose queue is full misses a sample rather than hold anything up.
   std::chrono::milliseconds sys_interval{0};
+  upstream_config upstream;
 };
 
 /// The endpoints the relay actually bound (ephemeral ports resolved).
 struct bound_endpoints {
   std::string pub, sub, ack;
-  std::string replay;  ///< empty without a journal
+  std::string replay;    ///< empty without a journal
+  std::string upstream;  ///< the upstream's ack endpoint this relay links to; empty without one
 };
 
 /// The relay. Construct (binds), then run() until request_stop(), a readable stop_fd, or the
@@ -137,6 +150,9 @@ public:
   /// {"relay":"<id, 16 hex digits>","host":"…","pid":…,"time":"<RFC 3339, UTC>","uptime_ms":…,"msgs_in":…,…}
   /// (thread-safe). The $SYS payload and the answer to `zrelay ctl stats`.
   std::string status_json() const;
+  /// The links to other relays for the stats line: " link[up EP]=active,in=…,out=…" per link,
+  /// empty without any (thread-safe; refreshed every turn of the loop).
+  std::string links_text() const;
   /// Where the $SYS samples go: "$SYS.<host name>.stats".
   const std::string& sys_topic() const;
 

@@ -10,43 +10,53 @@
 /// atomics, the stats line, the JSON form, for_each_counter and the metrics page (zrelay_NAME_total
 /// for a counter, zrelay_NAME for a gauge, the text as its help) are all made from it, so a counter
 /// added here appears in each of them.
-#define ZRELAY_COUNTERS(X)                                                                                        \
-  X(msgs_in, counter, "user messages received (records of batches, plain messages)")                              \
-  X(bytes_in, counter, "bytes of those messages' frames")                                                         \
-  X(msgs_out, counter, "user messages handed to the subscriber socket")                                           \
-  X(bytes_out, counter, "bytes of those messages' frames")                                                        \
-  X(acks, counter, "ack replies sent (each may cover many messages)")                                             \
-  X(nacks, counter, "messages refused with a NACK")                                                               \
-  X(duplicates, counter, "messages received again and re-acked, not forwarded")                                   \
-  X(dropped, counter, "messages not delivered to at least one full subscriber")                                   \
-  X(blocked, counter, "times forwarding began holding messages for a full subscriber (under either full policy)") \
-  X(malformed, counter, "messages that broke the protocol (did not decode, or broke a sequence or topic rule)")   \
-  X(subscriptions, counter, "subscribe frames seen on the subscriber socket")                                     \
-  X(unsubscriptions, counter, "unsubscribe frames seen on the subscriber socket")                                 \
-  X(refused, counter, "fire-and-forget messages dropped (too large, topic too long; nobody to NACK)")             \
-  X(clients_refused, counter, "connections the security handler turned away")                                     \
-  X(disconnects, counter,                                                                                         \
-    "publisher connections that ended after their handshake (closed, lost, or cut for a frame "                   \
-    "over the frame limit)")                                                                                      \
-  X(publishers, gauge, "acked publishers currently known")                                                        \
-  X(journaled, counter, "messages stored in the journal (synced, with --journal-fsync on)")                       \
-  X(journal_syncs, counter, "fdatasyncs of the journal that returned")                                            \
-  X(journal_errors, counter, "journal writes or syncs that failed (what they covered was not acked)")             \
-  X(unjournaled, counter, "fire-and-forget messages forwarded without being stored, while the journal failed")    \
-  X(replays, counter, "replay sessions started (journal only; counted by the replay thread)")                     \
-  X(replayed, counter, "messages sent by replay (counted by the replay thread)")                                  \
-  X(subscriber_connections, gauge,                                                                                \
-    "subscriber connections open (their handshake done; a zsub holds two: its data and its heartbeat probe)")     \
-  X(publisher_connections, gauge, "fire-and-forget publisher connections open (their handshake done)")            \
-  X(ack_connections, gauge, "acked publisher connections open (their handshake done)")                            \
-  X(held, gauge, "messages held for a full subscriber")                                                           \
-  X(journal_pending, gauge, "messages appended to the journal and not yet stored")                                \
-  X(journal_unavailable, gauge, "1 while the journal cannot store (a write or sync failed), else 0")              \
-  X(journal_messages, gauge, "journal seqs retained, from the oldest retained to the last written")               \
-  X(journal_bytes, gauge, "bytes of the journal's segment files")                                                 \
-  X(journal_segments, gauge, "segment files of the journal")                                                      \
-  X(journal_bytes_written, counter, "bytes of entries the journal wrote")                                         \
-  X(journal_segments_removed, counter, "segments removed by retention")
+#define ZRELAY_COUNTERS(X)                                                                                            \
+  X(msgs_in, counter, "user messages received (records of batches, plain messages)")                                  \
+  X(bytes_in, counter, "bytes of those messages' frames")                                                             \
+  X(msgs_out, counter, "user messages handed to the subscriber socket")                                               \
+  X(bytes_out, counter, "bytes of those messages' frames")                                                            \
+  X(acks, counter, "ack replies sent (each may cover many messages)")                                                 \
+  X(nacks, counter, "messages refused with a NACK")                                                                   \
+  X(duplicates, counter, "messages received again and re-acked, not forwarded")                                       \
+  X(dropped, counter, "messages not delivered to at least one full subscriber")                                       \
+  X(blocked, counter, "times forwarding began holding messages for a full subscriber (under either full policy)")     \
+  X(malformed, counter, "messages that broke the protocol (did not decode, or broke a sequence or topic rule)")       \
+  X(subscriptions, counter, "subscribe frames seen on the subscriber socket")                                         \
+  X(unsubscriptions, counter, "unsubscribe frames seen on the subscriber socket")                                     \
+  X(refused, counter, "fire-and-forget messages dropped (too large, topic too long; nobody to NACK)")                 \
+  X(clients_refused, counter, "connections the security handler turned away")                                         \
+  X(disconnects, counter,                                                                                             \
+    "publisher connections that ended after their handshake (closed, lost, or cut for a frame "                       \
+    "over the frame limit)")                                                                                          \
+  X(publishers, gauge, "acked publishers currently known")                                                            \
+  X(journaled, counter, "messages stored in the journal (synced, with --journal-fsync on)")                           \
+  X(journal_syncs, counter, "fdatasyncs of the journal that returned")                                                \
+  X(journal_errors, counter, "journal writes or syncs that failed (what they covered was not acked)")                 \
+  X(unjournaled, counter, "fire-and-forget messages forwarded without being stored, while the journal failed")        \
+  X(replays, counter, "replay sessions started (journal only; counted by the replay thread)")                         \
+  X(replayed, counter, "messages sent by replay (counted by the replay thread)")                                      \
+  X(subscriber_connections, gauge,                                                                                    \
+    "subscriber connections open (their handshake done; a zsub holds two: its data and its heartbeat probe)")         \
+  X(publisher_connections, gauge, "fire-and-forget publisher connections open (their handshake done)")                \
+  X(ack_connections, gauge, "acked publisher connections open (their handshake done)")                                \
+  X(held, gauge, "messages held for a full subscriber")                                                               \
+  X(journal_pending, gauge, "messages appended to the journal and not yet stored")                                    \
+  X(journal_unavailable, gauge, "1 while the journal cannot store (a write or sync failed), else 0")                  \
+  X(journal_messages, gauge, "journal seqs retained, from the oldest retained to the last written")                   \
+  X(journal_bytes, gauge, "bytes of the journal's segment files")                                                     \
+  X(journal_segments, gauge, "segment files of the journal")                                                          \
+  X(journal_bytes_written, counter, "bytes of entries the journal wrote")                                             \
+  X(journal_segments_removed, counter, "segments removed by retention")                                               \
+  X(link_msgs_out, counter, "messages sent to linked relays (each link counts its own; first sends only)")            \
+  X(link_msgs_in, counter, "messages accepted from linked relays")                                                    \
+  X(link_resent, counter, "messages sent again on a link (not acked in time, asked for again, or after a reconnect)") \
+  X(link_dropped, counter,                                                                                            \
+    "messages that should have crossed a link and did not (its window full, or the link ended or was forgotten)")     \
+  X(link_subs_out, counter, "subscription changes (prefixes) told to linked relays")                                  \
+  X(link_subs_in, counter, "subscription changes (prefixes) heard from linked relays")                                \
+  X(links_refused, counter, "link handshakes refused (a loop, this relay's own id, too many links)")                  \
+  X(links_active, gauge, "links to other relays that are active (upstream and downstream)")                           \
+  X(upstream_up, gauge, "1 while the link to the upstream is active, else 0")
 
 namespace zrelay {
 

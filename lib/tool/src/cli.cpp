@@ -212,7 +212,8 @@ bool split_duration(const std::string& text, bool bare_is_seconds, std::uint64_t
 }
 
 // --help shows zrelay's options in these groups, --print-config in the same order.
-const std::vector<std::string> relay_groups = {"Configuration", "Sockets", "Journal", "Behaviour", "Security"};
+const std::vector<std::string> relay_groups = {"Configuration", "Sockets",   "Journal",
+                                               "Federation",    "Behaviour", "Security"};
 
 bool not_a_setting(const std::string& key) {
   return key == "help" || key == "version" || key == "config" || key == "print-config";
@@ -239,6 +240,48 @@ std::string checked_endpoint(const relay_source& src, const std::string& name) {
     throw usage_error(src.from_file(name) ? src.what(name) + ": " + e.what() : std::string(e.what()));
   }
   return src.get(name);
+}
+
+// The link to an upstream relay: --upstream HOST or --upstream-ack EP, CURVE with --upstream-server-key.
+upstream_config relay_upstream(const relay_source& src, const curve_config& curve) {
+  upstream_config u;
+  const auto connect_ep = [&](const std::string& name, const std::string& text) {
+    try {
+      parse_endpoint(text, endpoint_use::connect);
+    } catch (const endpoint_error& e) {
+      throw usage_error(src.what(name) + ": " + e.what());
+    }
+    if (text.compare(0, 6, "tcp://") != 0 && text.compare(0, 6, "ipc://") != 0)
+      throw usage_error(src.what(name) + ": a link to another relay is tcp:// or ipc://, not '" + text + "'");
+    return text;
+  };
+  if (src.given("upstream-ack")) {
+    u.ack = connect_ep("upstream-ack", src.get("upstream-ack"));
+  } else if (src.given("upstream")) {
+    const auto host = src.get("upstream");
+    const bool bracketed = host.size() > 2 && host.front() == '[' && host.back() == ']';
+    if (host.empty() || host.find_first_of(" /*") != std::string::npos ||
+        (!bracketed && host.find(':') != std::string::npos))
+      throw usage_error(src.what("upstream") +
+                        " takes a host: a name, an IPv4 address or an [IPv6] address in "
+                        "brackets, not '" +
+                        host + "' (a port or an endpoint goes to --upstream-ack EP)");
+    u.ack = connect_ep("upstream", "tcp://" + host + ":" + std::to_string(default_ack_port));
+  }
+  for (const auto* name : {"upstream-pub", "upstream-sub"})
+    if (src.given(name)) {
+      if (u.ack.empty()) throw usage_error(src.what(name) + " needs --upstream HOST or --upstream-ack EP");
+      (void)connect_ep(name, src.get(name));
+    }
+  if (src.given("upstream-server-key")) {
+    if (u.ack.empty())
+      throw usage_error(src.what("upstream-server-key") + " needs --upstream HOST or --upstream-ack EP");
+    if (!curve.enabled())
+      throw usage_error(src.what("upstream-server-key") +
+                        " needs --curve-key: the link authenticates with this relay's own key pair");
+    u.server_key = parse_server_key(src.get("upstream-server-key"));  // key_error: status 1, as --curve-key
+  }
+  return u;
 }
 
 // --stats-interval and --sys-interval: 0 (off) or at least 10 ms (a line or a sample each).
@@ -397,6 +440,12 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
       ("journal-max-age", "retention: remove whole oldest segments whose newest message is older, e.g. 90s, 10m, 2h, 7d (default: no limit)", cxxopts::value<std::string>(), "DURATION")
       ("journal-segment-size", "start a new segment file once one is this large", cxxopts::value<std::string>()->default_value("64M"), "SIZE")
       ("replay-bind", "ROUTER socket serving replays to 'zsub --all', --from-seq, --since, --last-per-topic (with --journal)", cxxopts::value<std::string>()->default_value(default_endpoint(default_replay_port)), "EP");
+  o.add_options("Federation")
+      ("upstream", "link this relay to the relay on HOST (a name, an IPv4 address or [IPv6]) at its ack port " + std::to_string(default_ack_port) + ": each forwards to the other what the other side's subscribers want, acked hop by hop; relays linked so form a tree (a loop is refused)", cxxopts::value<std::string>(), "HOST")
+      ("upstream-ack", "the upstream's ack endpoint, set alone (default: tcp://HOST:" + std::to_string(default_ack_port) + " of --upstream): the link's one connection", cxxopts::value<std::string>(), "EP")
+      ("upstream-pub", "the upstream's publisher endpoint: accepted and checked, not needed (messages, acks and subscriptions all travel on the ack endpoint's connection)", cxxopts::value<std::string>(), "EP")
+      ("upstream-sub", "the upstream's subscriber endpoint: accepted and checked, not needed (as --upstream-pub)", cxxopts::value<std::string>(), "EP")
+      ("upstream-server-key", "CURVE on the link: the upstream's public key (40 Z85 characters or its .pub file); the link uses this relay's --curve-key, which the upstream's --allow-keys must list", cxxopts::value<std::string>(), "KEY");
   o.add_options("Behaviour")
       ("on-full", "when a subscriber's queue is full: drop (after --full-wait, deliver to the others and count it; the subscriber sees the gap) or block (lossless back-pressure to acked publishers)", cxxopts::value<std::string>()->default_value("drop"), "drop|block")
       ("full-wait", "with drop: how long a full subscriber may hold the others up before its messages are dropped", cxxopts::value<std::string>()->default_value("100"), "MS")
@@ -493,6 +542,7 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
   }
   out.options.verbose = src.flag("verbose");
   c.curve = relay_curve(src);
+  c.upstream = relay_upstream(src, c.curve);
   auto& j = c.journal;
   if (src.given("journal")) {
     j.dir = src.get("journal");

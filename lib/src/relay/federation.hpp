@@ -1,0 +1,186 @@
+#pragma once
+// Federation: this relay's links to other relays (zrelay --upstream), docs/ARCHITECTURE.md "Links".
+// A relay has at most one upstream (it dialed it) and any number of downstream relays (they dialed
+// its ack socket). For each link it keeps what the relay on the other side wants (its interest,
+// prefixes), what it was told this side wants, and the messages sent and not yet acknowledged (the
+// window). No sockets: the relay sends what `send` is handed and tells it what arrived.
+//
+// Interest: a prefix crosses link L when someone beyond L wants it, which is this relay's own
+// subscribers or any other link's interest, never L's own (so nothing goes back where it came from).
+// Each prefix has a count of the sources that want it (local subscribers: one source; each link:
+// one); the set told to L changes when that count without L's share crosses zero.
+//
+// Loops: each relay has a random id. An upstream answers a HELLO with its chain (itself, its
+// upstream, …) and whether that chain ends at a relay without an upstream (rooted). A link goes
+// active only with a rooted chain that does not hold this relay; a chain that holds it is a loop,
+// refused with a log line naming the relays. So a ring of relays never carries a message.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "relay/link_wire.hpp"
+#include "relay/log.hpp"
+#include "zrelay/stats.hpp"
+#include "zrelay/wire.hpp"
+
+namespace zrelay {
+
+class federation {
+public:
+  using clock = std::chrono::steady_clock;
+  static constexpr std::size_t none = static_cast<std::size_t>(-1);
+
+  struct settings {
+    std::uint64_t id = 0;          ///< this relay's id (random, not 0)
+    std::string name;              ///< how logs name it: host and ack endpoint
+    std::string upstream;          ///< the upstream's ack endpoint, empty for none
+    std::size_t max_prefix = 1024;  ///< the longest prefix taken (--max-topic)
+    std::size_t window_msgs = 1000000;           ///< messages sent to one link and not acked, at most
+    std::size_t window_bytes = std::size_t{256} << 20;  ///< the same in bytes
+    std::chrono::milliseconds ack_timeout{3000};  ///< resend what a link has not acked for this long
+    std::chrono::milliseconds ping_every{1000};   ///< downstream: a PING this often
+    std::chrono::milliseconds upstream_silence{3000};  ///< downstream: the upstream is gone after this
+    std::chrono::milliseconds downstream_silence{10000};  ///< upstream: a downstream is forgotten after this
+  };
+
+  /// How federation speaks: `send(route, frame1, frame2)` to a downstream relay's routing id at the
+  /// ack socket, or to the upstream when `route` is empty; frame2 empty for a one-frame message.
+  /// `xsub(subscribe, prefix)` when the relay's publishers should (not) send a prefix: the union of
+  /// every source's interest.
+  struct io {
+    std::function<void(std::string_view route, std::string_view frame1, std::string_view frame2)> send;
+    std::function<void(bool subscribe, std::string_view prefix)> xsub;
+  };
+
+  federation(settings s, io out, relay_stats& stats, relay_log& log);
+
+  /// The relay's own subscribers: a prefix's first subscription or its last unsubscription.
+  void local(bool subscribe, std::string_view prefix);
+  /// A control frame (link_wire kind other than data) from `route` (empty: the upstream).
+  void control(std::string_view route, const void* data, std::size_t size, clock::time_point now);
+  /// An ACK or EXPECT from `route` for DATA this relay sent.
+  void reply(std::string_view route, const wire::reply& r, clock::time_point now);
+  /// DATA from `route` with sender `id`: the link it belongs to, or none (not an active link:
+  /// ignored, the sender is asked to say HELLO again).
+  std::size_t data_link(std::string_view route, std::uint64_t id, clock::time_point now);
+  /// A message on its way to subscribers (frames as accepted: a batch with its version-1 header,
+  /// or a plain message): sent to every active link whose interest matches its first frame but
+  /// `from` (none: from a publisher of this relay). $SYS. topics never cross a link.
+  void forward(const std::string_view* frames, std::size_t n, bool batch, std::uint32_t count, std::size_t from,
+               std::uint64_t time_ns);
+  /// Messages of link `from` were accepted (counted on that link).
+  void received(std::size_t from, std::uint64_t msgs);
+  /// Once per loop turn, and at least every 100 ms: sends what was queued (DATA, SUB/UNSUB), pings,
+  /// HELLOs, resends, forgets silent links.
+  void turn(clock::time_point now);
+  /// Says BYE on every link (stopping).
+  void stop();
+
+  /// The stats line's part: " link[up tcp://…]=active,in=…,out=…" per link.
+  std::string describe() const;
+  /// The same as a JSON array.
+  std::string json() const;
+  /// When turn() wants to run next.
+  clock::time_point next_due() const { return next_due_; }
+  bool has_upstream() const { return !cfg_.upstream.empty(); }
+  /// Whether any link takes messages now (forward() has something to do).
+  bool linked() const { return linked_; }
+
+private:
+  enum class state { connecting, waiting, active, refused };
+  struct sent_data {
+    std::uint64_t seq = 0;
+    std::uint32_t entries = 0;
+    std::uint64_t msgs = 0;
+    std::string body;
+    clock::time_point sent_at;
+  };
+  struct link {
+    bool used = false;
+    bool up = false;  // the upstream: this relay dialed it
+    state st = state::connecting;
+    bool forwarding = false;  // takes messages (active, or was and is away: they wait in the window)
+    std::string route;        // downstream: its routing id at the ack socket
+    std::uint64_t id = 0;     // the relay on the other side
+    std::string name;
+    // Its interest: prefixes, and the lengths they have (a topic is looked up at those lengths).
+    std::unordered_set<std::string> remote;
+    std::unordered_map<std::size_t, std::size_t> lengths;
+    bool resync = false;  // a handshake: prefixes not sent again before its READY are dropped
+    std::unordered_set<std::string> fresh;
+    std::vector<std::pair<bool, std::string>> changes;  // to tell it, in order: subscribe or not, prefix
+    // What goes to it.
+    std::deque<sent_data> window;
+    std::uint64_t next_seq = 1;
+    std::size_t window_msgs = 0, window_bytes = 0;
+    std::string body;  // DATA being built this turn
+    std::uint32_t body_entries = 0;
+    std::uint64_t body_msgs = 0;
+    std::size_t resend_from = static_cast<std::size_t>(-1);  // index in window to send again from
+    // The handshake and liveness.
+    std::vector<link_wire::relay_ref> chain;  // the upstream's, as it last said
+    bool chain_rooted = false;
+    clock::time_point last_heard{}, last_ping{}, next_hello{};
+    std::chrono::milliseconds backoff{100};
+    clock::time_point last_progress{};  // when an ACK last took something off the window
+    bool said_down = false;
+    // Counters (messages).
+    std::uint64_t in = 0, out = 0, resent = 0, dropped = 0, subs_in = 0, subs_out = 0;
+    // The last topic looked up, and whether it matched.
+    std::string cached_topic;
+    bool cached_match = false, cached = false;
+  };
+
+  std::size_t add_link();
+  link* find_route(std::string_view route);
+  std::size_t find_id(std::uint64_t id) const;
+  void send(link& l, std::string_view frame1, std::string_view frame2 = {});
+  // Interest.
+  void change(std::size_t source, bool subscribe, const std::string& prefix);  // source none: local
+  void add_remote(std::size_t li, const std::string& prefix);
+  void remove_remote(std::size_t li, const std::string& prefix);
+  bool matches(link& l, std::string_view topic);
+  void send_all_interest(std::size_t li);
+  std::uint32_t count_without(const std::string& prefix, std::size_t li) const;
+  // Handshakes.
+  void on_upstream(const link_wire::message& m, clock::time_point now);
+  void on_downstream(std::string_view route, const link_wire::message& m, clock::time_point now);
+  void activate(std::size_t li, clock::time_point now);
+  void refuse_upstream(const std::string& why);
+  void forget(std::size_t li, const std::string& why);
+  void chain_changed();
+  std::vector<link_wire::relay_ref> own_chain() const;
+  bool own_rooted() const;
+  bool holds_self(const std::vector<link_wire::relay_ref>& chain) const;
+  std::string loop_text(const std::vector<link_wire::relay_ref>& chain) const;
+  void upstream_lost(const std::string& why, clock::time_point now);
+  // Messages.
+  void flush(link& l, clock::time_point now);
+  void transmit(link& l, sent_data& d, clock::time_point now);
+  void drop_window(link& l);
+  std::string label(const link& l) const;
+  void update_gauges();
+  static const char* state_name(state s);
+
+  settings cfg_;
+  io io_;
+  relay_stats& stats_;
+  relay_log& log_;
+  std::vector<link> links_;  // links_[0] is the upstream when there is one
+  std::unordered_map<std::string, std::uint32_t> count_;  // sources that want each prefix
+  std::unordered_set<std::string> local_;
+  clock::time_point next_due_{};
+  std::vector<link_wire::relay_ref> told_chain_;  // what downstream links were last told
+  bool told_rooted_ = false;
+  bool linked_ = false;
+  std::uint64_t jitter_state_;
+};
+
+}  // namespace zrelay
