@@ -3,7 +3,9 @@
 # every part for one relay and for the chain (the numbers are not checked: benchmarks are not tests).
 set -euo pipefail
 fail() { echo "FAIL: $*" >&2; exit 1; }
-out=$(timeout 120 "$FEDERATION" --runs 1 --seconds 0.3 --lines 20000 --prefixes 20 2>&1) || { echo "$out"; fail "status $?"; }
+st=0
+out=$(timeout 120 "$FEDERATION" --runs 1 --seconds 0.3 --lines 20000 --prefixes 20 2>&1) || st=$?
+[ "$st" -eq 0 ] || { echo "$out"; fail "status $st"; }
 echo "$out"
 for want in '^rate median of 1: one relay [0-9]+ msgs/s, the chain [0-9]+ msgs/s, ratio [0-9.]+$' \
   '^run 1 one: 20000 lines in .* byte-identical$' '^run 1 chain: 20000 lines in .* byte-identical$' \
@@ -17,14 +19,16 @@ for want in '^rate median of 1: one relay [0-9]+ msgs/s, the chain [0-9]+ msgs/s
 done
 # The fan-out alone: zbench's subscribers take --relay's two sub= endpoints in turn, so each edge has
 # one and core forwards to both links (with both at one edge, the other edge's link would carry nothing).
-out=$(timeout 120 "$FEDERATION" --runs 1 --seconds 0.3 fanout 2>&1) || { echo "$out"; fail "fanout: status $?"; }
+out=$(timeout 120 "$FEDERATION" --runs 1 --seconds 0.3 fanout 2>&1) || st=$?
+[ "$st" -eq 0 ] || { echo "$out"; fail "fanout: status $st"; }
 echo "$out"
 for e in edge1 edge2; do
   grep -qE "^$e final: .*link_msgs_in=[1-9][0-9]* " <<<"$out" || fail "$e received nothing from core in the fan-out"
 done
 # Bad arguments: a usage error, status 2.
 for args in "--runs 0" "--seconds 0" "--seconds x" "nosuchpart"; do
+  st=0
   # shellcheck disable=SC2086
-  st=0; "$FEDERATION" $args > /dev/null 2>&1 || st=$?
+  "$FEDERATION" $args > /dev/null 2>&1 || st=$?
   [ "$st" -eq 2 ] || fail "bench/federation $args: status $st, not 2"
 done
