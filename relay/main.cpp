@@ -77,10 +77,14 @@ int main(int argc, char** argv) {
     // The control socket binds after the relay's: its ipc path is checked before any of them binds.
     if (!current.control_bind.empty()) control::server::check_free(current.control_bind);
     relay r(ctx, current.relay);
-    const auto log = [](std::string_view line) { std::cerr << "zrelay: " << line << std::endl; };
+    // One write a line: the relay's and the security handler's threads both log.
+    const auto log = [](std::string_view line) {
+      const std::string text = "zrelay: " + std::string(line) + "\n";
+      std::cerr.write(text.data(), static_cast<std::streamsize>(text.size())).flush();
+    };
     r.set_logger(log, current.verbose);
-    const auto print_stats = [&r](const relay_counters& c) {
-      std::cerr << "zrelay: stats " << format_counters(c) << r.links_text() << std::endl;
+    const auto print_stats = [&r, log](const relay_counters& c) {
+      log("stats " + format_counters(c) + r.links_text());
     };
     for (const auto& st : current.settings)
       if ((st.key == "upstream-pub" || st.key == "upstream-sub") && st.set)
@@ -136,7 +140,7 @@ int main(int argc, char** argv) {
     r.run();
     (void)sd_notify(0, "STOPPING=1");
     metrics.reset();
-    std::cerr << "zrelay: final " << format_counters(r.counters()) << r.links_text() << std::endl;
+    log("final " + format_counters(r.counters()) + r.links_text());
     return cli::exit_ok;
   } catch (const cli::usage_error& e) {
     std::cerr << "zrelay: error: " << e.what() << " (see 'zrelay --help')" << std::endl;

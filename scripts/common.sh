@@ -11,9 +11,9 @@ ZRELAY_PACKAGES=(g++ cmake ninja-build pkg-config libzmq3-dev cppzmq-dev libcxxo
 # help2man for the man pages (docs/man: none without it), dpkg-dev (dpkg-shlibdeps, cpack's Depends),
 # lintian, man-db (man, lexgrog) and systemd (systemd-analyze) for the package test (tests/package);
 # curl and prometheus (promtool) for the metrics test (tests/cli/metrics.sh), cpp-httplib's client
-# for the metrics unit test.
+# for the metrics unit test; iproute2 (ip netns) for the federation tests (tests/federation).
 ZRELAY_TEST_PACKAGES=(clang libclang-rt-14-dev python3-zmq clang-format nats-server libcpp-httplib-dev
-  help2man dpkg-dev lintian man-db systemd curl prometheus)
+  help2man dpkg-dev lintian man-db systemd curl prometheus iproute2)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

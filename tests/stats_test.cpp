@@ -161,7 +161,9 @@ TEST_CASE("format_counters writes every counter as key=value in a fixed order", 
         "malformed=0 subscriptions=0 unsubscriptions=0 refused=0 clients_refused=0 disconnects=0 "
         "publishers=0 journaled=0 journal_syncs=0 journal_errors=0 unjournaled=0 replays=0 replayed=0 "
         "subscriber_connections=0 publisher_connections=0 ack_connections=0 held=0 journal_pending=0 journal_unavailable=0 "
-        "journal_messages=0 journal_bytes=0 journal_segments=0 journal_bytes_written=0 journal_segments_removed=0");
+        "journal_messages=0 journal_bytes=0 journal_segments=0 journal_bytes_written=0 journal_segments_removed=0 "
+        "link_msgs_out=0 link_msgs_in=0 link_resent=0 link_dropped=0 link_subs_out=0 link_subs_in=0 links_refused=0 "
+        "links_active=0 upstream_up=0");
   }
   SECTION("distinct values land on their own keys") {
     relay_counters c;
@@ -198,6 +200,15 @@ TEST_CASE("format_counters writes every counter as key=value in a fixed order", 
     c.journal_segments = 30;
     c.journal_bytes_written = 31;
     c.journal_segments_removed = 32;
+    c.link_msgs_out = 33;
+    c.link_msgs_in = 34;
+    c.link_resent = 35;
+    c.link_dropped = 36;
+    c.link_subs_out = 37;
+    c.link_subs_in = 38;
+    c.links_refused = 39;
+    c.links_active = 40;
+    c.upstream_up = 1;
     const auto line = format_counters(c);
     CHECK(line ==
           "msgs_in=1 bytes_in=2 msgs_out=3 bytes_out=4 acks=5 nacks=6 duplicates=7 dropped=8 blocked=9 "
@@ -205,7 +216,8 @@ TEST_CASE("format_counters writes every counter as key=value in a fixed order", 
           "publishers=18446744073709551615 journaled=19 journal_syncs=20 journal_errors=21 unjournaled=22 "
           "replays=16 replayed=17 subscriber_connections=23 publisher_connections=24 ack_connections=25 held=26 "
           "journal_pending=27 journal_unavailable=1 journal_messages=28 journal_bytes=29 journal_segments=30 "
-          "journal_bytes_written=31 journal_segments_removed=32");
+          "journal_bytes_written=31 journal_segments_removed=32 link_msgs_out=33 link_msgs_in=34 link_resent=35 "
+          "link_dropped=36 link_subs_out=37 link_subs_in=38 links_refused=39 links_active=40 upstream_up=1");
   }
   SECTION("every counter in the list, each once, in the list's order") {
     relay_counters c;
@@ -234,7 +246,9 @@ TEST_CASE("format_counters_json writes one flat object with every counter once",
         "\"journal_errors\":0,\"unjournaled\":0,\"replays\":0,\"replayed\":0,\"subscriber_connections\":0,"
         "\"publisher_connections\":0,\"ack_connections\":0,\"held\":0,\"journal_pending\":0,"
         "\"journal_unavailable\":0,\"journal_messages\":0,\"journal_bytes\":0,\"journal_segments\":0,"
-        "\"journal_bytes_written\":0,\"journal_segments_removed\":0}");
+        "\"journal_bytes_written\":0,\"journal_segments_removed\":0,\"link_msgs_out\":0,\"link_msgs_in\":0,"
+        "\"link_resent\":0,\"link_dropped\":0,\"link_subs_out\":0,\"link_subs_in\":0,\"links_refused\":0,"
+        "\"links_active\":0,\"upstream_up\":0}");
   }
   SECTION("parsed back: each name once, with its value, in the list's order") {
     relay_counters c;

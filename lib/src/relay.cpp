@@ -163,6 +163,8 @@ struct relay::impl {
       std::copy(prefix.begin(), prefix.end(), p + 1);
       (void)s.xsub.send(m, zmq::send_flags::dontwait);
     };
+    io.catch_up = [this](std::size_t li, std::uint64_t from) { catch_up(li, from); };
+    io.live_from = [this]() -> std::uint64_t { return jr ? gone_to_links() : 0; };
     fed = std::make_unique<federation>(std::move(fs), std::move(io), stats, log);
     if (cfg.upstream.ack.empty()) return;
     uplink = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer);
@@ -301,11 +303,63 @@ struct relay::impl {
     return out.send(frames, n, msgs, bytes, tag);
   }
 
-  void to_links(const zmq::message_t* frames, std::size_t n, bool batch, std::uint64_t msgs, std::size_t from) {
+  void to_links(const zmq::message_t* frames, std::size_t n, bool batch, std::uint64_t msgs, std::size_t from,
+                std::uint64_t jseq_end = 0) {
     if (!fed->linked()) return;
     std::array<std::string_view, ingress::max_frames> fv;
     for (std::size_t i = 0; i < n; ++i) fv[i] = view(frames[i]);
-    fed->forward(fv.data(), n, batch, static_cast<std::uint32_t>(msgs), from, wall_ns());
+    fed->forward(fv.data(), n, batch, static_cast<std::uint32_t>(msgs), from, wall_ns(), jseq_end);
+  }
+
+  // A downstream relay this one had no window for is back (after this relay restarted, or forgot
+  // it) and took everything below journal seq `from`: what the journal stored from there on and the
+  // link's interest matches goes to it again, before anything live (the relay thread reads it here).
+  // Its own messages come back too; it knows them and drops them (federation::echo).
+  // With a journal: every journal seq below this has been delivered, to the links too; what is not
+  // (not stored yet, or stored and waiting for a full subscriber) goes to the links live when it is.
+  std::uint64_t gone_to_links() const { return unstored.empty() ? stored : std::min(stored, unstored.front().jseq); }
+
+  void catch_up(std::size_t li, std::uint64_t from) {
+    if (!jr) return;
+    const auto upto = gone_to_links();
+    if (from >= upto) return;
+    const auto at = jr->seek_seq(from);
+    if (!at) return;
+    auto c = jr->open(*at);
+    std::string buf, cut;
+    std::uint64_t skipped = 0, read = 0;
+    record::entry e;
+    bool done = false;
+    while (!done && c.next < upto) {
+      buf.clear();
+      std::uint64_t lost = 0;
+      if (jr->read(c, buf, std::size_t{1} << 20, lost) == 0) break;
+      skipped += lost;
+      const char* p = buf.data();
+      std::size_t left = buf.size();
+      while (left != 0 && record::decode(p, left, e) == record::status::ok) {
+        p += e.size;
+        left -= e.size;
+        if (e.jseq >= upto) {
+          done = true;
+          break;
+        }
+        if (e.end() <= from) continue;
+        if (e.jseq < from) {  // a batch holding `from`: the part from there
+          cut.clear();
+          record::append_from(cut, e, from);
+          if (record::decode(cut.data(), cut.size(), e) != record::status::ok) continue;
+        }
+        fed->forward(e.frames, e.nframes, e.what == record::kind::batch, e.count, federation::none, e.time_ns, e.end(),
+                     li);
+        read += e.count;
+      }
+    }
+    if (skipped != 0) relay_stats::add(stats.link_dropped, skipped);
+    log.line(fed->link_name(li) + ": sending again what the journal stored from journal seq " + std::to_string(from) +
+             " on that it wants: " + std::to_string(read) + " message(s)" +
+             (skipped != 0 ? ", " + std::to_string(skipped) + " removed by retention (counted in link_dropped)"
+                           : std::string()));
   }
 
   // Kept run `run` of the batch in `frames` as a batch of its own: its header (the records' own
@@ -468,6 +522,7 @@ struct relay::impl {
       return step::next;
     }
     const auto skip = st.next - h.seq;  // entries it had sent before (a resend that overlaps)
+    if (now - started < link_grace && !all_wanted(f2, h.count, skip, li)) return step::next;
     units_used = 0;
     const auto* p = static_cast<const char*>(f2.data());
     std::size_t left = f2.size();
@@ -478,10 +533,19 @@ struct relay::impl {
       p += link_entry.size;
       left -= link_entry.size;
       if (i < skip) continue;
+      if (route.empty() && fed->echo(link_entry.frames, link_entry.nframes)) {
+        relay_stats::add(stats.duplicates, link_entry.count);  // its own, back in a catch-up
+        continue;
+      }
       const ingress::frames_view m{link_entry.frames, link_entry.nframes, false};
       ingress::judge_fire_and_forget(m, limits, v);
       count(v);
       msgs += v.msgs;
+      for (const auto& r : v.refusals)
+        log.warn_once(warned_link_drop, r.broken, [&] {
+          return "warning: dropped " + std::to_string(r.counted) + " message(s) from " + fed->link_name(li) + ": " +
+                 ingress::describe(r, limits) + " (give every relay of a tree the same limits)";
+        });
       if (v.what == ingress::verdict::action::refuse || v.forwards_nothing()) continue;
       if (v.whole) {
         auto& u = next_unit();
@@ -514,7 +578,7 @@ struct relay::impl {
                " entries that do not decode (or bytes after its last): they are lost";
       });
     }
-    fed->received(li, msgs);
+    fed->received(li, msgs, h.jseq_end);
     const auto t = publishers.accept(h.id, st, end);
     if (units_used == 0) {
       publishers.commit(t);
@@ -530,6 +594,23 @@ struct relay::impl {
     }
     if (jr) return jr->full() ? step::held : step::next;
     return sent ? step::next : step::held;
+  }
+
+  // Just started: a relay's interest comes back as its links do (each within a few seconds). Until
+  // link_grace has passed, DATA that holds a message nobody here wants yet is not taken: its sender
+  // keeps it and sends it again (after its ack timeout), instead of this relay dropping it for
+  // want of a subscriber that is on its way back.
+  static constexpr std::chrono::seconds link_grace{10};
+  bool all_wanted(const zmq::message_t& body, std::uint32_t count, std::uint64_t skip, std::size_t li) {
+    const auto* p = static_cast<const char*>(body.data());
+    std::size_t left = body.size();
+    for (std::uint32_t i = 0; i < count; ++i) {
+      if (record::decode(p, left, link_entry) != record::status::ok) return true;  // judged as it is taken
+      p += link_entry.size;
+      left -= link_entry.size;
+      if (i >= skip && link_entry.nframes != 0 && !fed->wanted(link_entry.frames[0], li)) return false;
+    }
+    return true;
   }
 
   // A message of a linked relay's DATA, ready to go on.
@@ -694,7 +775,7 @@ struct relay::impl {
   // Hands an entry to the subscribers: a batch with the version-2 header that carries its journal
   // sequence (or, without one, as it came); a plain message untouched.
   bool deliver(unstored_entry& u, bool with_jseq) {
-    to_links(u.data(), u.n, u.batch, u.end - u.jseq, u.from);
+    to_links(u.data(), u.n, u.batch, u.end - u.jseq, u.from, with_jseq ? u.end : 0);
     if (u.batch && with_jseq) {
       zmq::message_t h2(wire::header_v2_size);
       wire::encode_delivered_header(u.header, u.jseq, h2.data());
@@ -1037,7 +1118,7 @@ struct relay::impl {
         flush_acks();
         store_gauges();
         const auto now = clock::now();
-        fed->turn(now);
+        fed->turn(now, !out.holding() && !(jr && jr->full()));
         if (now >= next_links_text) {
           const std::lock_guard<std::mutex> lock(links_mutex);
           links_text = fed->describe();
@@ -1103,8 +1184,9 @@ struct relay::impl {
   std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> partly_stored;
   relay_stats stats;
   relay_log log;
-  detail::once_per_kind<rule> warned_nack;  // by rule, on the ack socket
-  detail::once_per_kind<rule> warned_drop;  // by rule, from fire-and-forget publishers
+  detail::once_per_kind<rule> warned_nack;       // by rule, on the ack socket
+  detail::once_per_kind<rule> warned_drop;       // by rule, from fire-and-forget publishers
+  detail::once_per_kind<rule> warned_link_drop;  // by rule, from linked relays
   detail::once_per_kind<other_warning> warned_other;
   // CURVE: the ZAP handler answers before the first client can connect (built before the sockets
   // bind), and stops before they close (~impl).

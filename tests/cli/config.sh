@@ -13,7 +13,7 @@ grep -q -x 'journal = "/var/lib/zrelay/journal"' "$TEST_TMP/last.out" ||
   fail "the example's journal is not in --print-config: $(cat "$TEST_TMP/last.out")"
 # Every key the example shows commented out is a real key with a valid value (but the key files,
 # which are not here).
-sed -E '/^# ?(curve-key|allow-keys) = /!s/^# ?([a-z-]+ = )/\1/; s/ +# .*$//' "$example" >uncommented.toml
+sed -E '/^# ?(curve-key|allow-keys|upstream-server-key) = /!s/^# ?([a-z-]+ = )/\1/; s/ +# .*$//' "$example" >uncommented.toml
 expect_status 0 "$ZRELAY" --config uncommented.toml --print-config
 for key in $("$ZRELAY" --print-config | sed -nE 's/^#? ?([a-z-]+)( =| \(not set\)).*/\1/p'); do
   grep -q -E "^#? ?$key( |$)" "$example" || fail "the packaged example does not mention '$key'"

@@ -52,7 +52,7 @@ ctl_commands() {
   start_relay
   [[ $CONTROL_EP == tcp://127.0.0.1:* && $CONTROL_EP != *'*'* ]] || fail "ready line's control=: '$CONTROL_EP'"
   expect_status 0 "$ZRELAY" ctl stats --control-connect "$CONTROL_EP"
-  grep -q -E '^\{"relay":"[0-9a-f]{16}","host":"[^"]+","pid":'"$RELAY_PID"',"time":"20[0-9-]+T[0-9:.]+Z","uptime_ms":[0-9]+,"msgs_in":0,.*"journal_segments_removed":0\}$' \
+  grep -q -E '^\{"relay":"[0-9a-f]{16}","host":"[^"]+","pid":'"$RELAY_PID"',"time":"20[0-9-]+T[0-9:.]+Z","uptime_ms":[0-9]+,"msgs_in":0,.*"journal_segments_removed":0,.*"upstream_up":0,"links":\[\]\}$' \
     "$TEST_TMP/last.out" || fail "ctl stats printed: $(cat "$TEST_TMP/last.out")"
   expect_status 0 "$ZRELAY" ctl reload --control-connect "$CONTROL_EP"
   grep -q '^reload: ' "$TEST_TMP/last.out" || fail "ctl reload printed: $(cat "$TEST_TMP/last.out")"

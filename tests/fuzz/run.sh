@@ -3,10 +3,11 @@
 # corpus: wire_fuzz (the wire decoder, seeds in corpus/), ingress_fuzz (the relay's ingress
 # rules, seeds in ingress_corpus/), journal_fuzz (the journal's recovery over any segment files,
 # seeds in journal_corpus/), control_fuzz (the control socket's request parser and bind rule,
-# seeds in control_corpus/) and config_fuzz (zrelay's config file reader, seeds in config_corpus/),
+# seeds in control_corpus/), config_fuzz (zrelay's config file reader, seeds in config_corpus/) and
+# link_fuzz (what a linked relay sends: link frames, replies, interest, seeds in link_corpus/),
 # one after the other. Fails on any crash, leak, timeout, sanitizer finding or failed check.
 # Usage: run.sh [OUT_DIR [TARGET...]]   (OUT_DIR defaults to a temp dir, ctest passes its binary
-#        dir; TARGET is wire, ingress, journal, control or config, all five by default)
+#        dir; TARGET is wire, ingress, journal, control, config or link, all six by default)
 # Environment: FUZZ_TIME seconds to run each target (default 30), FUZZ_CXX compiler (default clang++).
 # The longer run is in docs/TESTING.md.
 set -euo pipefail
@@ -27,7 +28,7 @@ out=${1:-$work}
 mkdir -p "$out"
 shift $(($# > 0 ? 1 : 0))
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(wire ingress journal control config)
+[ ${#targets[@]} -gt 0 ] || targets=(wire ingress journal control config link)
 
 # fuzz NAME CORPUS SOURCE...: builds $out/NAME from the sources and runs it on a copy of CORPUS.
 fuzz() {
@@ -76,11 +77,15 @@ for t in "${targets[@]}"; do
     control)
       fuzz control_fuzz "$here/control_corpus" "$root/lib/src/control.cpp" "$root/lib/src/endpoint.cpp" \
            "$here/control_fuzz.cpp" -lzmq ;;
+    link)
+      fuzz link_fuzz "$here/link_corpus" "$root/lib/src/wire.cpp" "$root/lib/src/record.cpp" "$root/lib/src/stats.cpp" \
+           "$root/lib/src/text.cpp" "$root/lib/src/relay/link_wire.cpp" "$root/lib/src/relay/federation.cpp" \
+           "$here/link_fuzz.cpp" -lisal ;;
     config)
       # -DNDEBUG as Debian builds libtomlplusplus: toml++ 3.3's debug assertions abort on some bad keys
       # ('[~t]') that its release build reports as a parse error (the sanitizers still watch memory).
       fuzz config_fuzz "$here/config_corpus" -DNDEBUG -I "$root/lib/tool/include" "$root/lib/tool/src/config.cpp" \
            "$here/config_fuzz.cpp" ;;
-    *) fail "no fuzz target '$t' (wire, ingress, journal, control or config)" ;;
+    *) fail "no fuzz target '$t' (wire, ingress, journal, control, config or link)" ;;
   esac
 done

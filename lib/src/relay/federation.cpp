@@ -18,6 +18,13 @@ constexpr std::chrono::milliseconds turn_every{100};
 
 bool is_sys(std::string_view topic) { return topic.compare(0, 5, "$SYS.") == 0; }
 
+// The publisher id of a batch header (offset 8, big-endian).
+std::uint64_t big_endian_id(std::string_view header) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 8; i < 16; ++i) v = (v << 8) | static_cast<unsigned char>(header[i]);
+  return v;
+}
+
 std::string names(const std::vector<link_wire::relay_ref>& chain) {
   std::string s;
   for (const auto& r : chain) s += (s.empty() ? "" : " → ") + r.name;
@@ -40,15 +47,13 @@ federation::federation(settings s, io out, relay_stats& stats, relay_log& log)
 }
 
 std::size_t federation::add_link() {
-  for (std::size_t i = has_upstream() ? 1 : 0; i < links_.size(); ++i)
-    if (!links_[i].used) {
-      links_[i] = link{};
-      links_[i].used = true;
-      return i;
-    }
-  links_.emplace_back();
-  links_.back().used = true;
-  return links_.size() - 1;
+  std::size_t i = has_upstream() ? 1 : 0;
+  while (i < links_.size() && links_[i].used) ++i;
+  if (i == links_.size()) links_.emplace_back();
+  links_[i] = link{};
+  links_[i].used = true;
+  links_[i].next_seq = seq_base_;
+  return i;
 }
 
 federation::link* federation::find_route(std::string_view route) {
@@ -124,6 +129,7 @@ void federation::change(std::size_t source, bool subscribe, const std::string& p
 void federation::add_remote(std::size_t li, const std::string& prefix) {
   auto& l = links_[li];
   if (l.resync) l.fresh.insert(prefix);
+  l.stale.erase(prefix);
   if (l.remote.size() >= max_remote_prefixes || !l.remote.insert(prefix).second) return;
   ++l.lengths[prefix.size()];
   l.cached = false;
@@ -132,6 +138,7 @@ void federation::add_remote(std::size_t li, const std::string& prefix) {
 
 void federation::remove_remote(std::size_t li, const std::string& prefix) {
   auto& l = links_[li];
+  l.stale.erase(prefix);
   if (l.remote.erase(prefix) == 0) return;
   if (--l.lengths[prefix.size()] == 0) l.lengths.erase(prefix.size());
   l.cached = false;
@@ -175,14 +182,37 @@ void federation::send_all_interest(std::size_t li) {
   }
   l.subs_out += all.size();
   relay_stats::add(stats_.link_subs_out, all.size());
-  send(l, link_wire::encode_signal(link_wire::kind::ready, cfg_.id));
+  send(l, link_wire::encode_ready(cfg_.id, l.up ? up_jseq_ : io_.live_from ? io_.live_from() : 0));
+}
+
+// The other side has sent its whole interest again (its READY after a handshake). What it had
+// before and did not send again goes, but only after stale_grace: a relay that restarted sends the
+// interest it has, and its other links' comes back as they link again.
+void federation::end_resync(std::size_t li, clock::time_point now) {
+  auto& l = links_[li];
+  if (!l.resync) return;
+  for (const auto& p : l.remote)
+    if (l.fresh.count(p) == 0) l.stale.insert(p);
+  l.stale_at = now + cfg_.stale_grace;
+  l.resync = false;
+  l.fresh.clear();
+}
+
+bool federation::wanted(std::string_view topic, std::size_t from) {
+  for (const auto& p : local_)
+    if (topic.compare(0, p.size(), p) == 0) return true;
+  for (std::size_t li = 0; li < links_.size(); ++li)
+    if (li != from && links_[li].used && links_[li].forwarding && matches(links_[li], topic)) return true;
+  return false;
 }
 
 // --- handshakes ---
 
 std::vector<link_wire::relay_ref> federation::own_chain() const {
   std::vector<link_wire::relay_ref> c{{cfg_.id, cfg_.name}};
-  if (has_upstream() && links_[0].forwarding)
+  // The upstream's chain as it last said, once it said one (active, or waiting for a root: a loop
+  // shows as this relay coming back in a chain).
+  if (has_upstream() && (links_[0].forwarding || links_[0].st == state::waiting))
     for (const auto& r : links_[0].chain) {
       if (c.size() >= link_wire::max_chain) break;
       c.push_back(r);
@@ -231,8 +261,7 @@ void federation::activate(std::size_t li, clock::time_point now) {
   l.resend_from = l.window.empty() ? none : 0;  // what it had not acked goes again
   update_gauges();
   if (l.up) {
-    log_.line("link to upstream " + cfg_.upstream + ": active (" + names(l.chain) + (l.chain_rooted ? "" : " …") +
-              ")" +
+    log_.line("link to upstream " + cfg_.upstream + ": active (" + names(l.chain) + (l.chain_rooted ? "" : " …") + ")" +
               (l.window.empty() ? std::string()
                                 : "; sending again " + std::to_string(l.window_msgs) + " message(s) not acked"));
     chain_changed();
@@ -271,8 +300,8 @@ void federation::refuse_upstream(const std::string& why) {
   auto& l = links_[0];
   relay_stats::add(stats_.links_refused);
   if (l.st != state::refused)
-    log_.line("warning: refusing the link to upstream " + cfg_.upstream + ": " + why +
-              " (trying again every " + std::to_string(refused_retry.count() / 1000) + " s)");
+    log_.line("warning: refusing the link to upstream " + cfg_.upstream + ": " + why + " (trying again every " +
+              std::to_string(refused_retry.count() / 1000) + " s)");
   if (l.st == state::active) send(l, link_wire::encode_signal(link_wire::kind::bye, cfg_.id));
   l.st = state::refused;
   l.forwarding = false;
@@ -293,6 +322,8 @@ void federation::upstream_lost(const std::string& why, clock::time_point now) {
                             : std::string()));
   }
   if (l.st != state::refused) l.st = state::connecting;
+  l.connecting_since = now;
+  l.said_silent = false;
   l.backoff = std::chrono::milliseconds(100);
   l.next_hello = now;
   update_gauges();
@@ -354,19 +385,15 @@ void federation::on_upstream(const link_wire::message& m, clock::time_point now)
                   std::to_string(refused_retry.count() / 1000) + " s)");
       l.st = state::refused;
       l.next_hello = now + refused_retry;
-    } else if (m.what == k::pong && l.id != 0) {
-      upstream_lost("the upstream restarted", now);
+    } else if ((m.what == k::pong || m.what == k::bye) && l.id != 0 && l.st == state::active) {
+      upstream_lost("another relay answers at its address: it restarted", now);
     }
     return;
   }
   l.last_heard = now;
   switch (m.what) {
-    case k::refuse:
-      refuse_upstream("the upstream refused it: " + m.text);
-      break;
-    case k::bye:
-      upstream_lost("the upstream ended the link", now);
-      break;
+    case k::refuse: refuse_upstream("the upstream refused it: " + m.text); break;
+    case k::bye: upstream_lost("the upstream ended the link", now); break;
     case k::sub:
     case k::unsub:
       l.subs_in += m.prefixes.size();
@@ -374,17 +401,10 @@ void federation::on_upstream(const link_wire::message& m, clock::time_point now)
       for (const auto& p : m.prefixes) m.what == k::sub ? add_remote(0, p) : remove_remote(0, p);
       break;
     case k::ready:
-      if (l.resync) {
-        std::vector<std::string> stale;
-        for (const auto& p : l.remote)
-          if (l.fresh.count(p) == 0) stale.push_back(p);
-        for (const auto& p : stale) remove_remote(0, p);
-        l.resync = false;
-        l.fresh.clear();
-      }
+      end_resync(0, now);
+      up_jseq_ = std::max(up_jseq_, m.resume);  // it goes on live from there: what is before is its journal's
       break;
-    default:
-      break;
+    default: break;
   }
 }
 
@@ -434,13 +454,9 @@ void federation::on_downstream(std::string_view route, const link_wire::message&
   l.route.assign(route.data(), route.size());
   l.last_heard = now;
   switch (m.what) {
-    case k::ping:
-      send(l, link_wire::encode_signal(k::pong, cfg_.id));
-      break;
+    case k::ping: send(l, link_wire::encode_signal(k::pong, cfg_.id)); break;
     case k::bye:
-    case k::refuse:
-      forget(li, m.what == k::bye ? "it ended the link" : "it refused the link: " + m.text);
-      break;
+    case k::refuse: forget(li, m.what == k::bye ? "it ended the link" : "it refused the link: " + m.text); break;
     case k::sub:
     case k::unsub:
       l.subs_in += m.prefixes.size();
@@ -448,19 +464,15 @@ void federation::on_downstream(std::string_view route, const link_wire::message&
       for (const auto& p : m.prefixes) m.what == k::sub ? add_remote(li, p) : remove_remote(li, p);
       break;
     case k::ready: {
-      if (l.resync) {
-        std::vector<std::string> stale;
-        for (const auto& p : l.remote)
-          if (l.fresh.count(p) == 0) stale.push_back(p);
-        for (const auto& p : stale) remove_remote(li, p);
-        l.resync = false;
-        l.fresh.clear();
+      end_resync(li, now);
+      if (l.st != state::active) {
+        const bool known = l.forwarding;  // it has a window here: what it lacks is resent from it
+        activate(li, now);
+        if (!known && m.resume != 0 && io_.catch_up) io_.catch_up(li, m.resume);
       }
-      if (l.st != state::active) activate(li, now);
       break;
     }
-    default:
-      break;
+    default: break;
   }
 }
 
@@ -483,24 +495,35 @@ std::size_t federation::data_link(std::string_view route, std::uint64_t id, cloc
   return l.st == state::active ? li : none;
 }
 
-void federation::received(std::size_t from, std::uint64_t msgs) {
+void federation::received(std::size_t from, std::uint64_t msgs, std::uint64_t jseq_end) {
+  if (links_[from].up) up_jseq_ = std::max(up_jseq_, jseq_end);
   links_[from].in += msgs;
   relay_stats::add(stats_.link_msgs_in, msgs);
 }
 
+bool federation::echo(const std::string_view* frames, std::size_t n) const {
+  if (n != 3 || frames[1].size() < 16 || sent_up_.empty()) return false;
+  return sent_up_.count(big_endian_id(frames[1])) != 0;
+}
+
 void federation::forward(const std::string_view* frames, std::size_t n, bool batch, std::uint32_t count,
-                         std::size_t from, std::uint64_t time_ns) {
+                         std::size_t from, std::uint64_t time_ns, std::uint64_t jseq_end, std::size_t only) {
   if (n == 0 || links_.empty() || is_sys(frames[0])) return;
   std::size_t size = 0;
   for (std::size_t li = 0; li < links_.size(); ++li) {
     auto& l = links_[li];
-    if (!l.used || li == from || !l.forwarding || !matches(l, frames[0])) continue;
+    if (!l.used || li == from || (only != none && li != only) || !l.forwarding || !matches(l, frames[0])) continue;
+    if (l.up && batch && n == 3 && frames[1].size() >= 16) {
+      if (sent_up_.size() >= 65536) sent_up_.clear();  // bounded; a catch-up may then repeat a few
+      sent_up_.insert(big_endian_id(frames[1]));
+    }
     if (size == 0) size = record::encoded_size(frames, n);
     if (l.window_msgs + l.body_msgs + count > cfg_.window_msgs ||
         l.window_bytes + l.body.size() + size > cfg_.window_bytes) {
       l.dropped += count;
       relay_stats::add(stats_.link_dropped, count);
-      log_.note([&] { return "dropped " + std::to_string(count) + " message(s) for " + label(l) + ": its window is full"; });
+      log_.note(
+          [&] { return "dropped " + std::to_string(count) + " message(s) for " + label(l) + ": its window is full"; });
       continue;
     }
     if (l.body_entries != 0 && l.body.size() + size > max_body) flush(l, clock::now());
@@ -508,6 +531,7 @@ void federation::forward(const std::string_view* frames, std::size_t n, bool bat
                    count, frames, n);
     ++l.body_entries;
     l.body_msgs += count;
+    l.body_jseq_end = std::max(l.body_jseq_end, jseq_end);
   }
 }
 
@@ -517,14 +541,17 @@ void federation::flush(link& l, clock::time_point now) {
   d.seq = l.next_seq;
   d.entries = l.body_entries;
   d.msgs = l.body_msgs;
+  d.jseq_end = l.body_jseq_end;
   d.body.swap(l.body);
   l.next_seq += l.body_entries;
+  seq_base_ = std::max(seq_base_, l.next_seq);
   l.window_msgs += d.msgs;
   l.window_bytes += d.body.size();
   l.out += d.msgs;
   relay_stats::add(stats_.link_msgs_out, d.msgs);
   l.body_entries = 0;
   l.body_msgs = 0;
+  l.body_jseq_end = 0;
   l.body.reserve(d.body.size());
   l.window.push_back(std::move(d));
   if (l.window.size() == 1) l.last_progress = now;
@@ -537,6 +564,7 @@ void federation::transmit(link& l, sent_data& d, clock::time_point now) {
   h.seq = d.seq;
   h.count = d.entries;
   h.floor = l.window.front().seq;
+  h.jseq_end = d.jseq_end;
   send(l, link_wire::encode_data(h), d.body);
   d.sent_at = now;
 }
@@ -573,11 +601,21 @@ std::string federation::label(const link& l) const {
   return l.up ? "upstream " + cfg_.upstream : "downstream " + l.name;
 }
 
-void federation::turn(clock::time_point now) {
+void federation::turn(clock::time_point now, bool reading) {
   for (std::size_t li = 0; li < links_.size(); ++li) {
     auto& l = links_[li];
     if (!l.used) continue;
+    // Not reading: the silence is this relay's own, not the other side's.
+    if (!reading)
+      l.last_heard = std::max(l.last_heard, now - (l.up ? cfg_.upstream_silence : cfg_.downstream_silence) / 2);
     if (l.up) {
+      if (l.connecting_since == clock::time_point{}) l.connecting_since = now;
+      if (l.st == state::connecting && !l.said_silent && now - l.connecting_since >= std::chrono::seconds(10)) {
+        l.said_silent = true;
+        log_.line("link to upstream " + cfg_.upstream +
+                  ": no answer for 10 s (is a zrelay running there? with CURVE: the right --upstream-server-key, "
+                  "and this relay's public key in the upstream's --allow-keys?); still trying");
+      }
       if (l.st != state::active && now >= l.next_hello) {
         send(l, link_wire::encode_hello(cfg_.id, cfg_.name));
         // Backoff with jitter: each wait is 75 to 125 % of the last doubled, up to max_backoff.
@@ -599,6 +637,10 @@ void federation::turn(clock::time_point now) {
     } else if (now - l.last_heard > cfg_.downstream_silence) {
       forget(li, "silent for " + std::to_string(cfg_.downstream_silence.count() / 1000) + " s");
       continue;
+    }
+    if (!l.stale.empty() && now >= l.stale_at) {
+      std::vector<std::string> gone(l.stale.begin(), l.stale.end());
+      for (const auto& p : gone) remove_remote(li, p);
     }
     if (l.st != state::active) continue;
     // Subscription changes, runs of one kind in one frame each.

@@ -38,16 +38,19 @@ public:
   static constexpr std::size_t none = static_cast<std::size_t>(-1);
 
   struct settings {
-    std::uint64_t id = 0;          ///< this relay's id (random, not 0)
-    std::string name;              ///< how logs name it: host and ack endpoint
-    std::string upstream;          ///< the upstream's ack endpoint, empty for none
-    std::size_t max_prefix = 1024;  ///< the longest prefix taken (--max-topic)
-    std::size_t window_msgs = 1000000;           ///< messages sent to one link and not acked, at most
-    std::size_t window_bytes = std::size_t{256} << 20;  ///< the same in bytes
-    std::chrono::milliseconds ack_timeout{3000};  ///< resend what a link has not acked for this long
-    std::chrono::milliseconds ping_every{1000};   ///< downstream: a PING this often
-    std::chrono::milliseconds upstream_silence{3000};  ///< downstream: the upstream is gone after this
+    std::uint64_t id = 0;                                 ///< this relay's id (random, not 0)
+    std::string name;                                     ///< how logs name it: host and ack endpoint
+    std::string upstream;                                 ///< the upstream's ack endpoint, empty for none
+    std::size_t max_prefix = 1024;                        ///< the longest prefix taken (--max-topic)
+    std::size_t window_msgs = 1000000;                    ///< messages sent to one link and not acked, at most
+    std::size_t window_bytes = std::size_t{256} << 20;    ///< the same in bytes
+    std::chrono::milliseconds ack_timeout{3000};          ///< resend what a link has not acked for this long
+    std::chrono::milliseconds ping_every{1000};           ///< downstream: a PING this often
+    std::chrono::milliseconds upstream_silence{3000};     ///< downstream: the upstream is gone after this
     std::chrono::milliseconds downstream_silence{10000};  ///< upstream: a downstream is forgotten after this
+    /// After a handshake, a prefix the other side did not send again is dropped only this much later:
+    /// a relay that has just restarted learns its other links' interest again meanwhile.
+    std::chrono::milliseconds stale_grace{10000};
   };
 
   /// How federation speaks: `send(route, frame1, frame2)` to a downstream relay's routing id at the
@@ -57,6 +60,14 @@ public:
   struct io {
     std::function<void(std::string_view route, std::string_view frame1, std::string_view frame2)> send;
     std::function<void(bool subscribe, std::string_view prefix)> xsub;
+    /// A downstream link that this relay had no window for (new, or forgotten) is back and says
+    /// it took everything below journal seq `from` from it: with a journal, the relay forwards to it
+    /// (forward(…, only = link)) what it stored from there on. May be empty.
+    std::function<void(std::size_t link, std::uint64_t from)> catch_up;
+    /// With a journal: the journal seq from which messages go to a link live (what came before is in
+    /// the journal); 0 without one. Told to a downstream in READY, so that it can ask for what it
+    /// misses after this relay restarts even if nothing had reached it yet. May be empty.
+    std::function<std::uint64_t()> live_from;
   };
 
   federation(settings s, io out, relay_stats& stats, relay_log& log);
@@ -73,13 +84,25 @@ public:
   /// A message on its way to subscribers (frames as accepted: a batch with its version-1 header,
   /// or a plain message): sent to every active link whose interest matches its first frame but
   /// `from` (none: from a publisher of this relay). $SYS. topics never cross a link.
+  /// `jseq_end`: this relay's journal seq after the message (0: not from its journal); `only`: to
+  /// that link alone (a catch-up).
   void forward(const std::string_view* frames, std::size_t n, bool batch, std::uint32_t count, std::size_t from,
-               std::uint64_t time_ns);
-  /// Messages of link `from` were accepted (counted on that link).
-  void received(std::size_t from, std::uint64_t msgs);
+               std::uint64_t time_ns, std::uint64_t jseq_end = 0, std::size_t only = none);
+  /// Whether a message from the upstream is one this relay sent up itself (a batch of a publisher
+  /// whose batches it forwarded to the upstream): a catch-up sends the upstream's journal, which
+  /// holds them too.
+  bool echo(const std::string_view* frames, std::size_t n) const;
+  /// How logs name link `li`.
+  std::string link_name(std::size_t li) const { return label(links_[li]); }
+  /// Whether someone other than link `from` wants `topic`: this relay's subscribers or another link.
+  bool wanted(std::string_view topic, std::size_t from);
+  /// Messages of link `from` were accepted (counted on that link); `jseq_end` the DATA's.
+  void received(std::size_t from, std::uint64_t msgs, std::uint64_t jseq_end = 0);
   /// Once per loop turn, and at least every 100 ms: sends what was queued (DATA, SUB/UNSUB), pings,
   /// HELLOs, resends, forgets silent links.
-  void turn(clock::time_point now);
+  /// `reading`: false while the relay does not read its links (a message is held for a full
+  /// subscriber): silence from the upstream is then not the upstream's.
+  void turn(clock::time_point now, bool reading = true);
   /// Says BYE on every link (stopping).
   void stop();
 
@@ -99,6 +122,7 @@ private:
     std::uint64_t seq = 0;
     std::uint32_t entries = 0;
     std::uint64_t msgs = 0;
+    std::uint64_t jseq_end = 0;
     std::string body;
     clock::time_point sent_at;
   };
@@ -115,6 +139,8 @@ private:
     std::unordered_map<std::size_t, std::size_t> lengths;
     bool resync = false;  // a handshake: prefixes not sent again before its READY are dropped
     std::unordered_set<std::string> fresh;
+    std::unordered_set<std::string> stale;  // not sent again in the last handshake: dropped at stale_at
+    clock::time_point stale_at{};
     std::vector<std::pair<bool, std::string>> changes;  // to tell it, in order: subscribe or not, prefix
     // What goes to it.
     std::deque<sent_data> window;
@@ -123,6 +149,7 @@ private:
     std::string body;  // DATA being built this turn
     std::uint32_t body_entries = 0;
     std::uint64_t body_msgs = 0;
+    std::uint64_t body_jseq_end = 0;
     std::size_t resend_from = static_cast<std::size_t>(-1);  // index in window to send again from
     // The handshake and liveness.
     std::vector<link_wire::relay_ref> chain;  // the upstream's, as it last said
@@ -131,6 +158,8 @@ private:
     std::chrono::milliseconds backoff{100};
     clock::time_point last_progress{};  // when an ACK last took something off the window
     bool said_down = false;
+    clock::time_point connecting_since{};  // the upstream: when it last stopped answering (or never did)
+    bool said_silent = false;
     // Counters (messages).
     std::uint64_t in = 0, out = 0, resent = 0, dropped = 0, subs_in = 0, subs_out = 0;
     // The last topic looked up, and whether it matched.
@@ -148,6 +177,7 @@ private:
   void remove_remote(std::size_t li, const std::string& prefix);
   bool matches(link& l, std::string_view topic);
   void send_all_interest(std::size_t li);
+  void end_resync(std::size_t li, clock::time_point now);
   std::uint32_t count_without(const std::string& prefix, std::size_t li) const;
   // Handshakes.
   void on_upstream(const link_wire::message& m, clock::time_point now);
@@ -173,13 +203,18 @@ private:
   io io_;
   relay_stats& stats_;
   relay_log& log_;
-  std::vector<link> links_;  // links_[0] is the upstream when there is one
+  std::vector<link> links_;                               // links_[0] is the upstream when there is one
   std::unordered_map<std::string, std::uint32_t> count_;  // sources that want each prefix
   std::unordered_set<std::string> local_;
   clock::time_point next_due_{};
   std::vector<link_wire::relay_ref> told_chain_;  // what downstream links were last told
   bool told_rooted_ = false;
   bool linked_ = false;
+  // Link sequences never start again: a link made anew for a relay this one linked before (it was
+  // forgotten, or came back) goes on above every sequence sent, so its session there takes it.
+  std::uint64_t seq_base_ = 1;
+  std::uint64_t up_jseq_ = 0;                  // the upstream's journal seq after the last message taken from it
+  std::unordered_set<std::uint64_t> sent_up_;  // publishers whose batches went to the upstream
   std::uint64_t jitter_state_;
 };
 

@@ -120,6 +120,12 @@ std::string encode_refuse(std::uint64_t id, std::string_view text) {
 
 std::string encode_signal(kind k, std::uint64_t id) { return start(k, id); }
 
+std::string encode_ready(std::uint64_t id, std::uint64_t resume) {
+  auto s = start(kind::ready, id);
+  put64(s, resume);
+  return s;
+}
+
 std::string encode_prefixes(kind k, std::uint64_t id, const std::vector<std::string>& prefixes, std::size_t from,
                             std::size_t to) {
   auto s = start(k, id);
@@ -133,6 +139,7 @@ std::string encode_data(const data_header& h) {
   put64(s, h.seq);
   put32(s, h.count);
   put64(s, h.floor);
+  put64(s, h.jseq_end);
   return s;
 }
 
@@ -153,6 +160,11 @@ bool decode(const void* data, std::size_t size, std::size_t max_prefix, message&
   switch (*k) {
     case kind::hello:
       out.name = r.str();
+      if (out.name.size() > max_name) {
+        why = "a relay name of " + std::to_string(out.name.size()) + " bytes (at most " + std::to_string(max_name) +
+              ")";
+        return false;
+      }
       break;
     case kind::welcome:
     case kind::chain: {
@@ -180,11 +192,10 @@ bool decode(const void* data, std::size_t size, std::size_t max_prefix, message&
       out.text.assign(reinterpret_cast<const char*>(r.p), r.left);
       r.left = 0;
       break;
-    case kind::ready:
+    case kind::ready: out.resume = r.u64(); break;
     case kind::bye:
     case kind::ping:
-    case kind::pong:
-      break;
+    case kind::pong: break;
     case kind::sub:
     case kind::unsub: {
       const auto n = r.u32();
@@ -204,12 +215,8 @@ bool decode(const void* data, std::size_t size, std::size_t max_prefix, message&
       }
       break;
     }
-    case kind::data:
-      why = "DATA has two frames";
-      return false;
-    default:
-      why = "unknown link kind " + std::to_string(static_cast<unsigned>(*k));
-      return false;
+    case kind::data: why = "DATA has two frames"; return false;
+    default: why = "unknown link kind " + std::to_string(static_cast<unsigned>(*k)); return false;
   }
   if (!r.ok) {
     why = "a link frame ends inside a field";
@@ -233,6 +240,7 @@ bool decode_data(const void* data, std::size_t size, data_header& out, std::stri
   out.seq = get64(p + 12);
   out.count = get32(p + 20);
   out.floor = get64(p + 24);
+  out.jseq_end = get64(p + 32);
   if (out.id == 0 || out.seq == 0 || out.count == 0 || out.floor == 0 || out.floor > out.seq ||
       out.seq + out.count < out.seq) {
     why = "DATA's id, sequence, count and ack floor must be set, the floor at most the sequence, and the sequence "

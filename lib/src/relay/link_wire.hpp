@@ -10,12 +10,16 @@
 //                  upstream first, then its upstream, ... ; rooted: the last one has no upstream
 //   CHAIN    0x32  upstream -> downstream: the same as WELCOME, sent when the chain changes
 //   REFUSE   0x33  either way: id, text (the rest of the frame, UTF-8)
-//   READY    0x34  either way: the sender's subscriptions are all sent (after a handshake)
+//   READY    0x34  either way: id, u64 resume: the sender's subscriptions are all sent (after a
+//                  handshake); from a downstream, resume is the upstream journal seq after the last
+//                  message it took from the upstream (0: none), so that an upstream with a journal
+//                  that no longer holds the link's window sends what it missed again
 //   BYE      0x35  either way: the sender ends the link
 //   PING     0x36  downstream -> upstream, once a second; PONG 0x37 the answer
 //   SUB      0x38  either way: id, u32 n, n prefixes the sender's side now wants
 //   UNSUB    0x39  either way: id, u32 n, n prefixes it no longer wants
-//   DATA     0x40  either way, two frames: frame 1 id, u64 seq, u32 count, u64 ack floor;
+//   DATA     0x40  either way, two frames: frame 1 id, u64 seq, u32 count, u64 ack floor, u64 jseq
+//                  end (the sender's journal seq after the entries' last message; 0: no journal);
 //                  frame 2 `count` journal-format entries (zrelay/record.hpp), entry i of link
 //                  sequence seq + i. Answered as the ack socket answers a publisher's batch: an
 //                  ACK or EXPECT reply (version 1, docs/PROTOCOL.md) whose publisher is the sender's id.
@@ -50,7 +54,7 @@ inline constexpr std::size_t max_name = 255;
 /// The longest chain of relays a WELCOME or CHAIN carries (a longer tree is refused as a loop would be).
 inline constexpr std::size_t max_chain = 32;
 /// Bytes of DATA's frame 1.
-inline constexpr std::size_t data_size = 32;
+inline constexpr std::size_t data_size = 40;
 /// A SUB or UNSUB frame is cut at about this many bytes (more frames follow).
 inline constexpr std::size_t max_prefix_frame = 64 * 1024;
 
@@ -63,12 +67,13 @@ struct relay_ref {
 /// A decoded control frame (one of the fields below is set, by kind).
 struct message {
   link_wire::kind what = kind::hello;
-  std::uint64_t id = 0;   ///< the sender's relay id
-  std::string name;       ///< hello
-  bool rooted = false;    ///< welcome, chain
-  std::vector<relay_ref> chain;          ///< welcome, chain
-  std::string text;                      ///< refuse
-  std::vector<std::string> prefixes;     ///< sub, unsub
+  std::uint64_t id = 0;               ///< the sender's relay id
+  std::string name;                   ///< hello
+  bool rooted = false;                ///< welcome, chain
+  std::vector<relay_ref> chain;       ///< welcome, chain
+  std::string text;                   ///< refuse
+  std::vector<std::string> prefixes;  ///< sub, unsub
+  std::uint64_t resume = 0;           ///< ready
 };
 
 struct data_header {
@@ -76,6 +81,7 @@ struct data_header {
   std::uint64_t seq = 0;
   std::uint32_t count = 0;
   std::uint64_t floor = 0;
+  std::uint64_t jseq_end = 0;
 };
 
 /// The kind of a frame that starts "ZR", version 2; nullopt for anything else.
@@ -84,8 +90,9 @@ std::optional<kind> kind_of(const void* data, std::size_t size);
 std::string encode_hello(std::uint64_t id, std::string_view name);
 std::string encode_chain(kind k, std::uint64_t id, bool rooted, const std::vector<relay_ref>& chain);
 std::string encode_refuse(std::uint64_t id, std::string_view text);
-/// READY, BYE, PING, PONG: the id alone.
+/// BYE, PING, PONG: the id alone.
 std::string encode_signal(kind k, std::uint64_t id);
+std::string encode_ready(std::uint64_t id, std::uint64_t resume);
 /// SUB or UNSUB of prefixes[from, to).
 std::string encode_prefixes(kind k, std::uint64_t id, const std::vector<std::string>& prefixes, std::size_t from,
                             std::size_t to);
