@@ -54,6 +54,7 @@ struct options {
   std::string journal_dir;                          ///< --journal-dir (empty: $TMPDIR or /tmp)
   bool journal_fsync = true;                        ///< --journal-fsync (relay-journal)
   std::optional<zrelay::bound_endpoints> external;  ///< --relay: use a running relay
+  std::vector<std::string> external_subs;           ///< --relay's sub= endpoints: subscriber i takes the (i mod n)th
   int relay_pid = 0;                                ///< --relay-pid: measure that process's CPU and memory
   std::chrono::milliseconds grace{2000};            ///< how long subscribers wait for stragglers
   bool json = false;

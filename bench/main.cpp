@@ -65,6 +65,8 @@ Examples:
   zbench --scenario relay-ack --relay-process --msgs 10000000          # relay CPU and peak memory
   zbench --scenario relay --relay-process --stuck 1 --subs 2           # a consumer that never reads
   zbench --relay pub=tcp://h:5559,sub=tcp://h:5560,ack=tcp://h:5561 --relay-pid 1234
+  zbench --scenario relay-ack --subs 2 --relay pub=tcp://core:5559,ack=tcp://core:5561,sub=tcp://edge1:5560,sub=tcp://edge2:5560
+                                                                       # fan-out over linked relays
 
 Exit status: 0 every run completed, 1 a run failed, 2 usage error, 130 interrupted (SIGINT or
 SIGTERM: the run under way is ended and its temporary directories removed).
@@ -124,7 +126,7 @@ zbench::options parse(int argc, char** argv, std::string& print) {
       ("max-inflight", "acked publisher window, in messages", cxxopts::value<std::string>()->default_value("50000"), "N")
       ("relay-process", "run the zrelay binary as its own process (reports its CPU and peak RSS)")
       ("zrelay", "the zrelay binary for --relay-process", cxxopts::value<std::string>(), "PATH")
-      ("relay", "use a running relay: pub=EP,sub=EP,ack=EP", cxxopts::value<std::string>(), "EPS")
+      ("relay", "use a running relay: pub=EP,sub=EP,ack=EP; sub= again for more subscriber endpoints, taken in turn (linked relays)", cxxopts::value<std::string>(), "EPS")
       ("relay-pid", "with --relay: report that process's CPU and peak RSS", cxxopts::value<std::string>(), "PID")
       ("processes", "run every publisher and subscriber in its own process (default: threads)")
       ("nats-server", "the nats-server binary for the nats scenario (default: nats-server on PATH or in /usr/sbin)", cxxopts::value<std::string>(), "PATH")
@@ -210,10 +212,11 @@ zbench::options parse(int argc, char** argv, std::string& print) {
         throw usage_error(std::string("--relay: ") + e.what());
       }
       if (key == "pub") ep.pub = val;
-      else if (key == "sub") ep.sub = val;
+      else if (key == "sub") opt.external_subs.push_back(val);
       else if (key == "ack") ep.ack = val;
       else throw usage_error("--relay takes pub=EP,sub=EP,ack=EP, not '" + item + "'");
     }
+    if (!opt.external_subs.empty()) ep.sub = opt.external_subs.front();
     if (ep.pub.empty() || ep.sub.empty() || ep.ack.empty()) throw usage_error("--relay needs pub=EP,sub=EP,ack=EP");
     opt.external = ep;
   }

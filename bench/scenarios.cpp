@@ -449,8 +449,11 @@ run_result run_once(const options& opt, const std::string& scenario, int run_ind
     std::vector<std::unique_ptr<client_handle>> subs, pubs;  // before abort_all, which ends them
     std::vector<line_reader> sub_readers, pub_readers;
     for (int i = 0; i < opt.subs; ++i) {
+      auto wi = w;  // --relay with several sub= endpoints: subscribers take them in turn
+      if (opt.external && !opt.external_subs.empty())
+        wi.sub_endpoint = opt.external_subs[static_cast<std::size_t>(i) % opt.external_subs.size()];
       subs.push_back(std::make_unique<client_handle>(
-          opt.processes, [&opt, w, i](const channel& ch) { run_subscriber(opt, w, i, ch); }));
+          opt.processes, [&opt, wi, i](const channel& ch) { run_subscriber(opt, wi, i, ch); }));
       sub_readers.emplace_back(subs.back()->ch().from_client);
     }
     // Ends every client (a thread cannot be killed: it is told the parent went away) and fails the
