@@ -546,7 +546,7 @@ struct relay::impl {
     std::uint64_t msgs = 0;
     std::uint32_t i = 0;
     for (; i < h.count; ++i) {
-      if (record::decode(p, left, link_entry) != record::status::ok) break;
+      if (record::decode_framing(p, left, link_entry) != record::status::ok) break;
       p += link_entry.size;
       left -= link_entry.size;
       if (i < skip) continue;
@@ -622,7 +622,7 @@ struct relay::impl {
     const auto* p = static_cast<const char*>(body.data());
     std::size_t left = body.size();
     for (std::uint32_t i = 0; i < count; ++i) {
-      if (record::decode(p, left, link_entry) != record::status::ok) return true;  // judged as it is taken
+      if (record::decode_framing(p, left, link_entry) != record::status::ok) return true;  // judged as it is taken
       p += link_entry.size;
       left -= link_entry.size;
       if (i >= skip && link_entry.nframes != 0 && !fed->wanted(link_entry.frames[0], li)) return false;

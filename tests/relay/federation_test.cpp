@@ -82,7 +82,7 @@ struct tree {
       std::uint64_t msgs = 0;
       for (std::uint32_t i = 0; i < h.count; ++i) {
         zrelay::record::entry e;
-        REQUIRE(zrelay::record::decode(p, left, e) == zrelay::record::status::ok);
+        REQUIRE(zrelay::record::decode_framing(p, left, e) == zrelay::record::status::ok);
         p += e.size;
         left -= e.size;
         n.delivered.emplace_back(e.frames[0]);

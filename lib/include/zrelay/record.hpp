@@ -69,9 +69,10 @@ struct entry {
 std::size_t encoded_size(const std::string_view* frames, std::size_t n);
 
 /// Appends an entry to `out`. A batch has 3 frames and `count` is its header's count; a plain
-/// entry has 1 to 64 frames and count 1. The caller has checked the frames (ingress did).
+/// entry has 1 to 64 frames and count 1. The caller has checked the frames (ingress did). Without
+/// `crc` the CRC field is 0 (a link between relays: ZeroMQ's connection carries the bytes intact).
 void append(std::string& out, kind k, std::uint64_t jseq, std::uint64_t time_ns, std::uint32_t count,
-            const std::string_view* frames, std::size_t n);
+            const std::string_view* frames, std::size_t n, bool crc = true);
 /// The same into `out`, which holds encoded_size(frames, n) bytes.
 void encode(char* out, kind k, std::uint64_t jseq, std::uint64_t time_ns, std::uint32_t count,
             const std::string_view* frames, std::size_t n);
@@ -80,6 +81,11 @@ void encode(char* out, kind k, std::uint64_t jseq, std::uint64_t time_ns, std::u
 /// length, CRC and content: a batch's header decodes as version 1 with count >= 1, its body holds
 /// exactly count records; a plain entry has 1 to 64 frames; jseq >= 1 and jseq + count does not wrap.
 status decode(const void* data, std::size_t size, entry& out);
+
+/// The same without the CRC and without checking a batch's body against its count (the caller
+/// judges the content itself, as the relay's ingress does a linked relay's messages); the header
+/// still decodes, for the count. Never reads past `size`.
+status decode_framing(const void* data, std::size_t size, entry& out);
 
 /// Where the next entry could start after damage at data[0]: the offset of the next "ZRJ1" whose
 /// entry decodes, or `size` if none does.

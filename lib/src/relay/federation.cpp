@@ -563,7 +563,7 @@ void federation::forward(const std::string_view* frames, std::size_t n, bool bat
     // An entry's jseq: this relay's journal seq when it has one (so the receiver tells a catch-up
     // from live), else the link sequence. The receiver counts link sequences by DATA, not by these.
     record::append(l.body, batch ? record::kind::batch : record::kind::plain,
-                   jseq_end != 0 ? jseq_end - count : l.next_seq + l.body_entries, time_ns, count, frames, n);
+                   jseq_end != 0 ? jseq_end - count : l.next_seq + l.body_entries, time_ns, count, frames, n, false);
     ++l.body_entries;
     l.body_msgs += count;
     l.body_jseq_end = std::max(l.body_jseq_end, jseq_end);
