@@ -53,18 +53,26 @@ std::size_t encoded_size(const std::string_view* frames, std::size_t n) {
   return size;
 }
 
-void encode(char* out, kind k, std::uint64_t jseq, std::uint64_t time_ns, std::uint32_t count,
-            const std::string_view* frames, std::size_t n) {
-  (void)count;  // a batch's count is in its header frame; a plain entry's is 1
-  auto* p = reinterpret_cast<unsigned char*>(out);
-  const std::size_t size = encoded_size(frames, n);
+namespace {
+// The fixed part of an entry of `size` bytes, its CRC field 0.
+void put_prefix(unsigned char* p, std::size_t size, kind k, std::uint64_t jseq, std::uint64_t time_ns, std::size_t n) {
   put32(p, magic);
+  put32(p + 4, 0);
   put32(p + 8, static_cast<std::uint32_t>(size - fixed_size));
   put64(p + 12, jseq);
   put64(p + 20, time_ns);
   p[28] = static_cast<unsigned char>(k);
   p[29] = 0;
   put16(p + 30, static_cast<std::uint16_t>(n));
+}
+}  // namespace
+
+void encode(char* out, kind k, std::uint64_t jseq, std::uint64_t time_ns, std::uint32_t count,
+            const std::string_view* frames, std::size_t n) {
+  (void)count;  // a batch's count is in its header frame; a plain entry's is 1
+  auto* p = reinterpret_cast<unsigned char*>(out);
+  const std::size_t size = encoded_size(frames, n);
+  put_prefix(p, size, k, jseq, time_ns, n);
   unsigned char* q = p + prefix_size;
   for (std::size_t i = 0; i < n; ++i) {
     put32(q, static_cast<std::uint32_t>(frames[i].size()));
@@ -81,14 +89,7 @@ void append(std::string& out, kind k, std::uint64_t jseq, std::uint64_t time_ns,
   const std::size_t at = out.size();
   const std::size_t size = encoded_size(frames, n);
   unsigned char prefix[prefix_size];
-  put32(prefix, magic);
-  put32(prefix + 4, 0);
-  put32(prefix + 8, static_cast<std::uint32_t>(size - fixed_size));
-  put64(prefix + 12, jseq);
-  put64(prefix + 20, time_ns);
-  prefix[28] = static_cast<unsigned char>(k);
-  prefix[29] = 0;
-  put16(prefix + 30, static_cast<std::uint16_t>(n));
+  put_prefix(prefix, size, k, jseq, time_ns, n);
   out.append(reinterpret_cast<const char*>(prefix), prefix_size);
   for (std::size_t i = 0; i < n; ++i) {
     unsigned char len[4];

@@ -256,6 +256,16 @@ struct relay::impl {
       (void)s.router.send(body, zmq::send_flags::dontwait);
   }
 
+  // EXPECT st.next: what came is past a hole (once per value, again after expect_repeat).
+  void expect(std::string_view route, std::uint64_t publisher, sessions::state& st, clock::time_point now) {
+    if (!publishers.expect_due(st, now, cfg.expect_repeat)) return;
+    wire::reply r;
+    r.type = wire::kind::expect;
+    r.publisher = publisher;
+    r.seq = st.next;
+    send_reply(route, r);
+  }
+
   void nack(std::string_view route, std::uint64_t publisher, const ingress::refusal& f) {
     wire::reply r;
     r.type = wire::kind::nack;
@@ -450,13 +460,7 @@ struct relay::impl {
         return step::next;
       case ingress::verdict::action::expect:
         // Something before this batch never arrived (lost in a reconnect): ask for it again.
-        if (publishers.expect_due(st, now, cfg.expect_repeat)) {
-          wire::reply r;
-          r.type = wire::kind::expect;
-          r.publisher = h.publisher;
-          r.seq = st.next;
-          send_reply(route, r);
-        }
+        expect(route, h.publisher, st, now);
         return step::next;
       case ingress::verdict::action::refuse_batch:
         // Refused for good: the sequence moves past it, so the ACK after the NACK covers it and the
@@ -529,13 +533,7 @@ struct relay::impl {
       return step::next;
     }
     if (h.seq > st.next) {
-      if (publishers.expect_due(st, now, cfg.expect_repeat)) {
-        wire::reply r;
-        r.type = wire::kind::expect;
-        r.publisher = h.id;
-        r.seq = st.next;
-        send_reply(route, r);
-      }
+      expect(route, h.id, st, now);
       return step::next;
     }
     const auto skip = st.next - h.seq;  // entries it had sent before (a resend that overlaps)
