@@ -11,16 +11,10 @@ M=1000
 seq -f '%06g' 1 "$N" >"$TEST_TMP/in"
 seq -f 'alert %g' 1 "$M" >"$TEST_TMP/alerts"
 
-node core
-node edge1
-node edge2
-start_node core
-start_node edge1 --upstream "${NODE_ADDR[core]}"
-start_node edge2 --upstream "${NODE_ADDR[core]}"
+tree_of_three
 for e in edge1 edge2; do
   grep -q " upstream=$(up_ep core)\( \|$\)" "${NODE_OUT[$e]}" ||
     fail "$e's ready line does not say upstream=$(up_ep core): $(cat "${NODE_OUT[$e]}")"
-  wait_link_up "$e" core
   wait_stat "$e" upstream_up -eq 1
 done
 wait_stat core links_active -eq 2

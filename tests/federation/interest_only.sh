@@ -14,14 +14,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 K=1000
 M=100
 
-node core
-node edge1
-node edge2
-start_node core
-start_node edge1 --upstream "${NODE_ADDR[core]}"
-start_node edge2 --upstream "${NODE_ADDR[core]}"
-wait_link_up edge1 core
-wait_link_up edge2 core
+tree_of_three
 
 node_bg edge2 "$TEST_TMP/far" "$TEST_TMP/far.err" "$ZSUB" -t wanted -H "${NODE_ADDR[edge2]}" -W 4 --stats
 far=$BG_PID

@@ -268,6 +268,19 @@ wait_link_up() {
     fail "node $1 did not log '$text' (${3:-1} times) within ${WAIT_LIMIT}s; its stderr: $(tail -n 5 "${NODE_ERR[$1]}")"
 }
 
+# tree_of_three: nodes core, edge1 and edge2, each edge linked to the core (--upstream), started
+# and waited for until both links are up.
+tree_of_three() {
+  node core
+  node edge1
+  node edge2
+  start_node core
+  start_node edge1 --upstream "${NODE_ADDR[core]}"
+  start_node edge2 --upstream "${NODE_ADDR[core]}"
+  wait_link_up edge1 core
+  wait_link_up edge2 core
+}
+
 # wait_node_subscribed NAME TOPIC [COUNT]: node NAME's relay logged its COUNT-th "subscribe 'TOPIC'".
 wait_node_subscribed() {
   wait_for_line "${NODE_ERR[$1]}" "zrelay: subscribe '$2'" "${3:-1}" ||

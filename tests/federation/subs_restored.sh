@@ -9,14 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 CMD_LIMIT=100
 S=10000
 
-node core
-node edge1
-node edge2
-start_node core
-start_node edge1 --upstream "${NODE_ADDR[core]}"
-start_node edge2 --upstream "${NODE_ADDR[core]}"
-wait_link_up edge1 core
-wait_link_up edge2 core
+tree_of_three
 
 node_bg edge2 "$TEST_TMP/py.out" "$TEST_TMP/py.err" "$FED_PYTHON" -B "$(dirname "${BASH_SOURCE[0]}")/subs_client.py" \
   "tcp://${NODE_ADDR[edge2]}:5560" "$S" 80
