@@ -324,7 +324,8 @@ struct relay::impl {
   // A downstream relay this one had no window for is back (after this relay restarted, or forgot
   // it) and took everything below journal seq `from`: what the journal stored from there on and the
   // link's interest matches goes to it again, before anything live (the relay thread reads it here).
-  // Its own messages come back too; it knows them and drops them (federation::echo).
+  // Batches only: its own come back too, and it knows them by their publishers (federation::echo);
+  // a plain message carries nothing to know it by, so none is sent again (counted in link_dropped).
   // With a journal: every journal seq below this has been delivered, to the links too; what is not
   // (not stored yet, or stored and waiting for a full subscriber) goes to the links live when it is.
   std::uint64_t gone_to_links() const { return unstored.empty() ? stored : std::min(stored, unstored.front().jseq); }
@@ -527,8 +528,7 @@ struct relay::impl {
     bool fresh = false;
     auto& st = publishers.touch(bh, route, now, fresh);
     const auto end = h.seq + h.count;
-    if (end <= st.next) {
-      relay_stats::add(stats.duplicates, h.count);
+    if (end <= st.next) {  // sent again (the sender counts it in link_resent): acked again
       publishers.ack_again(h.id, st);
       return step::next;
     }
