@@ -1139,7 +1139,8 @@ struct relay::impl {
         flush_acks();
         store_gauges();
         const auto now = clock::now();
-        fed->turn(now, !out.holding() && !(jr && jr->full()));
+        // The ack socket (downstream links' frames) is not read while blocked: their silence is ours.
+        fed->turn(now, !(out.holding() || (jr && jr->full()) || fed->upstream_full()));
         if (now >= next_links_text) {
           const std::lock_guard<std::mutex> lock(links_mutex);
           links_text = fed->describe();
