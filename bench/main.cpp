@@ -65,8 +65,6 @@ Examples:
   zbench --scenario relay-ack --relay-process --msgs 10000000          # relay CPU and peak memory
   zbench --scenario relay --relay-process --stuck 1 --subs 2           # a consumer that never reads
   zbench --relay pub=tcp://h:5559,sub=tcp://h:5560,ack=tcp://h:5561 --relay-pid 1234
-  zbench --scenario relay-ack --subs 2 --relay pub=tcp://core:5559,ack=tcp://core:5561,sub=tcp://edge1:5560,sub=tcp://edge2:5560
-                                                                       # fan-out over linked relays
 
 Exit status: 0 every run completed, 1 a run failed, 2 usage error, 130 interrupted (SIGINT or
 SIGTERM: the run under way is ended and its temporary directories removed).

@@ -189,19 +189,20 @@ struct relay::impl {
   }
 
   // A link frame (or two) to a downstream relay's routing id, or to the upstream (route empty).
+  // One frame, f1 then f2 (DATA: its header, then its entries): a link sends no multipart message,
+  // since libzmq 4.3.4 aborts (fq.cpp "!_more") when a connection ends between the parts of one
+  // being read.
   void link_send(std::string_view route, std::string_view f1, std::string_view f2) {
     zmq::socket_t& sock = route.empty() ? *uplink : s.router;
-    const auto more = f2.empty() ? zmq::send_flags::dontwait : zmq::send_flags::dontwait | zmq::send_flags::sndmore;
     if (!route.empty()) {
       zmq::message_t rid(route.data(), route.size());
       if (!sock.send(rid, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) return;
     }
-    zmq::message_t a(f1.data(), f1.size());
-    if (!sock.send(a, more)) return;  // no room: what was not acked goes again
-    if (!f2.empty()) {
-      zmq::message_t b(f2.data(), f2.size());
-      (void)sock.send(b, zmq::send_flags::dontwait);
-    }
+    zmq::message_t m(f1.size() + f2.size());
+    auto* p = static_cast<char*>(m.data());
+    std::copy(f1.begin(), f1.end(), p);
+    std::copy(f2.begin(), f2.end(), p + f1.size());
+    (void)sock.send(m, zmq::send_flags::dontwait);  // no room: what was not acked goes again
   }
 
   static std::unique_ptr<journal::store> open_journal(const journal_config& j) {
@@ -432,10 +433,12 @@ struct relay::impl {
     std::array<std::string_view, 3> f;
     for (std::size_t i = 1; i < n; ++i) f[i - 1] = view(rframes[i]);
     const auto route = view(rid);
-    // A linked relay's frames: a control frame or a reply alone, DATA in two.
-    if (frames_seen == 2 && link_frame(route, rframes[1], false)) return step::next;
-    if (frames_seen == 3 && link_wire::kind_of(rframes[1].data(), rframes[1].size()) == link_wire::kind::data)
-      return handle_link_data(route, rframes[1], rframes[2]);
+    // A linked relay's frames, one each: DATA, a control frame, a reply.
+    if (frames_seen == 2) {
+      if (link_wire::kind_of(rframes[1].data(), rframes[1].size()) == link_wire::kind::data)
+        return handle_link_data(route, rframes[1]);
+      if (link_frame(route, rframes[1], false)) return step::next;
+    }
     ingress::judge_acked(f.data(), frames_seen - 1, limits, v);
     const auto& h = v.header;
     if (v.what == ingress::verdict::action::refuse) {
@@ -502,15 +505,16 @@ struct relay::impl {
     return false;
   }
 
-  // DATA from a linked relay: frame 1 (sender, link sequence, count, ack floor), frame 2 its
-  // entries. Taken as the ack socket takes a publisher's batch: a session of the sender's id (dedup,
+  // DATA from a linked relay: its header (sender, link sequence, count, ack floor, jseq end), then
+  // its entries. Taken as the ack socket takes a publisher's batch: a session of the sender's id (dedup,
   // EXPECT after a gap, the ACK once everything it holds is delivered or stored); then each entry as
   // a fire-and-forget publisher's message would be: held to this relay's limits, forwarded (never
   // back to the link it came by), journaled.
-  step handle_link_data(std::string_view route, const zmq::message_t& f1, const zmq::message_t& f2) {
+  step handle_link_data(std::string_view route, const zmq::message_t& msg) {
     link_wire::data_header h;
     std::string why;
-    if (!link_wire::decode_data(f1.data(), f1.size(), h, why)) {
+    const auto* data = static_cast<const char*>(msg.data());
+    if (!link_wire::decode_data(data, std::min(msg.size(), link_wire::data_size), h, why)) {
       relay_stats::add(stats.malformed);
       log.warn_once(warned_other, other_warning::bad_link_data,
                     [&] { return "warning: ignored DATA from a linked relay: " + why; });
@@ -537,10 +541,12 @@ struct relay::impl {
       return step::next;
     }
     const auto skip = st.next - h.seq;  // entries it had sent before (a resend that overlaps)
-    if (now - started < link_grace && !all_wanted(f2, h.count, skip, li)) return step::next;
+    const char* body = data + link_wire::data_size;
+    const std::size_t body_size = msg.size() - link_wire::data_size;
+    if (now - started < link_grace && !all_wanted(body, body_size, h.count, skip, li)) return step::next;
     units_used = 0;
-    const auto* p = static_cast<const char*>(f2.data());
-    std::size_t left = f2.size();
+    const char* p = body;
+    std::size_t left = body_size;
     std::uint64_t msgs = 0;
     std::uint32_t i = 0;
     for (; i < h.count; ++i) {
@@ -550,6 +556,10 @@ struct relay::impl {
       if (i < skip) continue;
       if (route.empty() && h.jseq_end != 0 && fed->echo(link_entry.frames, link_entry.nframes, link_entry.end())) {
         relay_stats::add(stats.duplicates, link_entry.count);  // its own, back in a catch-up
+        continue;
+      }
+      if (link_entry.what == record::kind::batch && seen_before(link_entry.header)) {
+        relay_stats::add(stats.duplicates, link_entry.count);
         continue;
       }
       const ingress::frames_view m{link_entry.frames, link_entry.nframes, false};
@@ -616,9 +626,7 @@ struct relay::impl {
   // keeps it and sends it again (after its ack timeout), instead of this relay dropping it for
   // want of a subscriber that is on its way back.
   static constexpr std::chrono::seconds link_grace{10};
-  bool all_wanted(const zmq::message_t& body, std::uint32_t count, std::uint64_t skip, std::size_t li) {
-    const auto* p = static_cast<const char*>(body.data());
-    std::size_t left = body.size();
+  bool all_wanted(const char* p, std::size_t left, std::uint32_t count, std::uint64_t skip, std::size_t li) {
     for (std::uint32_t i = 0; i < count; ++i) {
       if (record::decode_framing(p, left, link_entry) != record::status::ok) return true;  // judged as it is taken
       p += link_entry.size;
@@ -626,6 +634,25 @@ struct relay::impl {
       if (i >= skip && link_entry.nframes != 0 && !fed->wanted(link_entry.frames[0], li)) return false;
     }
     return true;
+  }
+
+  // Whether a batch from a link was taken before, by its publisher's own sequence: a publisher's
+  // batches come by one way, in order, so one whose records are all below the next this relay saw
+  // of that publisher comes again — its sender resent what this relay (before a restart: its journal,
+  // whose publishers the sessions remember) had already taken, or a catch-up overlapped what came
+  // live. Remembers up to 65 536 publishers.
+  bool seen_before(const wire::batch_header& b) {
+    auto it = link_seen.find(b.publisher);
+    std::uint64_t next = it != link_seen.end() ? it->second : 0;
+    if (it == link_seen.end())
+      if (const auto* st = publishers.find(b.publisher)) next = st->next;
+    if (b.seq + b.count <= next) return true;
+    if (it == link_seen.end()) {
+      if (link_seen.size() >= 65536) link_seen.erase(link_seen.begin());
+      it = link_seen.emplace(b.publisher, 0).first;
+    }
+    it->second = std::max(next, b.seq + b.count);
+    return false;
   }
 
   // A message of a linked relay's DATA, ready to go on.
@@ -662,14 +689,17 @@ struct relay::impl {
       relay_stats::add(stats.malformed);
       return step::next;
     }
-    if (n == 2 && link_wire::kind_of(uframes[0].data(), uframes[0].size()) == link_wire::kind::data) {
+    if (n != 1) {
+      relay_stats::add(stats.malformed);
+      return step::next;
+    }
+    if (link_wire::kind_of(uframes[0].data(), uframes[0].size()) == link_wire::kind::data) {
       // Held for a full subscriber (or the journal): not taken, not acked; the upstream sends it
       // again (an EXPECT asks for it once this relay goes on).
       if (out.holding() || (jr && jr->full())) return step::next;
-      return handle_link_data({}, uframes[0], uframes[1]);
+      return handle_link_data({}, uframes[0]);
     }
-    if (n == 1) (void)link_frame({}, uframes[0], true);
-    else relay_stats::add(stats.malformed);
+    (void)link_frame({}, uframes[0], true);
     return step::next;
   }
 
@@ -1221,6 +1251,7 @@ struct relay::impl {
   std::unique_ptr<zmq::socket_t> uplink;  // DEALER to the upstream's ack socket (with --upstream)
   std::array<zmq::message_t, 3> uframes;
   std::vector<link_unit> link_units;
+  std::unordered_map<std::uint64_t, std::uint64_t> link_seen;  // publisher -> the seq after its last batch from a link
   std::size_t units_used = 0;
   record::entry link_entry;
   mutable std::mutex links_mutex;  // the links' figures, for other threads

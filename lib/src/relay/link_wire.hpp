@@ -18,9 +18,9 @@
 //   PING     0x36  downstream -> upstream, once a second; PONG 0x37 the answer
 //   SUB      0x38  either way: id, u32 n, n prefixes the sender's side now wants
 //   UNSUB    0x39  either way: id, u32 n, n prefixes it no longer wants
-//   DATA     0x40  either way, two frames: frame 1 id, u64 seq, u32 count, u64 ack floor, u64 jseq
-//                  end (the sender's journal seq after the entries' last message; 0: no journal);
-//                  frame 2 `count` journal-format entries (zrelay/record.hpp), entry i of link
+//   DATA     0x40  either way, one frame: id, u64 seq, u32 count, u64 ack floor, u64 jseq end (the
+//                  sender's journal seq after the entries' last message; 0: no journal): 40 bytes,
+//                  then `count` journal-format entries (zrelay/record.hpp), entry i of link
 //                  sequence seq + i. Answered as the ack socket answers a publisher's batch: an
 //                  ACK or EXPECT reply (version 1, docs/PROTOCOL.md) whose publisher is the sender's id.
 
@@ -53,7 +53,7 @@ enum class kind : std::uint8_t {
 inline constexpr std::size_t max_name = 255;
 /// The longest chain of relays a WELCOME or CHAIN carries (a longer tree is refused as a loop would be).
 inline constexpr std::size_t max_chain = 32;
-/// Bytes of DATA's frame 1.
+/// Bytes of DATA's header, before its entries (in the same frame).
 inline constexpr std::size_t data_size = 40;
 /// A SUB or UNSUB frame is cut at about this many bytes (more frames follow).
 inline constexpr std::size_t max_prefix_frame = 64 * 1024;
