@@ -86,6 +86,10 @@ int main(int argc, char** argv) {
     const auto print_stats = [&r, log](const relay_counters& c) {
       log("stats " + format_counters(c) + r.links_text());
     };
+    if (!current.relay.upstream.ack.empty() && current.relay.curve.enabled() &&
+        current.relay.upstream.server_key.empty())
+      log("note: the link to " + current.relay.upstream.ack +
+          " is plain (not encrypted): give --upstream-server-key for CURVE on it");
     for (const auto& st : current.settings)
       if ((st.key == "upstream-pub" || st.key == "upstream-sub") && st.set)
         log("note: --" + st.key +

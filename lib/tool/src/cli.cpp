@@ -445,7 +445,7 @@ parsed<relay_options> parse_relay(int argc, const char* const* argv) {
       ("upstream-ack", "the upstream's ack endpoint, set alone (default: tcp://HOST:" + std::to_string(default_ack_port) + " of --upstream): the link's one connection", cxxopts::value<std::string>(), "EP")
       ("upstream-pub", "the upstream's publisher endpoint: accepted and checked, not needed (messages, acks and subscriptions all travel on the ack endpoint's connection)", cxxopts::value<std::string>(), "EP")
       ("upstream-sub", "the upstream's subscriber endpoint: accepted and checked, not needed (as --upstream-pub)", cxxopts::value<std::string>(), "EP")
-      ("upstream-server-key", "CURVE on the link: the upstream's public key (40 Z85 characters or its .pub file); the link uses this relay's --curve-key, which the upstream's --allow-keys must list", cxxopts::value<std::string>(), "KEY");
+      ("upstream-server-key", "CURVE on the link: the upstream's public key (40 Z85 characters or its .pub file); the link uses this relay's --curve-key, which the upstream's --allow-keys must list (without it the link is plain, even with --curve-key)", cxxopts::value<std::string>(), "KEY");
   o.add_options("Behaviour")
       ("on-full", "when a subscriber's queue is full: drop (after --full-wait, deliver to the others and count it; the subscriber sees the gap) or block (lossless back-pressure to acked publishers)", cxxopts::value<std::string>()->default_value("drop"), "drop|block")
       ("full-wait", "with drop: how long a full subscriber may hold the others up before its messages are dropped", cxxopts::value<std::string>()->default_value("100"), "MS")
