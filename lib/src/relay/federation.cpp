@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <random>
 
+#include "big_endian.hpp"
 #include "zrelay/record.hpp"
 #include "zrelay/text.hpp"
 
@@ -20,11 +21,9 @@ constexpr std::chrono::milliseconds turn_every{100};
 
 bool is_sys(std::string_view topic) { return topic.compare(0, 5, "$SYS.") == 0; }
 
-// The publisher id of a batch header (offset 8, big-endian).
-std::uint64_t big_endian_id(std::string_view header) {
-  std::uint64_t v = 0;
-  for (std::size_t i = 8; i < 16; ++i) v = (v << 8) | static_cast<unsigned char>(header[i]);
-  return v;
+// The publisher id of a batch header (offset 8).
+std::uint64_t publisher_of(std::string_view header) {
+  return big_endian::get64(reinterpret_cast<const unsigned char*>(header.data()) + 8);
 }
 
 std::string names(const std::vector<link_wire::relay_ref>& chain) {
@@ -156,6 +155,12 @@ void federation::add_remote(std::size_t li, const std::string& prefix) {
   ++l.lengths[prefix.size()];
   l.cached = false;
   change(li, true, prefix);
+}
+
+// Withdraws every prefix of `prefixes` (the link's interest, or its stale part) from link li.
+void federation::remove_all(std::size_t li, const std::unordered_set<std::string>& prefixes) {
+  const std::vector<std::string> gone(prefixes.begin(), prefixes.end());  // remove_remote changes the sets
+  for (const auto& p : gone) remove_remote(li, p);
 }
 
 void federation::remove_remote(std::size_t li, const std::string& prefix) {
@@ -312,8 +317,7 @@ void federation::forget(std::size_t li, const std::string& why) {
   const auto lost = l.window_msgs + l.body_msgs;
   log_.line("link from downstream " + l.name + " ended (" + why + ")" +
             (lost != 0 ? ": " + std::to_string(lost) + " message(s) it had not acked are dropped" : std::string()));
-  std::vector<std::string> had(l.remote.begin(), l.remote.end());
-  for (const auto& p : had) remove_remote(li, p);
+  remove_all(li, l.remote);
   drop_window(l);
   l = link{};
   update_gauges();
@@ -329,8 +333,7 @@ void federation::refuse_upstream(const std::string& why) {
     send(l, link_wire::encode_signal(link_wire::kind::bye, cfg_.id));  // the upstream frees its slot
   l.st = state::refused;
   l.forwarding = false;
-  std::vector<std::string> had(l.remote.begin(), l.remote.end());
-  for (const auto& p : had) remove_remote(0, p);
+  remove_all(0, l.remote);
   drop_window(l);
   l.next_hello = clock::now() + refused_retry;
   update_gauges();
@@ -525,7 +528,7 @@ void federation::received(std::size_t from, std::uint64_t msgs, std::uint64_t js
 bool federation::echo(const std::string_view* frames, std::size_t n, std::uint64_t jseq_end) const {
   if (jseq_end == 0 || jseq_end > live_from_up_) return false;
   if (n != 3 || frames[1].size() < 16 || sent_up_.empty()) return false;
-  return sent_up_.count(big_endian_id(frames[1])) != 0;
+  return sent_up_.count(publisher_of(frames[1])) != 0;
 }
 
 void federation::note_sent_up(std::uint64_t publisher) {
@@ -549,7 +552,7 @@ void federation::forward(const std::string_view* frames, std::size_t n, bool bat
   for (std::size_t li = 0; li < links_.size(); ++li) {
     auto& l = links_[li];
     if (!l.used || li == from || (only != none && li != only) || !l.forwarding || !matches(l, frames[0])) continue;
-    if (l.up && batch && n == 3 && frames[1].size() >= 16) note_sent_up(big_endian_id(frames[1]));
+    if (l.up && batch && n == 3 && frames[1].size() >= 16) note_sent_up(publisher_of(frames[1]));
     if (size == 0) size = record::encoded_size(frames, n);
     if (l.window_msgs + l.body_msgs + count > cfg_.window_msgs ||
         l.window_bytes + l.body.size() + size > cfg_.window_bytes) {
@@ -677,8 +680,7 @@ void federation::turn(clock::time_point now, bool reading) {
       continue;
     }
     if (!l.stale.empty() && now >= l.stale_at) {
-      std::vector<std::string> gone(l.stale.begin(), l.stale.end());
-      for (const auto& p : gone) remove_remote(li, p);
+      remove_all(li, l.stale);
     }
     if (l.st != state::active) continue;
     // Subscription changes, runs of one kind in one frame each.

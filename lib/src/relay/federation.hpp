@@ -195,6 +195,7 @@ private:
   void take_prefixes(std::size_t li, const link_wire::message& m);
   void add_remote(std::size_t li, const std::string& prefix);
   void remove_remote(std::size_t li, const std::string& prefix);
+  void remove_all(std::size_t li, const std::unordered_set<std::string>& prefixes);
   bool matches(link& l, std::string_view topic);
   void send_all_interest(std::size_t li);
   void end_resync(std::size_t li, clock::time_point now);

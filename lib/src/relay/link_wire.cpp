@@ -25,16 +25,16 @@ std::string start(kind k, std::uint64_t id) {
 }
 
 void put8(std::string& s, std::uint8_t v) { s.push_back(static_cast<char>(v)); }
-void put16(std::string& s, std::uint16_t v) {
-  s.push_back(static_cast<char>(v >> 8));
-  s.push_back(static_cast<char>(v));
+// Appends v big-endian with big_endian::putN, as every zrelay frame writes integers.
+template <typename T, void (*Put)(unsigned char*, T)>
+void append_be(std::string& s, T v) {
+  unsigned char b[sizeof(T)];
+  Put(b, v);
+  s.append(reinterpret_cast<const char*>(b), sizeof b);
 }
-void put32(std::string& s, std::uint32_t v) {
-  for (int i = 3; i >= 0; --i) s.push_back(static_cast<char>(v >> (8 * i)));
-}
-void put64(std::string& s, std::uint64_t v) {
-  for (int i = 7; i >= 0; --i) s.push_back(static_cast<char>(v >> (8 * i)));
-}
+void put16(std::string& s, std::uint16_t v) { append_be<std::uint16_t, big_endian::put16>(s, v); }
+void put32(std::string& s, std::uint32_t v) { append_be<std::uint32_t, big_endian::put32>(s, v); }
+void put64(std::string& s, std::uint64_t v) { append_be<std::uint64_t, big_endian::put64>(s, v); }
 void put_string(std::string& s, std::string_view v, std::size_t max = 0xFFFF) {
   if (v.size() > max) v = v.substr(0, max);
   put16(s, static_cast<std::uint16_t>(v.size()));
